@@ -1,0 +1,53 @@
+/* db/cluster: the embedded PostgreSQL cluster in kipd's data folder.
+ *
+ * Knows no KIP word. On first start it runs initdb into DATA_DIR/pg (as the
+ * unprivileged system user cfg->pg_user when kipd runs as root, else as
+ * kipd's own user), then runs the postmaster as a child process with
+ * listen_addresses='' and its unix socket in DATA_DIR/run. If the postmaster
+ * dies, it is restarted with exponential backoff and the restarted_cb fires
+ * (kipd then tells the pool to reconnect). cluster_stop() asks for a fast
+ * shutdown and waits for the child to exit.
+ *
+ * Start-up (initdb, directory set-up) is allowed to block: it runs before the
+ * loop serves anyone. Restarts after that are asynchronous (uv_spawn).
+ */
+#ifndef KIPD_DB_CLUSTER_H
+#define KIPD_DB_CLUSTER_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "util/error.h"
+
+typedef struct cluster_s cluster_t;
+
+typedef struct cluster_config_s {
+  const char *data_dir;    /* kipd's data folder (created 0700 if missing) */
+  const char *pg_bindir;   /* /usr/lib/postgresql/15/bin */
+  const char *pg_user;     /* "postgres"; used only when running as root */
+  const char *db_name;     /* "kipd" */
+} cluster_config_t;
+
+typedef void (*cluster_event_cb)(cluster_t *c, void *data);
+
+/* Prepare the folder, initdb if needed, start the postmaster and wait (at
+ * most timeout_ms, blocking: start-up only) until it accepts connections and
+ * database db_name exists. Returns 0 or -errno with a message in err. *out is
+ * new. restarted_cb (may be NULL) fires after each automatic restart. */
+int cluster_start(uv_loop_t *loop, const cluster_config_t *cfg,
+                  cluster_event_cb restarted_cb, void *cb_data,
+                  unsigned timeout_ms, cluster_t **out,
+                  char *err, size_t err_len) KIPD_MUST_CHECK;
+
+/* The libpq connection string for the cluster (borrowed). */
+const char *cluster_conninfo(const cluster_t *c);
+
+/* True while the postmaster child is running. */
+bool cluster_running(const cluster_t *c);
+
+/* Fast shutdown (SIGINT to the postmaster), no more restarts; cb fires when
+ * the child has exited and all handles are closed. */
+void cluster_stop(cluster_t *c, cluster_event_cb cb, void *data);
+void cluster_free(cluster_t *c);
+
+#endif

@@ -1,0 +1,107 @@
+/* db/pg_pool: a pool of asynchronous libpq connections driven by libuv.
+ *
+ * Knows no KIP word. No blocking libpq call is made: connections start with
+ * PQconnectStartParams/PQconnectPoll, run in non-blocking mode, flush with
+ * PQflush, and are read with PQconsumeInput/PQgetResult from uv_poll_t
+ * callbacks. Statements are prepared once per connection, lazily, in the same
+ * round trip as their first execution (pipeline mode).
+ *
+ * Requests wait in a bounded FIFO queue when all connections are busy. A full
+ * queue fails at once with -ENOSPC; a request that waited queue_timeout_ms
+ * fails with -ETIMEDOUT; while the database is unreachable, requests fail
+ * with -ECONNRESET (mapped to 503 by the app layer). Broken connections are
+ * re-established with exponential backoff; the pool never needs a restart.
+ * statement_timeout is set on every connection.
+ */
+#ifndef KIPD_DB_PG_POOL_H
+#define KIPD_DB_PG_POOL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "util/config.h"
+#include "util/error.h"
+
+typedef struct pg_pool_s pg_pool_t;
+typedef struct pg_conn_s pg_conn_t;
+
+/* A statement with a stable name. Declare these as static const; the pool
+ * prepares each on each connection the first time it is used. */
+typedef struct pg_stmt_s {
+  const char *name;   /* unique, e.g. "plans_get" */
+  const char *sql;    /* with $1..$n placeholders */
+  int nparams;
+} pg_stmt_t;
+
+/* Result of one query.
+ *   err == 0:  res is the PGresult (PGRES_TUPLES_OK / PGRES_COMMAND_OK).
+ *   err == -EIO: the server answered with an error; res holds it (read
+ *              PG_DIAG_SQLSTATE, PG_DIAG_MESSAGE_DETAIL, ...).
+ *   other err:  res is NULL (-ENOSPC queue full, -ETIMEDOUT queue wait,
+ *              -ECONNRESET database unreachable or connection lost,
+ *              -ECANCELED pool shutting down).
+ * res is borrowed: it is PQclear()ed when the callback returns. */
+typedef void (*pg_result_cb)(void *data, int err, PGresult *res);
+
+/* Create the pool on loop and start connecting. cfg is copied (conninfo
+ * duplicated). Returns 0 or -errno; *out is new. */
+int pg_pool_new(uv_loop_t *loop, const pg_pool_config_t *cfg, pg_pool_t **out) KIPD_MUST_CHECK;
+
+/* Run one prepared statement with text parameters (params[i] may be NULL for
+ * SQL NULL; params are copied before this returns). The callback is always
+ * called exactly once, never synchronously from inside this call. Returns 0,
+ * or -errno without calling cb (only for -ENOMEM / -EINVAL). */
+int pg_pool_exec(pg_pool_t *pool, const pg_stmt_t *stmt,
+                 const char *const *params, pg_result_cb cb, void *data) KIPD_MUST_CHECK;
+
+/* Run several prepared statements in one transaction and one round trip
+ * (pipeline mode: BEGIN, each statement, COMMIT, one sync). params[i] is the
+ * parameter array of stmts[i]. cb is called once per statement in order
+ * (index i via the pg_tx_result_cb), and then once with index -1 and the
+ * outcome of the whole transaction (err 0 = committed). If any statement
+ * fails, the transaction is rolled back and later statements report
+ * -ECANCELED. */
+typedef void (*pg_tx_result_cb)(void *data, int index, int err, PGresult *res);
+int pg_pool_tx(pg_pool_t *pool, const pg_stmt_t *const *stmts, int n,
+               const char *const *const *params, pg_tx_result_cb cb, void *data) KIPD_MUST_CHECK;
+
+/* Sessions: hold one connection for a sequence of queries (migrations,
+ * bootstrap). acquire's cb gets the connection (or err != 0, conn NULL).
+ * pg_conn_query runs plain SQL via the simple query protocol (several
+ * statements allowed; cb gets the LAST result, or the first error).
+ * pg_conn_query_params runs one unnamed statement with text params.
+ * Release the connection with pg_pool_release when done. */
+typedef void (*pg_acquire_cb)(void *data, int err, pg_conn_t *conn);
+int pg_pool_acquire(pg_pool_t *pool, pg_acquire_cb cb, void *data) KIPD_MUST_CHECK;
+int pg_conn_query(pg_conn_t *conn, const char *sql, pg_result_cb cb, void *data) KIPD_MUST_CHECK;
+int pg_conn_query_params(pg_conn_t *conn, const char *sql, int nparams,
+                         const char *const *params, pg_result_cb cb, void *data) KIPD_MUST_CHECK;
+void pg_pool_release(pg_pool_t *pool, pg_conn_t *conn);
+
+/* True while at least one connection is up (for /readyz). */
+bool pg_pool_ready(const pg_pool_t *pool);
+
+/* Ask the pool to drop and re-establish every connection soon (used after
+ * the embedded postmaster was restarted). */
+void pg_pool_reconnect(pg_pool_t *pool);
+
+typedef struct pg_pool_stats_s {
+  unsigned connections_up;
+  unsigned connections_busy;
+  unsigned queue_length;
+  uint64_t queries_total;
+  uint64_t queue_full_total;
+  uint64_t reconnects_total;
+} pg_pool_stats_t;
+void pg_pool_stats(const pg_pool_t *pool, pg_pool_stats_t *out);
+
+/* Close: fail queued requests with -ECANCELED, let running queries finish
+ * (their callbacks run), close every connection and handle, then call cb.
+ * Free with pg_pool_free() after cb. */
+typedef void (*pg_pool_closed_cb)(pg_pool_t *pool, void *data);
+void pg_pool_close(pg_pool_t *pool, pg_pool_closed_cb cb, void *data);
+void pg_pool_free(pg_pool_t *pool);
+
+#endif

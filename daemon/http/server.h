@@ -1,0 +1,118 @@
+/* http/server: an HTTP/1.1 server on libuv + llhttp.
+ *
+ * Knows no KIP word. It accepts connections, parses requests with llhttp and
+ * hands each complete request to one handler callback. Requests on one
+ * connection are handled strictly one at a time, so pipelined requests are
+ * answered in order: while a request is dispatched, parsing of the bytes that
+ * follow it is paused.
+ *
+ * Limits (util/config.h http_limits_t): body > max_body_bytes -> 413,
+ * request line + headers > max_header_bytes -> 431, a read timeout on headers
+ * and body (slowloris), an idle keep-alive timeout, and max_connections, past
+ * which new connections get a short 503 and are closed.
+ *
+ * Lifetime: an http_request_t lives until http_respond() has been called for
+ * it AND its connection no longer needs it. If the client disconnects while
+ * the request is dispatched, the request stays valid (http_request_gone()
+ * turns true) and the response passed to http_respond() is dropped; only then
+ * is the memory released. So a late database callback never touches freed
+ * memory, as long as it calls http_respond() exactly once.
+ */
+#ifndef KIPD_HTTP_SERVER_H
+#define KIPD_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "util/arena.h"
+#include "util/config.h"
+#include "util/error.h"
+
+typedef struct http_server_s http_server_t;
+
+typedef struct http_header_s {
+  const char *name;   /* lower-cased by the server for request headers */
+  const char *value;
+} http_header_t;
+
+typedef struct http_request_s {
+  arena_t arena;            /* all memory of this request; freed after the response */
+  const char *method;       /* "GET", "POST", ... (arena) */
+  const char *path;         /* percent-decoded path, without query (arena) */
+  const char *raw_path;     /* as sent, without query (arena) */
+  const char *query;        /* raw query string without '?', or NULL (arena) */
+  http_header_t *headers;   /* n_headers entries (arena) */
+  size_t n_headers;
+  const char *body;         /* NUL-terminated body, body_len bytes (arena); "" if none */
+  size_t body_len;
+  char request_id[40];      /* from a sane X-Request-Id header, else a new UUID v4 */
+  char remote_addr[64];     /* peer IP address text */
+  uint64_t start_ns;        /* uv_hrtime() when the request was complete */
+  void *user;               /* free for the handler's per-request state */
+  struct http_conn_s *conn; /* internal */
+} http_request_t;
+
+/* Called once per complete request. The handler must call http_respond()
+ * exactly once, now or later from another callback. req is borrowed. */
+typedef void (*http_handler_cb)(http_request_t *req, void *handler_data);
+
+/* Called when the server has stopped accepting and every connection closed. */
+typedef void (*http_server_closed_cb)(http_server_t *server, void *data);
+
+/* Create a server on loop. limits is copied. Returns 0 or -errno; *out is new
+ * and must be closed with http_server_close(). */
+int http_server_new(uv_loop_t *loop, const http_limits_t *limits,
+                    http_handler_cb handler, void *handler_data,
+                    http_server_t **out) KIPD_MUST_CHECK;
+
+/* Bind and listen. host is an IPv4 or IPv6 literal; port 0 picks a free port
+ * (read it back with http_server_port()). Returns 0 or a negative uv error. */
+int http_server_listen(http_server_t *server, const char *host, int port) KIPD_MUST_CHECK;
+int http_server_port(const http_server_t *server);
+
+/* Graceful stop: stop accepting now; let dispatched requests finish and
+ * their responses drain; close idle keep-alive connections at once; after
+ * grace_ms force-close whatever remains. Then close all handles and call cb,
+ * after which the server may be freed with http_server_free(). */
+void http_server_shutdown(http_server_t *server, uint64_t grace_ms,
+                          http_server_closed_cb cb, void *data);
+void http_server_free(http_server_t *server);
+
+/* Statistics for /metrics. */
+typedef struct http_server_stats_s {
+  uint64_t connections_open;
+  uint64_t connections_total;
+  uint64_t connections_refused;
+  uint64_t requests_total;
+  uint64_t requests_in_flight;
+} http_server_stats_t;
+void http_server_stats(const http_server_t *server, http_server_stats_t *out);
+
+/* Called after every response the server sends or drops, including the
+ * ones it makes itself (400 on a parse error, 413, 431, 408, 503 over
+ * capacity). For those, method/path may be NULL. req is borrowed and only
+ * valid during the call. Used for the one-line-per-request log. */
+typedef void (*http_access_cb)(const http_request_t *req, int status, void *data);
+void http_server_set_access_cb(http_server_t *server, http_access_cb cb, void *data);
+
+/* Look up a request header, case-insensitively. Returns a borrowed value or
+ * NULL. With several headers of that name, the first. */
+const char *http_request_header(const http_request_t *req, const char *name);
+
+/* True once the client has gone away; the response will be dropped. */
+bool http_request_gone(const http_request_t *req);
+
+/* Send the response. status e.g. 200. headers (n_headers, may be 0) are
+ * copied; the server adds Content-Length, Date, Connection and, unless
+ * present, nothing else. body (len bytes) is copied. The request's memory is
+ * released once the response is written (or dropped). Call exactly once. */
+void http_respond(http_request_t *req, int status,
+                  const http_header_t *headers, size_t n_headers,
+                  const char *body, size_t len);
+
+/* Reason phrase for a status code ("Not Found"). */
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,69 @@
+/* config: kipd's settings, passed down as structs. There are no global
+ * configuration variables: each layer receives the part it needs.
+ *
+ * Precedence: command-line flags > KIPD_* environment > config file >
+ * built-in defaults. */
+#ifndef KIPD_UTIL_CONFIG_H
+#define KIPD_UTIL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+/* HTTP layer limits (http/server.h). */
+typedef struct http_limits_s {
+  size_t max_body_bytes;        /* 1 MiB: larger bodies get 413 */
+  size_t max_header_bytes;      /* 16 KiB of request line + headers: 431 */
+  uint64_t read_timeout_ms;     /* header/body must arrive within this: 10 s */
+  uint64_t keepalive_timeout_ms;/* idle keep-alive connection is closed: 60 s */
+  uint64_t write_timeout_ms;    /* a response must drain within this: 30 s */
+  unsigned max_connections;     /* further accepts are refused: 10000 */
+} http_limits_t;
+
+/* Database pool settings (db/pg_pool.h). */
+typedef struct pg_pool_config_s {
+  const char *conninfo;         /* libpq connection string or URI */
+  unsigned size;                /* connections: 8 */
+  unsigned max_queue;           /* waiting requests before 503: 1024 */
+  uint64_t queue_timeout_ms;    /* a waiting request gives up: 5 s */
+  uint64_t statement_timeout_ms;/* server-side statement_timeout: 10 s */
+  uint64_t connect_timeout_ms;  /* one connection attempt: 5 s */
+  uint64_t backoff_min_ms;      /* reconnect backoff start: 100 ms */
+  uint64_t backoff_max_ms;      /* reconnect backoff cap: 5 s */
+} pg_pool_config_t;
+
+typedef struct kipd_config_s {
+  char *listen_host;            /* "127.0.0.1" */
+  int listen_port;              /* 8080 */
+  char *data_dir;               /* embedded mode: cluster, socket, tokens */
+  char *db_url;                 /* external mode when set */
+  char *admin_token_file;       /* default DATA_DIR/admin-token */
+  char *schema_dir;             /* numbered migrations */
+  char *pg_bindir;              /* /usr/lib/postgresql/15/bin */
+  char *pg_user;                /* system user for the embedded cluster: postgres */
+  char *config_file;
+  char *log_level;              /* debug|info|warn|error */
+  bool migrate_only;
+  uint64_t shutdown_grace_ms;   /* SIGTERM: finish in-flight work: 10 s */
+  int meeting_min_minutes;      /* 90 */
+  int next_meeting_max_months;  /* 6 */
+  http_limits_t http;
+  pg_pool_config_t pool;
+} kipd_config_t;
+
+/* Fill cfg with defaults. */
+void config_defaults(kipd_config_t *cfg);
+
+/* Apply the config file, KIPD_* environment and argv to cfg, in order of
+ * increasing precedence. Returns 0, 1 when --help/--version was handled (the
+ * caller exits 0), or -EINVAL with a message in err (err_len bytes). */
+int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err_len) KIPD_MUST_CHECK;
+
+/* Release strings owned by cfg. */
+void config_free(kipd_config_t *cfg);
+
+void config_print_help(const char *argv0);
+
+#endif
