@@ -1,1 +1,312 @@
-int main(void) { return 0; }
+/* kipd: parse the configuration, build the objects, run the loop.
+ *
+ * Start-up, in order: the embedded PostgreSQL (unless --db), the pool, the
+ * migrations, the bootstrap admin, the HTTP server. Shutdown on SIGTERM or
+ * SIGINT runs the other way: stop accepting and finish in-flight requests,
+ * close the pool, stop the cluster, exit 0.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "app/app.h"
+#include "db/cluster.h"
+#include "db/migrate.h"
+#include "db/pg_pool.h"
+#include "http/server.h"
+#include "util/config.h"
+#include "util/crypto.h"
+#include "util/log.h"
+
+typedef struct kipd_s {
+  uv_loop_t *loop;
+  kipd_config_t cfg;
+  cluster_t *cluster;
+  pg_pool_t *pool;
+  app_t *app;
+  http_server_t *server;
+  route_t *routes;
+  size_t n_routes;
+  uv_signal_t sigterm;
+  uv_signal_t sigint;
+  bool stopping;
+  int exit_code;
+  char token[CRYPTO_TOKEN_LEN + 1];
+  char token_tmp[4096];
+} kipd_t;
+
+static void kipd_stop(kipd_t *k, int exit_code);
+
+/* ---- shutdown ---- */
+
+static void kipd_on_signal_closed(uv_handle_t *h) { (void)h; }
+
+static void kipd_on_cluster_stopped(cluster_t *c, void *data) {
+  kipd_t *k = data;
+  log_infof("embedded PostgreSQL stopped");
+  uv_close((uv_handle_t *)&k->sigterm, kipd_on_signal_closed);
+  uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
+}
+
+static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
+  kipd_t *k = data;
+  if (k->cluster != NULL) {
+    cluster_stop(k->cluster, kipd_on_cluster_stopped, k);
+    return;
+  }
+  uv_close((uv_handle_t *)&k->sigterm, kipd_on_signal_closed);
+  uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
+}
+
+static void kipd_on_server_closed(http_server_t *server, void *data) {
+  kipd_t *k = data;
+  log_infof("HTTP server closed");
+  pg_pool_close(k->pool, kipd_on_pool_closed, k);
+}
+
+static void kipd_stop(kipd_t *k, int exit_code) {
+  if (k->stopping)
+    return;
+  k->stopping = true;
+  k->exit_code = exit_code;
+  if (k->server != NULL)
+    http_server_shutdown(k->server, k->cfg.shutdown_grace_ms, kipd_on_server_closed, k);
+  else if (k->pool != NULL)
+    pg_pool_close(k->pool, kipd_on_pool_closed, k);
+  else if (k->cluster != NULL)
+    cluster_stop(k->cluster, kipd_on_cluster_stopped, k);
+  else {
+    uv_close((uv_handle_t *)&k->sigterm, kipd_on_signal_closed);
+    uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
+  }
+}
+
+static void kipd_on_signal(uv_signal_t *sig, int signum) {
+  kipd_t *k = sig->data;
+  log_emit(LOG_INFO, "shutting down", json_pack("{s:s}", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+  kipd_stop(k, 0);
+}
+
+/* ---- serving ---- */
+
+static int kipd_serve(kipd_t *k) {
+  int rc = api_routes(&k->routes, &k->n_routes);
+  if (rc != 0)
+    return rc;
+  rc = app_new(&k->cfg, k->pool, k->routes, k->n_routes, &k->app);
+  if (rc != 0)
+    return rc;
+  rc = http_server_new(k->loop, &k->cfg.http, app_handle, k->app, &k->server);
+  if (rc != 0)
+    return rc;
+  http_server_set_access_cb(k->server, app_access_log, k->app);
+  app_set_server(k->app, k->server);
+  rc = http_server_listen(k->server, k->cfg.listen_host, k->cfg.listen_port);
+  if (rc != 0) {
+    log_emit(LOG_ERROR, "cannot listen", json_pack("{s:s, s:i, s:s}", "host", k->cfg.listen_host,
+                                                   "port", k->cfg.listen_port, "error", uv_strerror(rc)));
+    return rc;
+  }
+  int port = http_server_port(k->server);
+  bool v6 = strchr(k->cfg.listen_host, ':') != NULL;
+  char url[256];
+  snprintf(url, sizeof(url), v6 ? "http://[%s]:%d" : "http://%s:%d", k->cfg.listen_host, port);
+  log_emit(LOG_INFO, "listening", json_pack("{s:s, s:i, s:s}", "url", url, "port", port,
+                                            "admin_token_file", k->cfg.admin_token_file));
+  return 0;
+}
+
+/* ---- bootstrap ---- */
+
+static const pg_stmt_t kipd_bootstrap_stmt = {"bootstrap", "SELECT kip.bootstrap($1::text)", 1};
+
+static void kipd_on_bootstrap(void *data, int err, PGresult *res) {
+  kipd_t *k = data;
+  memset(k->token, 0, sizeof(k->token));
+  if (err != 0) {
+    unlink(k->token_tmp);
+    log_emit(LOG_ERROR, "bootstrap failed",
+             json_pack("{s:s}", "error", res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : "database unavailable"));
+    kipd_stop(k, 1);
+    return;
+  }
+  bool created = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+  if (created) {
+    if (rename(k->token_tmp, k->cfg.admin_token_file) != 0) {
+      log_emit(LOG_ERROR, "cannot write the admin token",
+               json_pack("{s:s, s:s}", "file", k->cfg.admin_token_file, "error", strerror(errno)));
+      unlink(k->token_tmp);
+      kipd_stop(k, 1);
+      return;
+    }
+    log_emit(LOG_INFO, "created the admin user", json_pack("{s:s}", "admin_token_file", k->cfg.admin_token_file));
+  } else {
+    unlink(k->token_tmp);
+  }
+  if (kipd_serve(k) != 0)
+    kipd_stop(k, 1);
+}
+
+/* Write a fresh token to a temporary file next to the final one (0600), so
+ * that it exists on disk before the database knows its hash. */
+static int kipd_bootstrap(kipd_t *k) {
+  char hash[65];
+  int rc = crypto_token_new(k->token);
+  if (rc == 0)
+    rc = crypto_sha256_hex(k->token, strlen(k->token), hash);
+  if (rc != 0)
+    return rc;
+  snprintf(k->token_tmp, sizeof(k->token_tmp), "%s.tmp", k->cfg.admin_token_file);
+  int fd = open(k->token_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    log_emit(LOG_ERROR, "cannot write the admin token",
+             json_pack("{s:s, s:s}", "file", k->token_tmp, "error", strerror(errno)));
+    return -errno;
+  }
+  char line[CRYPTO_TOKEN_LEN + 2];
+  int n = snprintf(line, sizeof(line), "%s\n", k->token);
+  bool ok = fchmod(fd, 0600) == 0 && write(fd, line, (size_t)n) == n && fsync(fd) == 0;
+  memset(line, 0, sizeof(line));
+  close(fd);
+  if (!ok) {
+    unlink(k->token_tmp);
+    return -EIO;
+  }
+  const char *params[1] = {hash};
+  rc = pg_pool_exec(k->pool, &kipd_bootstrap_stmt, params, kipd_on_bootstrap, k);
+  if (rc != 0)
+    unlink(k->token_tmp);
+  return rc;
+}
+
+static void kipd_on_migrated(void *data, int err, int applied, const char *message) {
+  kipd_t *k = data;
+  if (err != 0) {
+    log_emit(LOG_ERROR, "migration failed", json_pack("{s:s}", "error", message ? message : "unknown"));
+    kipd_stop(k, 1);
+    return;
+  }
+  log_emit(LOG_INFO, "migrations applied", json_pack("{s:i}", "applied", applied));
+  if (k->cfg.migrate_only) {
+    kipd_stop(k, 0);
+    return;
+  }
+  if (kipd_bootstrap(k) != 0)
+    kipd_stop(k, 1);
+}
+
+static void kipd_on_cluster_restarted(cluster_t *c, void *data) {
+  kipd_t *k = data;
+  log_warnf("embedded PostgreSQL was restarted; reconnecting");
+  if (k->pool != NULL)
+    pg_pool_reconnect(k->pool);
+}
+
+/* kipd refuses secrets that others can read. */
+static int kipd_check_secret_file(const char *path) {
+  struct stat st;
+  if (path == NULL || stat(path, &st) != 0)
+    return 0;
+  if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    log_emit(LOG_ERROR, "refusing to start: a secret file is readable by group or others",
+             json_pack("{s:s, s:s}", "file", path, "fix", "chmod 600"));
+    fprintf(stderr, "kipd: refusing to start: %s is readable by group or others (chmod 600 it)\n", path);
+    return -EPERM;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static kipd_t k;
+  char err[512] = "";
+  signal(SIGPIPE, SIG_IGN);
+  config_defaults(&k.cfg);
+  int rc = config_load(&k.cfg, argc, argv, err, sizeof(err));
+  if (rc == 1) {
+    config_free(&k.cfg);
+    return 0;
+  }
+  if (rc != 0) {
+    fprintf(stderr, "kipd: %s\n", err);
+    config_free(&k.cfg);
+    return 2;
+  }
+  const char *lv = k.cfg.log_level;
+  log_set_level(strcmp(lv, "debug") == 0 ? LOG_DEBUG : strcmp(lv, "warn") == 0 ? LOG_WARN
+                : strcmp(lv, "error") == 0 ? LOG_ERROR : LOG_INFO);
+
+  if (kipd_check_secret_file(k.cfg.admin_token_file) != 0) {
+    config_free(&k.cfg);
+    return 1;
+  }
+
+  k.loop = uv_default_loop();
+  uv_signal_init(k.loop, &k.sigterm);
+  uv_signal_init(k.loop, &k.sigint);
+  k.sigterm.data = &k;
+  k.sigint.data = &k;
+  uv_signal_start(&k.sigterm, kipd_on_signal, SIGTERM);
+  uv_signal_start(&k.sigint, kipd_on_signal, SIGINT);
+
+  if (k.cfg.db_url == NULL) {
+    cluster_config_t cc = {
+      .data_dir = k.cfg.data_dir,
+      .pg_bindir = k.cfg.pg_bindir,
+      .pg_user = k.cfg.pg_user,
+      .db_name = "kipd",
+    };
+    log_emit(LOG_INFO, "starting embedded PostgreSQL", json_pack("{s:s}", "data_dir", k.cfg.data_dir));
+    rc = cluster_start(k.loop, &cc, kipd_on_cluster_restarted, &k, 120000, &k.cluster, err, sizeof(err));
+    if (rc != 0) {
+      log_emit(LOG_ERROR, "cannot start the embedded PostgreSQL", json_pack("{s:s}", "error", err));
+      fprintf(stderr, "kipd: cannot start the embedded PostgreSQL: %s\n", err);
+      k.cluster = NULL;
+      k.exit_code = 1;
+      goto fail_signals;
+    }
+    k.cfg.pool.conninfo = strdup(cluster_conninfo(k.cluster));
+  } else {
+    k.cfg.pool.conninfo = strdup(k.cfg.db_url);
+  }
+
+  rc = pg_pool_new(k.loop, &k.cfg.pool, &k.pool);
+  if (rc != 0) {
+    log_emit(LOG_ERROR, "cannot create the database pool", json_pack("{s:i}", "error", rc));
+    kipd_stop(&k, 1);
+  } else {
+    rc = migrate_run(k.pool, k.cfg.schema_dir, kipd_on_migrated, &k);
+    if (rc != 0) {
+      log_emit(LOG_ERROR, "cannot read migrations", json_pack("{s:s}", "schema_dir", k.cfg.schema_dir));
+      kipd_stop(&k, 1);
+    }
+  }
+
+  uv_run(k.loop, UV_RUN_DEFAULT);
+  goto cleanup;
+
+fail_signals:
+  uv_close((uv_handle_t *)&k.sigterm, kipd_on_signal_closed);
+  uv_close((uv_handle_t *)&k.sigint, kipd_on_signal_closed);
+  uv_run(k.loop, UV_RUN_DEFAULT);
+cleanup:
+  if (k.server != NULL)
+    http_server_free(k.server);
+  if (k.pool != NULL)
+    pg_pool_free(k.pool);
+  if (k.cluster != NULL)
+    cluster_free(k.cluster);
+  app_free(k.app);
+  free(k.routes);
+  rc = uv_loop_close(k.loop);
+  if (rc != 0)
+    log_warnf("loop closed with handles open: %s", uv_strerror(rc));
+  log_emit(LOG_INFO, "stopped", json_pack("{s:i}", "exit_code", k.exit_code));
+  config_free(&k.cfg);
+  return k.exit_code;
+}

@@ -1,2 +1,286 @@
 #include "util/config.h"
-void config_defaults(kipd_config_t *cfg) { (void)cfg; }
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kipd-build.h"
+
+typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_UINT, OPT_SIZE, OPT_LISTEN, OPT_FLAG } opt_type_t;
+
+typedef struct config_opt_s {
+  const char *name;    /* long flag, config-file key */
+  const char *env;     /* KIPD_* variable */
+  opt_type_t type;
+  size_t offset;
+  const char *help;
+} config_opt_t;
+
+#define OFF(field) offsetof(kipd_config_t, field)
+
+static const config_opt_t config__opts[] = {
+  {"listen", "KIPD_LISTEN", OPT_LISTEN, 0, "HOST:PORT to serve HTTP on (127.0.0.1:8080)"},
+  {"data-dir", "KIPD_DATA_DIR", OPT_STR, OFF(data_dir), "data folder of the embedded PostgreSQL and the admin token"},
+  {"db", "KIPD_DB", OPT_STR, OFF(db_url), "external PostgreSQL URI/conninfo; disables the embedded cluster"},
+  {"admin-token-file", "KIPD_ADMIN_TOKEN_FILE", OPT_STR, OFF(admin_token_file), "where the bootstrap admin token is written (DATA_DIR/admin-token)"},
+  {"schema-dir", "KIPD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "folder of numbered SQL migrations"},
+  {"pg-bindir", "KIPD_PG_BINDIR", OPT_STR, OFF(pg_bindir), "PostgreSQL server binaries for the embedded cluster"},
+  {"pg-user", "KIPD_PG_USER", OPT_STR, OFF(pg_user), "system user that runs the embedded cluster when kipd is root (postgres)"},
+  {"log-level", "KIPD_LOG_LEVEL", OPT_STR, OFF(log_level), "debug, info, warn or error (info)"},
+  {"pool-size", "KIPD_POOL_SIZE", OPT_UINT, OFF(pool.size), "database connections (8)"},
+  {"pool-queue", "KIPD_POOL_QUEUE", OPT_UINT, OFF(pool.max_queue), "requests that may wait for a connection before 503 (1024)"},
+  {"pool-queue-timeout-ms", "KIPD_POOL_QUEUE_TIMEOUT_MS", OPT_U64, OFF(pool.queue_timeout_ms), "longest wait for a connection (5000)"},
+  {"statement-timeout-ms", "KIPD_STATEMENT_TIMEOUT_MS", OPT_U64, OFF(pool.statement_timeout_ms), "PostgreSQL statement_timeout (10000)"},
+  {"http-read-timeout-ms", "KIPD_HTTP_READ_TIMEOUT_MS", OPT_U64, OFF(http.read_timeout_ms), "deadline for a request's headers and body (10000)"},
+  {"http-keepalive-timeout-ms", "KIPD_HTTP_KEEPALIVE_TIMEOUT_MS", OPT_U64, OFF(http.keepalive_timeout_ms), "idle keep-alive connections are closed after this (60000)"},
+  {"max-connections", "KIPD_MAX_CONNECTIONS", OPT_UINT, OFF(http.max_connections), "HTTP connections before new ones are refused (10000)"},
+  {"max-body-bytes", "KIPD_MAX_BODY_BYTES", OPT_SIZE, OFF(http.max_body_bytes), "largest request body (1048576)"},
+  {"shutdown-grace-ms", "KIPD_SHUTDOWN_GRACE_MS", OPT_U64, OFF(shutdown_grace_ms), "time to finish in-flight requests on SIGTERM (10000)"},
+  {"meeting-min-minutes", "KIPD_MEETING_MIN_MINUTES", OPT_INT, OFF(meeting_min_minutes), "shortest KIP meeting (90)"},
+  {"next-meeting-max-months", "KIPD_NEXT_MEETING_MAX_MONTHS", OPT_INT, OFF(next_meeting_max_months), "latest next meeting after a meeting (6)"},
+  {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
+  {"config", "KIPD_CONFIG", OPT_STR, OFF(config_file), "JSON config file whose keys are these option names"},
+};
+
+void config_defaults(kipd_config_t *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->listen_host = strdup("127.0.0.1");
+  cfg->listen_port = 8080;
+  cfg->schema_dir = strdup(KIPD_SOURCE_SCHEMA_DIR);
+  cfg->pg_bindir = strdup(KIPD_PG_BINDIR);
+  cfg->pg_user = strdup("postgres");
+  cfg->log_level = strdup("info");
+  cfg->shutdown_grace_ms = 10000;
+  cfg->meeting_min_minutes = 90;
+  cfg->next_meeting_max_months = 6;
+  cfg->http.max_body_bytes = 1024 * 1024;
+  cfg->http.max_header_bytes = 16 * 1024;
+  cfg->http.read_timeout_ms = 10000;
+  cfg->http.keepalive_timeout_ms = 60000;
+  cfg->http.write_timeout_ms = 30000;
+  cfg->http.max_connections = 10000;
+  cfg->pool.size = 8;
+  cfg->pool.max_queue = 1024;
+  cfg->pool.queue_timeout_ms = 5000;
+  cfg->pool.statement_timeout_ms = 10000;
+  cfg->pool.connect_timeout_ms = 5000;
+  cfg->pool.backoff_min_ms = 100;
+  cfg->pool.backoff_max_ms = 5000;
+}
+
+void config_free(kipd_config_t *cfg) {
+  free(cfg->listen_host);
+  free(cfg->data_dir);
+  free(cfg->db_url);
+  free(cfg->admin_token_file);
+  free(cfg->schema_dir);
+  free(cfg->pg_bindir);
+  free(cfg->pg_user);
+  free(cfg->config_file);
+  free(cfg->log_level);
+  free((char *)cfg->pool.conninfo);
+  memset(cfg, 0, sizeof(*cfg));
+}
+
+static int config__parse_u64(const char *s, unsigned long long *out) {
+  char *end;
+  if (*s == '\0' || *s == '-')
+    return -EINVAL;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0')
+    return -EINVAL;
+  *out = v;
+  return 0;
+}
+
+static int config__set(kipd_config_t *cfg, const config_opt_t *o, const char *value,
+                       const char *origin, char *err, size_t err_len) {
+  char *base = (char *)cfg;
+  unsigned long long v = 0;
+  switch (o->type) {
+  case OPT_STR: {
+    char **slot = (char **)(base + o->offset);
+    free(*slot);
+    *slot = strdup(value);
+    return *slot ? 0 : -ENOMEM;
+  }
+  case OPT_FLAG:
+    *(bool *)(base + o->offset) = value == NULL || strcmp(value, "0") != 0;
+    return 0;
+  case OPT_LISTEN: {
+    const char *colon = strrchr(value, ':');
+    if (colon == NULL || config__parse_u64(colon + 1, &v) != 0 || v > 65535)
+      goto bad;
+    const char *host = value;
+    size_t hlen = (size_t)(colon - value);
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+      host++;
+      hlen -= 2;
+    }
+    if (hlen == 0)
+      goto bad;
+    free(cfg->listen_host);
+    cfg->listen_host = strndup(host, hlen);
+    cfg->listen_port = (int)v;
+    return 0;
+  }
+  default:
+    if (config__parse_u64(value, &v) != 0)
+      goto bad;
+    if (o->type == OPT_INT) {
+      if (v > 1000000)
+        goto bad;
+      *(int *)(base + o->offset) = (int)v;
+    } else if (o->type == OPT_UINT) {
+      if (v > 10000000)
+        goto bad;
+      *(unsigned *)(base + o->offset) = (unsigned)v;
+    } else if (o->type == OPT_SIZE) {
+      *(size_t *)(base + o->offset) = (size_t)v;
+    } else {
+      *(uint64_t *)(base + o->offset) = (uint64_t)v;
+    }
+    return 0;
+  }
+bad:
+  snprintf(err, err_len, "%s: invalid value for %s", origin, o->name);
+  return -EINVAL;
+}
+
+static int config__load_file(kipd_config_t *cfg, const char *path, char *err, size_t err_len) {
+  json_error_t jerr;
+  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+  if (root == NULL) {
+    snprintf(err, err_len, "config file %s: %s (line %d)", path, jerr.text, jerr.line);
+    return -EINVAL;
+  }
+  int rc = 0;
+  if (!json_is_object(root)) {
+    snprintf(err, err_len, "config file %s: must be a JSON object", path);
+    rc = -EINVAL;
+    goto out;
+  }
+  const char *key;
+  json_t *val;
+  json_object_foreach(root, key, val) {
+    const config_opt_t *o = NULL;
+    for (size_t i = 0; i < KIPD_ARRAY_SIZE(config__opts); i++)
+      if (strcmp(config__opts[i].name, key) == 0)
+        o = &config__opts[i];
+    if (o == NULL || o->type == OPT_FLAG || strcmp(key, "config") == 0) {
+      snprintf(err, err_len, "config file %s: unknown key \"%s\"", path, key);
+      rc = -EINVAL;
+      goto out;
+    }
+    char num[32];
+    const char *s;
+    if (json_is_string(val)) {
+      s = json_string_value(val);
+    } else if (json_is_integer(val)) {
+      snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(val));
+      s = num;
+    } else {
+      snprintf(err, err_len, "config file %s: \"%s\" must be a string or integer", path, key);
+      rc = -EINVAL;
+      goto out;
+    }
+    rc = config__set(cfg, o, s, "config file", err, err_len);
+    if (rc != 0)
+      goto out;
+  }
+out:
+  json_decref(root);
+  return rc;
+}
+
+void config_print_help(const char *argv0) {
+  printf("kipd %s: case-management daemon for coordinated intervention plans (KIP)\n\n", KIPD_VERSION);
+  printf("Usage: %s [--data-dir DIR | --db URI] [--listen HOST:PORT] [options]\n\n", argv0);
+  printf("Without --db, kipd initialises and runs a private PostgreSQL in DIR.\n");
+  printf("Precedence: flags > KIPD_* environment > --config JSON file > defaults.\n\n");
+  for (size_t i = 0; i < KIPD_ARRAY_SIZE(config__opts); i++) {
+    const config_opt_t *o = &config__opts[i];
+    printf("  --%-26s %-32s %s\n", o->type == OPT_FLAG ? o->name : o->name, o->env, o->help);
+  }
+  printf("  --%-26s %-32s %s\n", "help", "", "show this help");
+  printf("  --%-26s %-32s %s\n", "version", "", "show the version");
+}
+
+int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err_len) {
+  struct option longopts[KIPD_ARRAY_SIZE(config__opts) + 3];
+  size_t n = 0;
+  for (size_t i = 0; i < KIPD_ARRAY_SIZE(config__opts); i++, n++) {
+    longopts[n].name = config__opts[i].name;
+    longopts[n].has_arg = config__opts[i].type == OPT_FLAG ? no_argument : required_argument;
+    longopts[n].flag = NULL;
+    longopts[n].val = 1000 + (int)i;
+  }
+  longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+  longopts[n++] = (struct option){"version", no_argument, NULL, 'V'};
+  longopts[n] = (struct option){NULL, 0, NULL, 0};
+
+  /* Pass 1: --help, --version, --config and flag syntax errors. */
+  const char *config_path = getenv("KIPD_CONFIG");
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+    if (c == 'h') {
+      config_print_help(argv[0]);
+      return 1;
+    }
+    if (c == 'V') {
+      printf("kipd %s\n", KIPD_VERSION);
+      return 1;
+    }
+    if (c == '?' || c == ':') {
+      snprintf(err, err_len, "unknown or incomplete option: %s (see --help)",
+               optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+      return -EINVAL;
+    }
+    if (c >= 1000 && strcmp(config__opts[c - 1000].name, "config") == 0)
+      config_path = optarg;
+  }
+  if (optind < argc) {
+    snprintf(err, err_len, "unexpected argument: %s", argv[optind]);
+    return -EINVAL;
+  }
+  int rc;
+  if (config_path != NULL && (rc = config__load_file(cfg, config_path, err, err_len)) != 0)
+    return rc;
+  /* Environment. */
+  for (size_t i = 0; i < KIPD_ARRAY_SIZE(config__opts); i++) {
+    const char *v = getenv(config__opts[i].env);
+    if (v != NULL && *v != '\0' && (rc = config__set(cfg, &config__opts[i], v, config__opts[i].env, err, err_len)) != 0)
+      return rc;
+  }
+  /* Flags. */
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+    if (c >= 1000 && (rc = config__set(cfg, &config__opts[c - 1000], optarg, "command line", err, err_len)) != 0)
+      return rc;
+  }
+  if (cfg->db_url == NULL && cfg->data_dir == NULL) {
+    snprintf(err, err_len, "give --data-dir DIR (embedded PostgreSQL) or --db URI (external)");
+    return -EINVAL;
+  }
+  if (cfg->admin_token_file == NULL) {
+    if (cfg->data_dir == NULL) {
+      snprintf(err, err_len, "--admin-token-file is required with --db and no --data-dir");
+      return -EINVAL;
+    }
+    size_t len = strlen(cfg->data_dir) + sizeof("/admin-token");
+    cfg->admin_token_file = malloc(len);
+    if (cfg->admin_token_file == NULL)
+      return -ENOMEM;
+    snprintf(cfg->admin_token_file, len, "%s/admin-token", cfg->data_dir);
+  }
+  if (cfg->pool.size == 0 || cfg->http.max_connections == 0 || cfg->meeting_min_minutes <= 0) {
+    snprintf(err, err_len, "pool-size, max-connections and meeting-min-minutes must be positive");
+    return -EINVAL;
+  }
+  return 0;
+}

@@ -1,1 +1,53 @@
-/* placeholder: being written */
+#include "util/crypto.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+int crypto_token_new(char out[CRYPTO_TOKEN_LEN + 1]) {
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  unsigned char raw[33]; /* 32 random bytes + 1 pad byte for the last group */
+  if (RAND_bytes(raw, 32) != 1)
+    return -EIO;
+  raw[32] = 0;
+  memcpy(out, "kipd_", 5);
+  char *p = out + 5;
+  /* 32 bytes = 10 groups of 3 + 2 bytes -> 40 + 3 characters. */
+  for (int i = 0; i < 30; i += 3) {
+    unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
+    *p++ = b64[(v >> 18) & 63];
+    *p++ = b64[(v >> 12) & 63];
+    *p++ = b64[(v >> 6) & 63];
+    *p++ = b64[v & 63];
+  }
+  unsigned v = (unsigned)raw[30] << 16 | (unsigned)raw[31] << 8;
+  *p++ = b64[(v >> 18) & 63];
+  *p++ = b64[(v >> 12) & 63];
+  *p++ = b64[(v >> 6) & 63];
+  *p = '\0';
+  OPENSSL_cleanse(raw, sizeof(raw));
+  return 0;
+}
+
+int crypto_sha256_hex(const char *s, size_t len, char out[65]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+    return -EIO;
+  for (unsigned i = 0; i < 32; i++)
+    snprintf(out + i * 2, 3, "%02x", md[i]);
+  return 0;
+}
+
+int crypto_uuid_v4(char out[37]) {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof(b)) != 1)
+    return -EIO;
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+           b[14], b[15]);
+  return 0;
+}

@@ -1,0 +1,36 @@
+/* api: kipd's HTTP resources. Each file holds one resource family: its
+ * request specs (util/json_check), its SQL statements (kip_api.* functions,
+ * schema/003_api.sql) and its routes. */
+#ifndef KIPD_API_API_H
+#define KIPD_API_API_H
+
+#include <stddef.h>
+
+#include "app/router.h"
+#include "util/error.h"
+
+/* Each family's routes. */
+extern const route_t api_health_routes[];
+extern const size_t api_health_n_routes;
+extern const route_t api_accounts_routes[];
+extern const size_t api_accounts_n_routes;
+extern const route_t api_plans_routes[];
+extern const size_t api_plans_n_routes;
+extern const route_t api_participants_routes[];
+extern const size_t api_participants_n_routes;
+extern const route_t api_consent_routes[];
+extern const size_t api_consent_n_routes;
+
+/* The whole table, in one new array (free with free()). */
+int api_routes(route_t **out, size_t *n) KIPD_MUST_CHECK;
+
+/* Shared query-parameter specs and hooks. */
+const char *api_format_limit(json_t *parent, const char *key, json_t *value);
+extern const jc_field_t api_page_query[];   /* limit, cursor */
+
+/* Enum value lists shared across families. */
+extern const char *const api_needs_areas[];
+extern const char *const api_participant_roles[];
+extern const char *const api_attendance_modes[];
+
+#endif

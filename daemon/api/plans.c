@@ -1,0 +1,150 @@
+/* Plans: create, read, list, change, close, history. */
+#include <string.h>
+
+#include "api/api.h"
+#include "app/app.h"
+#include "util/validate.h"
+
+static const char *const goal_owners[] = {"citizen", "team", NULL};
+static const char *const goal_statuses[] = {"open", "achieved", "dropped", NULL};
+static const char *const plan_statuses[] = {"draft", "awaiting_consent", "active", "closed", NULL};
+static const char *const close_reasons[] = {"completed", "transferred", "declined", "consent_withdrawn",
+                                            "deceased", "moved", "other", NULL};
+
+/* A CPR number is normalised to DDMMYY-NNNN, and the birth date is derived
+ * from it unless the client gave one. */
+static const char *format_citizen_cpr(json_t *parent, const char *key, json_t *value) {
+  char norm[12], birth[11];
+  if (!validate_cpr(json_string_value(value), norm, birth))
+    return "not a valid CPR number (DDMMYY-NNNN with a real date)";
+  json_object_set_new(parent, key, json_string(norm));
+  if (json_object_get(parent, "birth_date") == NULL)
+    json_object_set_new(parent, "birth_date", json_string(birth));
+  return NULL;
+}
+
+#define CITIZEN_FIELDS(name_flags)                                                                  \
+  {.name = "name", .type = JC_STRING, .flags = name_flags, .min_len = 1, .max_len = 200},          \
+  {.name = "cpr", .type = JC_STRING, .flags = JC_NULLABLE, .format = format_citizen_cpr},          \
+  {.name = "birth_date", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_date},       \
+  {.name = "phone", .type = JC_STRING, .flags = JC_NULLABLE, .max_len = 40},                       \
+  {.name = "address", .type = JC_STRING, .flags = JC_NULLABLE, .max_len = 500},                    \
+  {.name = "preferred_language", .type = JC_STRING, .flags = JC_NULLABLE, .max_len = 35},          \
+  {NULL}
+
+static const jc_field_t citizen_create[] = {CITIZEN_FIELDS(JC_REQUIRED)};
+static const jc_field_t citizen_patch[] = {CITIZEN_FIELDS(0)};
+
+static const jc_field_t sub_goal_fields[] = {
+  {.name = "id", .type = JC_STRING, .format = jc_format_uuid},
+  {.name = "text", .type = JC_STRING, .flags = JC_REQUIRED, .min_len = 1, .max_len = 2000},
+  {.name = "status", .type = JC_STRING, .enum_values = goal_statuses},
+  {NULL},
+};
+static const jc_field_t sub_goal_item = {.type = JC_OBJECT, .fields = sub_goal_fields};
+
+static const jc_field_t goal_fields[] = {
+  {.name = "id", .type = JC_STRING, .format = jc_format_uuid},
+  {.name = "text", .type = JC_STRING, .flags = JC_REQUIRED, .min_len = 1, .max_len = 2000},
+  {.name = "owner", .type = JC_STRING, .flags = JC_REQUIRED, .enum_values = goal_owners},
+  {.name = "status", .type = JC_STRING, .enum_values = goal_statuses},
+  {.name = "sub_goals", .type = JC_ARRAY, .items = &sub_goal_item, .max_len = 50},
+  {NULL},
+};
+static const jc_field_t goal_item = {.type = JC_OBJECT, .fields = goal_fields};
+
+static const jc_field_t need_fields[] = {
+  {.name = "relevant", .type = JC_BOOL, .flags = JC_REQUIRED},
+  {.name = "note", .type = JC_STRING, .flags = JC_NULLABLE, .max_len = 2000},
+  {NULL},
+};
+static const jc_field_t need_value = {.type = JC_OBJECT, .fields = need_fields};
+
+static const jc_field_t coordinator_fields[] = {
+  {.name = "role", .type = JC_STRING, .enum_values = NULL},
+  {.name = "role_title", .type = JC_STRING, .flags = JC_NULLABLE, .max_len = 200},
+  {.name = "phone", .type = JC_STRING, .flags = JC_NULLABLE, .max_len = 40},
+  {.name = "email", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_email},
+  {NULL},
+};
+
+static const jc_field_t plan_create_body[] = {
+  {.name = "citizen", .type = JC_OBJECT, .flags = JC_REQUIRED, .fields = citizen_create},
+  {.name = "reason", .type = JC_STRING, .max_len = 10000},
+  {.name = "goals", .type = JC_ARRAY, .items = &goal_item, .max_len = 100},
+  {.name = "needs", .type = JC_MAP, .enum_values = api_needs_areas, .fields = &need_value},
+  {.name = "follow_up_date", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_date},
+  {.name = "approved_at", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_date},
+  {.name = "coordinator", .type = JC_OBJECT, .fields = coordinator_fields},
+  {NULL},
+};
+
+static const jc_field_t plan_patch_body[] = {
+  {.name = "citizen", .type = JC_OBJECT, .fields = citizen_patch},
+  {.name = "reason", .type = JC_STRING, .max_len = 10000},
+  {.name = "goals", .type = JC_ARRAY, .items = &goal_item, .max_len = 100},
+  {.name = "needs", .type = JC_MAP, .enum_values = api_needs_areas, .fields = &need_value},
+  {.name = "follow_up_date", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_date},
+  {.name = "approved_at", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_date},
+  {.name = "status", .type = JC_STRING, .enum_values = plan_statuses},
+  {NULL},
+};
+
+static const jc_field_t plan_close_body[] = {
+  {.name = "reason", .type = JC_STRING, .flags = JC_REQUIRED, .enum_values = close_reasons},
+  {.name = "note", .type = JC_STRING, .flags = JC_NULLABLE, .max_len = 2000},
+  {NULL},
+};
+
+static const jc_field_t plan_list_query[] = {
+  {.name = "limit", .type = JC_STRING, .format = api_format_limit},
+  {.name = "cursor", .type = JC_STRING, .max_len = 512},
+  {.name = "status", .type = JC_STRING, .enum_values = plan_statuses},
+  {.name = "coordinator", .type = JC_STRING, .format = jc_format_uuid},
+  {.name = "organisation", .type = JC_STRING, .format = jc_format_uuid},
+  {.name = "q", .type = JC_STRING, .max_len = 200},
+  {NULL},
+};
+
+static const pg_stmt_t plan_create = {"plan_create",
+  "SELECT * FROM kip_api.plan_create($1::jsonb, $2::jsonb)", 2};
+static const pg_stmt_t plan_list = {"plan_list",
+  "SELECT * FROM kip_api.plan_list($1::jsonb, $2::jsonb)", 2};
+static const pg_stmt_t plan_get = {"plan_get",
+  "SELECT * FROM kip_api.plan_get($1::jsonb, $2::uuid)", 2};
+static const pg_stmt_t plan_patch = {"plan_patch",
+  "SELECT * FROM kip_api.plan_patch($1::jsonb, $2::uuid, $3::jsonb)", 3};
+static const pg_stmt_t plan_close = {"plan_close",
+  "SELECT * FROM kip_api.plan_close($1::jsonb, $2::uuid, $3::jsonb)", 3};
+static const pg_stmt_t plan_history = {"plan_history",
+  "SELECT * FROM kip_api.plan_history($1::jsonb, $2::uuid, $3::jsonb)", 3};
+
+/* The coordinator's role uses the participant roles; set here because the
+ * shared list lives in routes.c. */
+static void plan_create_handler(kreq_t *r) {
+  json_t *coord = json_object_get(r->body, "coordinator");
+  json_t *role = coord ? json_object_get(coord, "role") : NULL;
+  if (role != NULL) {
+    bool ok = false;
+    for (const char *const *v = api_participant_roles; *v; v++)
+      if (strcmp(*v, json_string_value(role)) == 0 && strcmp(*v, "citizen") != 0 &&
+          strcmp(*v, "relative") != 0)
+        ok = true;
+    if (!ok) {
+      kreq_problem(r, 422, "coordinator.role: not a professional role", "coordinator.role",
+                   "must be a professional participant role");
+      return;
+    }
+  }
+  kreq_generic(r);
+}
+
+const route_t api_plans_routes[] = {
+  {"POST", "/v1/plans", plan_create_handler, plan_create_body, NULL, &plan_create, 201, ROUTE_BODY},
+  {"GET", "/v1/plans", NULL, NULL, plan_list_query, &plan_list, 200, 0},
+  {"GET", "/v1/plans/{id}", NULL, NULL, NULL, &plan_get, 200, 0},
+  {"PATCH", "/v1/plans/{id}", NULL, plan_patch_body, NULL, &plan_patch, 200, ROUTE_BODY | ROUTE_IF_MATCH},
+  {"POST", "/v1/plans/{id}/close", NULL, plan_close_body, NULL, &plan_close, 200, ROUTE_BODY | ROUTE_IF_MATCH},
+  {"GET", "/v1/plans/{id}/history", NULL, NULL, api_page_query, &plan_history, 200, 0},
+};
+const size_t api_plans_n_routes = KIPD_ARRAY_SIZE(api_plans_routes);

@@ -1,0 +1,64 @@
+#include "api/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/validate.h"
+
+const char *const api_needs_areas[] = {"substances", "somatic_health", "mental_health", "housing",
+                                       "finances", "employment", "crime", "family_children",
+                                       "network", NULL};
+
+const char *const api_participant_roles[] = {
+  "social_nurse", "caseworker", "jobcenter_caseworker", "support_contact_person",
+  "general_practitioner", "addiction_counsellor", "psychiatry", "municipal_authority",
+  "relative", "citizen", "other", NULL};
+
+const char *const api_attendance_modes[] = {"in_person", "phone", "video", NULL};
+
+/* limit=1..500, rewritten to an integer. */
+const char *api_format_limit(json_t *parent, const char *key, json_t *value) {
+  const char *s = json_string_value(value);
+  size_t len = strlen(s);
+  if (len == 0 || len > 3 || !validate_digits(s, len))
+    return "must be an integer from 1 to 500";
+  int n = atoi(s);
+  if (n < 1 || n > 500)
+    return "must be an integer from 1 to 500";
+  if (parent != NULL && key != NULL)
+    json_object_set_new(parent, key, json_integer(n));
+  return NULL;
+}
+
+const jc_field_t api_page_query[] = {
+  {.name = "limit", .type = JC_STRING, .format = api_format_limit},
+  {.name = "cursor", .type = JC_STRING, .max_len = 512},
+  {NULL},
+};
+
+int api_routes(route_t **out, size_t *n) {
+  struct {
+    const route_t *routes;
+    size_t n;
+  } families[] = {
+    {api_health_routes, api_health_n_routes},
+    {api_accounts_routes, api_accounts_n_routes},
+    {api_plans_routes, api_plans_n_routes},
+    {api_participants_routes, api_participants_n_routes},
+    {api_consent_routes, api_consent_n_routes},
+  };
+  size_t total = 0;
+  for (size_t i = 0; i < KIPD_ARRAY_SIZE(families); i++)
+    total += families[i].n;
+  route_t *all = calloc(total, sizeof(*all));
+  if (all == NULL)
+    return -ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < KIPD_ARRAY_SIZE(families); i++) {
+    memcpy(all + k, families[i].routes, families[i].n * sizeof(route_t));
+    k += families[i].n;
+  }
+  *out = all;
+  *n = total;
+  return 0;
+}

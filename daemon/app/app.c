@@ -1,0 +1,487 @@
+#include "app/app.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "app/problem.h"
+#include "util/crypto.h"
+#include "util/log.h"
+#include "util/query.h"
+#include "util/validate.h"
+
+struct app_s {
+  const kipd_config_t *cfg;
+  pg_pool_t *pool;
+  http_server_t *server;
+  const route_t *routes;
+  size_t n_routes;
+};
+
+/* ---- construction ---- */
+
+static size_t app__count_params(const char *pattern) {
+  size_t n = 0;
+  for (const char *p = pattern; *p; p++)
+    if (*p == '{')
+      n++;
+  return n;
+}
+
+int app_new(const kipd_config_t *cfg, pg_pool_t *pool, const route_t *routes, size_t n_routes,
+            app_t **out) {
+  for (size_t i = 0; i < n_routes; i++) {
+    const route_t *rt = &routes[i];
+    if (rt->handler == NULL) {
+      int want = 1 + (int)app__count_params(rt->pattern) + ((rt->flags & ROUTE_BODY) ? 1 : 0) +
+                 (rt->query_spec ? 1 : 0);
+      if (rt->stmt == NULL || rt->stmt->nparams != want) {
+        log_errorf("route %s %s: statement takes %d parameters, route passes %d", rt->method,
+                   rt->pattern, rt->stmt ? rt->stmt->nparams : -1, want);
+        return -EINVAL;
+      }
+    }
+  }
+  app_t *app = calloc(1, sizeof(*app));
+  if (app == NULL)
+    return -ENOMEM;
+  app->cfg = cfg;
+  app->pool = pool;
+  app->routes = routes;
+  app->n_routes = n_routes;
+  *out = app;
+  return 0;
+}
+
+void app_free(app_t *app) { free(app); }
+void app_set_server(app_t *app, http_server_t *server) { app->server = server; }
+const kipd_config_t *app_config(const app_t *app) { return app->cfg; }
+pg_pool_t *app_pool(const app_t *app) { return app->pool; }
+http_server_t *app_server(const app_t *app) { return app->server; }
+
+/* ---- helpers ---- */
+
+char *kreq_strdup(kreq_t *r, const char *s) { return arena_strdup(&r->http->arena, s); }
+
+char *kreq_json_text(kreq_t *r, json_t *j) {
+  size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+  char *buf = arena_alloc(&r->http->arena, n + 1);
+  if (buf == NULL)
+    return NULL;
+  json_dumpb(j, buf, n, JSON_COMPACT | JSON_ENCODE_ANY);
+  buf[n] = '\0';
+  return buf;
+}
+
+static void kreq__release(kreq_t *r) {
+  json_decref(r->body);
+  json_decref(r->query);
+  r->body = NULL;
+  r->query = NULL;
+  r->replied = true;
+}
+
+void kreq_reply_raw(kreq_t *r, int status, const char *content_type, const char *body, size_t len,
+                    const http_header_t *headers, size_t n_headers) {
+  http_header_t hdrs[8];
+  size_t n = 0;
+  if (content_type != NULL)
+    hdrs[n++] = (http_header_t){"Content-Type", content_type};
+  for (size_t i = 0; i < n_headers && n < KIPD_ARRAY_SIZE(hdrs); i++)
+    hdrs[n++] = headers[i];
+  http_request_t *req = r->http;
+  kreq__release(r);
+  http_respond(req, status, hdrs, n, body, len);
+}
+
+void kreq_reply_json(kreq_t *r, int status, json_t *body, const http_header_t *headers,
+                     size_t n_headers) {
+  if (body == NULL || status == 204) {
+    json_decref(body);
+    kreq_reply_raw(r, status, NULL, "", 0, headers, n_headers);
+    return;
+  }
+  bool problem = status >= 400;
+  char *text = kreq_json_text(r, body);
+  json_decref(body);
+  if (text == NULL) {
+    kreq_reply_raw(r, 500, NULL, "", 0, NULL, 0);
+    return;
+  }
+  kreq_reply_raw(r, status,
+                 problem ? "application/problem+json; charset=utf-8" : "application/json; charset=utf-8",
+                 text, strlen(text), headers, n_headers);
+}
+
+void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *errors) {
+  json_t *p = problem_new(status, detail, errors, r->http->request_id);
+  http_header_t hdrs[2];
+  size_t n = 0;
+  if (status == 401)
+    hdrs[n++] = (http_header_t){"WWW-Authenticate", "Bearer realm=\"kipd\""};
+  if (status == 503 || status == 429)
+    hdrs[n++] = (http_header_t){"Retry-After", "1"};
+  if (status == 405)
+    hdrs[n++] = (http_header_t){"Allow", r->match.allow};
+  kreq_reply_json(r, status, p, hdrs, n);
+}
+
+void kreq_problem(kreq_t *r, int status, const char *detail, const char *field, const char *message) {
+  json_t *errors = json_array();
+  if (field != NULL)
+    problem_add_error(errors, field, message ? message : "is invalid");
+  kreq_problem_errors(r, status, detail, errors);
+}
+
+void kreq_problem_jc(kreq_t *r) {
+  json_t *errors = json_array();
+  const char *detail = NULL;
+  for (size_t i = 0; i < r->jc.n_errors; i++) {
+    /* A 400 answer lists its 400-class errors first, so the detail names
+     * the reason for the status. */
+    if (r->jc.status == 400 && r->jc.errors[i].status != 400)
+      continue;
+    problem_add_error(errors, r->jc.errors[i].field, r->jc.errors[i].message);
+    if (detail == NULL)
+      detail = arena_sprintf(&r->http->arena, "%s: %s", r->jc.errors[i].field, r->jc.errors[i].message);
+  }
+  kreq_problem_errors(r, r->jc.status, detail, errors);
+}
+
+const char *kreq_ctx(kreq_t *r) {
+  json_t *ctx = json_object();
+  if (r->token_hash[0])
+    json_object_set_new(ctx, "token_hash", json_string(r->token_hash));
+  json_object_set_new(ctx, "request_id", json_string(r->http->request_id));
+  json_object_set_new(ctx, "remote_addr", json_string(r->http->remote_addr));
+  if (r->if_match >= 0)
+    json_object_set_new(ctx, "if_match", json_integer(r->if_match));
+  char *text = kreq_json_text(r, ctx);
+  json_decref(ctx);
+  return text;
+}
+
+/* ---- database answers ---- */
+
+void kreq_reply_row(kreq_t *r, PGresult *res) {
+  if (PQntuples(res) != 1 || PQnfields(res) < 5) {
+    log_errorf("statement %s returned %d rows", r->stmt ? r->stmt->name : "?", PQntuples(res));
+    kreq_problem(r, 500, "unexpected database answer", NULL, NULL);
+    return;
+  }
+  int status = PQgetisnull(res, 0, 0) ? r->ok_status : atoi(PQgetvalue(res, 0, 0));
+  if (!PQgetisnull(res, 0, 4))
+    snprintf(r->user_id, sizeof(r->user_id), "%s", PQgetvalue(res, 0, 4));
+  http_header_t hdrs[2];
+  size_t n = 0;
+  char etag[32];
+  if (!PQgetisnull(res, 0, 2)) {
+    snprintf(etag, sizeof(etag), "\"%s\"", PQgetvalue(res, 0, 2));
+    hdrs[n++] = (http_header_t){"ETag", etag};
+  }
+  if (!PQgetisnull(res, 0, 3))
+    hdrs[n++] = (http_header_t){"Location", kreq_strdup(r, PQgetvalue(res, 0, 3))};
+  if (status == 204 || PQgetisnull(res, 0, 1)) {
+    kreq_reply_raw(r, status, NULL, "", 0, hdrs, n);
+    return;
+  }
+  const char *body = PQgetvalue(res, 0, 1);
+  kreq_reply_raw(r, status, "application/json; charset=utf-8", body, (size_t)PQgetlength(res, 0, 1),
+                 hdrs, n);
+}
+
+void kreq_reply_row_with(kreq_t *r, PGresult *res, const char *key, const char *value) {
+  if (PQntuples(res) != 1 || PQnfields(res) < 5 || PQgetisnull(res, 0, 1)) {
+    kreq_reply_row(r, res);
+    return;
+  }
+  json_t *doc = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+  if (!json_is_object(doc)) {
+    json_decref(doc);
+    kreq_problem(r, 500, "unexpected database answer", NULL, NULL);
+    return;
+  }
+  if (!PQgetisnull(res, 0, 4))
+    snprintf(r->user_id, sizeof(r->user_id), "%s", PQgetvalue(res, 0, 4));
+  json_object_set_new(doc, key, json_string(value));
+  int status = PQgetisnull(res, 0, 0) ? r->ok_status : atoi(PQgetvalue(res, 0, 0));
+  http_header_t hdrs[1];
+  size_t n = 0;
+  if (!PQgetisnull(res, 0, 3))
+    hdrs[n++] = (http_header_t){"Location", kreq_strdup(r, PQgetvalue(res, 0, 3))};
+  kreq_reply_json(r, status, doc, hdrs, n);
+}
+
+static void kreq__db_error(kreq_t *r, PGresult *res) {
+  const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+  const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+  problem_db_map_t m = problem_map_sqlstate(sqlstate, constraint);
+  if (m.action == PROBLEM_DB_RETRY && r->retries == 0) {
+    r->retries++;
+    kreq_exec(r, r->stmt, r->params, r->ok_status, r->on_result);
+    return;
+  }
+  json_t *errors = NULL;
+  bool ours = sqlstate != NULL && sqlstate[0] == 'K' && sqlstate[1] == 'P';
+  if (ours && detail != NULL) {
+    json_t *d = json_loads(detail, 0, NULL);
+    if (d != NULL) {
+      json_t *uid = json_object_get(d, "user_id");
+      if (json_is_string(uid))
+        snprintf(r->user_id, sizeof(r->user_id), "%s", json_string_value(uid));
+      errors = json_incref(json_object_get(d, "errors"));
+      json_decref(d);
+    }
+  }
+  if (errors == NULL || !json_is_array(errors)) {
+    json_decref(errors);
+    errors = json_array();
+  }
+  if (m.field != NULL)
+    problem_add_error(errors, m.field, m.message ? m.message : "is invalid");
+  const char *text = NULL;
+  if (ours)
+    text = primary;
+  else if (m.field != NULL)
+    text = arena_sprintf(&r->http->arena, "%s %s", m.field, m.message);
+  if (m.status == 500) {
+    json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "request_id", r->http->request_id,
+                          "statement", r->stmt ? r->stmt->name : "?", "sqlstate", sqlstate ? sqlstate : "",
+                          "error", primary ? primary : "");
+    log_emit(LOG_ERROR, "database error", f);
+  }
+  if (m.status == 503 && text == NULL)
+    text = "the database is not available; try again";
+  kreq_problem_errors(r, m.status, text, errors);
+}
+
+static void kreq__on_db(void *data, int err, PGresult *res) {
+  kreq_t *r = data;
+  if (err == -EIO && res != NULL) {
+    kreq__db_error(r, res);
+    return;
+  }
+  if (err != 0) {
+    const char *why = err == -ENOSPC ? "too many requests are waiting for the database"
+                      : err == -ETIMEDOUT ? "timed out waiting for the database"
+                                          : "the database is not available; try again";
+    kreq_problem(r, 503, why, NULL, NULL);
+    return;
+  }
+  if (r->on_result != NULL)
+    r->on_result(r, res);
+  else
+    kreq_reply_row(r, res);
+}
+
+void kreq_exec(kreq_t *r, const pg_stmt_t *stmt, const char **params, int ok_status,
+               kreq_result_cb on_result) {
+  r->stmt = stmt;
+  r->params = params;
+  r->ok_status = ok_status;
+  r->on_result = on_result;
+  int rc = pg_pool_exec(r->app->pool, stmt, (const char *const *)params, kreq__on_db, r);
+  if (rc != 0)
+    kreq_problem(r, 503, "the database is not available; try again", NULL, NULL);
+}
+
+void kreq_generic(kreq_t *r) {
+  const route_t *rt = r->match.route;
+  const char **params = arena_calloc(&r->http->arena, sizeof(char *) * (size_t)(rt->stmt->nparams + 1));
+  if (params == NULL) {
+    kreq_problem(r, 500, "out of memory", NULL, NULL);
+    return;
+  }
+  int n = 0;
+  params[n++] = kreq_ctx(r);
+  for (size_t i = 0; i < r->match.n_params; i++)
+    params[n++] = r->match.params[i];
+  if (rt->flags & ROUTE_BODY)
+    params[n++] = kreq_json_text(r, r->body);
+  if (rt->query_spec)
+    params[n++] = kreq_json_text(r, r->query);
+  kreq_exec(r, rt->stmt, params, rt->ok_status ? rt->ok_status : 200, NULL);
+}
+
+/* ---- the request path ---- */
+
+static bool app__is_json(const char *ct) {
+  if (ct == NULL)
+    return false;
+  while (*ct == ' ')
+    ct++;
+  size_t n = strlen("application/json");
+  if (strncasecmp(ct, "application/json", n) != 0)
+    return false;
+  const char *rest = ct + n;
+  while (*rest == ' ')
+    rest++;
+  if (*rest == '\0')
+    return true;
+  if (*rest != ';')
+    return false;
+  rest++;
+  while (*rest == ' ')
+    rest++;
+  return strncasecmp(rest, "charset=utf-8", 13) == 0 || strncasecmp(rest, "charset=\"utf-8\"", 15) == 0;
+}
+
+/* If-Match: "7", 7, W/"7" or *. Returns 0 and sets *out, or -EINVAL. */
+static int app__parse_if_match(const char *v, long long *out) {
+  while (*v == ' ')
+    v++;
+  if (strcmp(v, "*") == 0) {
+    *out = -2;
+    return 0;
+  }
+  if (strncmp(v, "W/", 2) == 0)
+    v += 2;
+  size_t len = strlen(v);
+  while (len > 0 && v[len - 1] == ' ')
+    len--;
+  if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
+    v++;
+    len -= 2;
+  }
+  if (len == 0 || len > 12)
+    return -EINVAL;
+  long long x = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (v[i] < '0' || v[i] > '9')
+      return -EINVAL;
+    x = x * 10 + (v[i] - '0');
+  }
+  *out = x;
+  return 0;
+}
+
+void app_handle(http_request_t *req, void *data) {
+  app_t *app = data;
+  kreq_t *r = arena_calloc(&req->arena, sizeof(*r));
+  if (r == NULL) {
+    http_respond(req, 500, NULL, 0, "", 0);
+    return;
+  }
+  r->http = req;
+  r->app = app;
+  r->if_match = -1;
+  req->user = r;
+  jc_result_init(&r->jc, &req->arena);
+
+  char *scratch = arena_alloc(&req->arena, strlen(req->path) + 1);
+  int rc = router_match(app->routes, app->n_routes, req->method, req->path, scratch, &r->match);
+  if (rc == -ENOENT) {
+    kreq_problem(r, 404, "no such resource", NULL, NULL);
+    return;
+  }
+  if (rc == -EPERM) {
+    kreq_problem(r, 405, arena_sprintf(&req->arena, "allowed: %s", r->match.allow), NULL, NULL);
+    return;
+  }
+  const route_t *rt = r->match.route;
+
+  /* Path parameters are UUIDs: anything else cannot name a resource. */
+  for (size_t i = 0; i < r->match.n_params; i++) {
+    if (!validate_uuid(r->match.params[i])) {
+      kreq_problem(r, 404, "no such resource", NULL, NULL);
+      return;
+    }
+  }
+
+  /* Credentials before anything that reveals the shape of the API. */
+  if (!(rt->flags & ROUTE_PUBLIC)) {
+    const char *auth = http_request_header(req, "authorization");
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
+      kreq_problem(r, 401, "send Authorization: Bearer <token>", NULL, NULL);
+      return;
+    }
+    const char *tok = auth + 7;
+    while (*tok == ' ')
+      tok++;
+    if (crypto_sha256_hex(tok, strlen(tok), r->token_hash) != 0) {
+      kreq_problem(r, 500, "hashing failed", NULL, NULL);
+      return;
+    }
+  }
+
+  /* Query parameters. */
+  const char *why = NULL;
+  if (query_parse(req->query, &r->query, &why) != 0) {
+    kreq_problem(r, 400, "the query string could not be read", "query", why ? why : "invalid");
+    return;
+  }
+  if (rt->query_spec != NULL) {
+    if (jc_check(r->query, rt->query_spec, &r->jc) != 0) {
+      kreq_problem_jc(r);
+      return;
+    }
+  } else if (json_object_size(r->query) > 0) {
+    const char *k = json_object_iter_key(json_object_iter(r->query));
+    kreq_problem(r, 400, "this endpoint takes no query parameters", k, "unknown query parameter");
+    return;
+  }
+
+  /* Body. */
+  if (rt->flags & ROUTE_BODY) {
+    const char *ct = http_request_header(req, "content-type");
+    if (req->body_len == 0 && ct == NULL) {
+      r->body = json_object();
+    } else if (!app__is_json(ct)) {
+      kreq_problem(r, 415, "send the body as application/json; charset=utf-8", "Content-Type",
+                   "must be application/json");
+      return;
+    } else {
+      json_error_t jerr;
+      r->body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+      if (r->body == NULL) {
+        char *msg = arena_sprintf(&req->arena, "invalid JSON at line %d column %d: %s", jerr.line,
+                                  jerr.column, jerr.text);
+        kreq_problem(r, 400, msg, "body", msg);
+        return;
+      }
+    }
+  } else if (req->body_len > 0) {
+    kreq_problem(r, 400, "this endpoint takes no request body", "body", "must be empty");
+    return;
+  }
+
+  /* Preconditions. */
+  const char *im = http_request_header(req, "if-match");
+  if (im != NULL && (rt->flags & (ROUTE_IF_MATCH | ROUTE_OPT_IF_MATCH))) {
+    if (app__parse_if_match(im, &r->if_match) != 0) {
+      kreq_problem(r, 400, "If-Match must be an ETag such as \"3\"", "If-Match", "not a valid ETag");
+      return;
+    }
+  } else if (rt->flags & ROUTE_IF_MATCH) {
+    kreq_problem(r, 428, "send If-Match with the ETag you last read", "If-Match", "is required");
+    return;
+  }
+
+  if ((rt->flags & ROUTE_BODY) && rt->body_spec != NULL && jc_check(r->body, rt->body_spec, &r->jc) != 0) {
+    kreq_problem_jc(r);
+    return;
+  }
+
+  if (rt->handler != NULL)
+    rt->handler(r);
+  else
+    kreq_generic(r);
+}
+
+void app_access_log(const http_request_t *req, int status, void *data) {
+  const kreq_t *r = req->user;
+  json_t *f = json_object();
+  json_object_set_new(f, "request_id", json_string(req->request_id));
+  if (req->method)
+    json_object_set_new(f, "method", json_string(req->method));
+  const char *route = (r && r->match.route) ? r->match.route->pattern : NULL;
+  json_object_set_new(f, "route", route ? json_string(route) : json_null());
+  json_object_set_new(f, "status", json_integer(status));
+  double ms = req->start_ns ? (double)(uv_hrtime() - req->start_ns) / 1e6 : 0.0;
+  json_object_set_new(f, "duration_ms", json_real((double)(long long)(ms * 1000) / 1000.0));
+  json_object_set_new(f, "user_id", (r && r->user_id[0]) ? json_string(r->user_id) : json_null());
+  json_object_set_new(f, "remote_addr", json_string(req->remote_addr));
+  log_emit(LOG_INFO, "request", f);
+}

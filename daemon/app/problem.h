@@ -1,0 +1,37 @@
+/* problem: RFC 9457 problem details and the one table that maps database
+ * errors (SQLSTATE) to HTTP statuses. */
+#ifndef KIPD_APP_PROBLEM_H
+#define KIPD_APP_PROBLEM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Slug and title for a status: 422 -> "validation", "Request breaks a rule". */
+const char *problem_slug(int status);
+const char *problem_title(int status);
+
+/* Build a problem document. errors is stolen (may be NULL: an empty array).
+ * detail and request_id are borrowed. Returns a new reference. */
+json_t *problem_new(int status, const char *detail, json_t *errors, const char *request_id);
+
+/* Append {"field","message"} to errors (borrowed array). */
+void problem_add_error(json_t *errors, const char *field, const char *message);
+
+/* What to do with a database error. */
+typedef enum {
+  PROBLEM_DB_ANSWER,  /* answer with `status` */
+  PROBLEM_DB_RETRY,   /* serialization failure / deadlock: retry the request once */
+} problem_db_action_t;
+
+typedef struct problem_db_map_s {
+  problem_db_action_t action;
+  int status;
+  const char *field;   /* a field to name, from a constraint; may be NULL */
+  const char *message; /* a message for that field; may be NULL */
+} problem_db_map_t;
+
+/* Map a SQLSTATE (+ constraint name, may be NULL) to an HTTP answer.
+ * kipd's own SQL raises SQLSTATE "KPnnn" for HTTP status nnn. */
+problem_db_map_t problem_map_sqlstate(const char *sqlstate, const char *constraint);
+
+#endif

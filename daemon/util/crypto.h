@@ -1,0 +1,23 @@
+/* crypto: thin wrappers over OpenSSL for tokens. No primitive is written
+ * here; OpenSSL does the work. */
+#ifndef KIPD_UTIL_CRYPTO_H
+#define KIPD_UTIL_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+#define CRYPTO_TOKEN_LEN 48  /* "kipd_" + 43 base64url chars */
+
+/* Generate a new bearer token from 256 random bits (RAND_bytes):
+ * "kipd_" + base64url without padding. out must hold CRYPTO_TOKEN_LEN + 1. */
+int crypto_token_new(char out[CRYPTO_TOKEN_LEN + 1]) KIPD_MUST_CHECK;
+
+/* SHA-256 of s as 64 lower-case hex characters + NUL. */
+int crypto_sha256_hex(const char *s, size_t len, char out[65]) KIPD_MUST_CHECK;
+
+/* A random UUID v4 string (37 bytes with NUL). */
+int crypto_uuid_v4(char out[37]) KIPD_MUST_CHECK;
+
+#endif
