@@ -1,2 +1,56 @@
+/* problem+json documents and the SQLSTATE -> HTTP table. */
+#include <string.h>
+
+#include "app/problem.h"
 #include "tap.h"
-int main(void) { tap_plan(0); return tap_done(); }
+
+int main(void) {
+  json_t *errors = json_array();
+  problem_add_error(errors, "citizen.cpr", "not a valid CPR number");
+  json_t *p = problem_new(422, "citizen.cpr: not a valid CPR number", errors, "req-1");
+  tap_is_str(json_string_value(json_object_get(p, "type")), "https://kipd.dk/problems/validation", "type");
+  tap_is_int(json_integer_value(json_object_get(p, "status")), 422, "status");
+  tap_is_str(json_string_value(json_object_get(p, "title")), "Request breaks a rule", "title");
+  tap_is_str(json_string_value(json_object_get(p, "request_id")), "req-1", "request_id");
+  json_t *e0 = json_array_get(json_object_get(p, "errors"), 0);
+  tap_is_str(json_string_value(json_object_get(e0, "field")), "citizen.cpr", "errors[0].field");
+  json_decref(p);
+  p = problem_new(404, NULL, NULL, "r");
+  tap_ok(json_is_array(json_object_get(p, "errors")) && json_array_size(json_object_get(p, "errors")) == 0,
+         "errors is always an array");
+  tap_ok(json_object_get(p, "detail") == NULL, "no detail when none given");
+  json_decref(p);
+
+  struct { const char *state; const char *constraint; int status; problem_db_action_t action; const char *field; } cases[] = {
+    {"KP404", NULL, 404, PROBLEM_DB_ANSWER, NULL},
+    {"KP422", NULL, 422, PROBLEM_DB_ANSWER, NULL},
+    {"KP412", NULL, 412, PROBLEM_DB_ANSWER, NULL},
+    {"KP999", NULL, 500, PROBLEM_DB_ANSWER, NULL},
+    {"23505", "users_username_key", 409, PROBLEM_DB_ANSWER, "username"},
+    {"23505", "participants_one_active_user", 409, PROBLEM_DB_ANSWER, "user_id"},
+    {"23505", "something_else", 409, PROBLEM_DB_ANSWER, NULL},
+    {"23503", NULL, 422, PROBLEM_DB_ANSWER, NULL},
+    {"40001", NULL, 503, PROBLEM_DB_RETRY, NULL},
+    {"40P01", NULL, 503, PROBLEM_DB_RETRY, NULL},
+    {"57014", NULL, 503, PROBLEM_DB_ANSWER, NULL},
+    {"57P01", NULL, 503, PROBLEM_DB_ANSWER, NULL},
+    {"08006", NULL, 503, PROBLEM_DB_ANSWER, NULL},
+    {"53300", NULL, 503, PROBLEM_DB_ANSWER, NULL},
+    {"22P02", NULL, 400, PROBLEM_DB_ANSWER, NULL},
+    {"42P01", NULL, 500, PROBLEM_DB_ANSWER, NULL},
+    {NULL, NULL, 500, PROBLEM_DB_ANSWER, NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    problem_db_map_t m = problem_map_sqlstate(cases[i].state, cases[i].constraint);
+    char what[96];
+    snprintf(what, sizeof(what), "%s/%s -> %d", cases[i].state ? cases[i].state : "(null)",
+             cases[i].constraint ? cases[i].constraint : "-", cases[i].status);
+    tap_ok(m.status == cases[i].status && m.action == cases[i].action &&
+           ((m.field == NULL && cases[i].field == NULL) ||
+            (m.field && cases[i].field && strcmp(m.field, cases[i].field) == 0)), "%s", what);
+  }
+  tap_is_str(problem_slug(415), "unsupported-media-type", "415 slug");
+  tap_is_str(problem_slug(428), "precondition-required", "428 slug");
+  tap_is_str(problem_slug(431), "headers-too-large", "431 slug");
+  return tap_done();
+}
