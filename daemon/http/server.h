@@ -17,6 +17,16 @@
  * turns true) and the response passed to http_respond() is dropped; only then
  * is the memory released. So a late database callback never touches freed
  * memory, as long as it calls http_respond() exactly once.
+ *
+ * A timeout of 0 in the limits disables that timeout; max_connections 0 means
+ * no limit. A client that closes (or half-closes) its side while its request
+ * is dispatched counts as gone. Timeouts: read (from a request's first byte,
+ * or from the accept, to its last byte; not pushed back by trickling bytes)
+ * -> 408 and close; keep-alive idle -> silent close; write (a response must
+ * drain) -> close.
+ *
+ * All functions run on the loop's thread. libuv writes with write(2), so the
+ * process must ignore SIGPIPE.
  */
 #ifndef KIPD_HTTP_SERVER_H
 #define KIPD_HTTP_SERVER_H
@@ -47,7 +57,8 @@ typedef struct http_request_s {
   size_t n_headers;
   const char *body;         /* NUL-terminated body, body_len bytes (arena); "" if none */
   size_t body_len;
-  char request_id[40];      /* from a sane X-Request-Id header, else a new UUID v4 */
+  char request_id[65];      /* from a sane X-Request-Id header (1..64 of
+                               [A-Za-z0-9._-]), else a new UUID v4 */
   char remote_addr[64];     /* peer IP address text */
   uint64_t start_ns;        /* uv_hrtime() when the request was complete */
   void *user;               /* free for the handler's per-request state */
@@ -62,7 +73,8 @@ typedef void (*http_handler_cb)(http_request_t *req, void *handler_data);
 typedef void (*http_server_closed_cb)(http_server_t *server, void *data);
 
 /* Create a server on loop. limits is copied. Returns 0 or -errno; *out is new
- * and must be closed with http_server_close(). */
+ * and owns handles on loop: always end it with http_server_shutdown(), run
+ * the loop until the closed callback, then http_server_free(). */
 int http_server_new(uv_loop_t *loop, const http_limits_t *limits,
                     http_handler_cb handler, void *handler_data,
                     http_server_t **out) KIPD_MUST_CHECK;
@@ -73,11 +85,16 @@ int http_server_listen(http_server_t *server, const char *host, int port) KIPD_M
 int http_server_port(const http_server_t *server);
 
 /* Graceful stop: stop accepting now; let dispatched requests finish and
- * their responses drain; close idle keep-alive connections at once; after
- * grace_ms force-close whatever remains. Then close all handles and call cb,
- * after which the server may be freed with http_server_free(). */
+ * their responses drain (they say Connection: close); close idle keep-alive
+ * connections at once; after grace_ms force-close whatever remains. Then
+ * close all handles and call cb (always from the loop, never from inside
+ * this call), after which the server may be freed with http_server_free().
+ * A request still held by its handler after the force-close stays valid; its
+ * later http_respond() is dropped and frees it without touching the server
+ * (and without an access callback). Calling it again does nothing. */
 void http_server_shutdown(http_server_t *server, uint64_t grace_ms,
                           http_server_closed_cb cb, void *data);
+/* Frees the server. Only after the closed callback has run (aborts before). */
 void http_server_free(http_server_t *server);
 
 /* Statistics for /metrics. */
@@ -105,9 +122,12 @@ const char *http_request_header(const http_request_t *req, const char *name);
 bool http_request_gone(const http_request_t *req);
 
 /* Send the response. status e.g. 200. headers (n_headers, may be 0) are
- * copied; the server adds Content-Length, Date, Connection and, unless
- * present, nothing else. body (len bytes) is copied. The request's memory is
- * released once the response is written (or dropped). Call exactly once. */
+ * copied; the server adds Content-Length, Date, X-Request-Id and Connection
+ * and ignores handler headers of those names (and Transfer-Encoding,
+ * Keep-Alive), as well as any header containing CR or LF. body (len bytes)
+ * is copied; for HEAD, 1xx, 204 and 304 it is not sent (1xx, 204 and 304 get
+ * no Content-Length). The request's memory is released once the response is
+ * written (or dropped). Call exactly once; req is invalid afterwards. */
 void http_respond(http_request_t *req, int status,
                   const http_header_t *headers, size_t n_headers,
                   const char *body, size_t len);
