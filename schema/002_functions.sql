@@ -161,7 +161,7 @@ CREATE FUNCTION kip.require_role(p_user kip.users, p_roles text[], p_what text) 
 LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT (p_user.roles && p_roles) THEN
-    PERFORM kip.fail(403, NULL, p_what);
+    PERFORM kip.fail(403, 'Authorization', p_what);
   END IF;
 END
 $$;

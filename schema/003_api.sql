@@ -107,8 +107,11 @@ DECLARE
   u kip.users := kip.begin_request(p_ctx);
   x kip.users;
 BEGIN
+  IF NOT (u.id = p_id OR 'admin' = ANY (u.roles)) THEN
+    PERFORM kip.fail(403, 'Authorization', 'only admins see other users');
+  END IF;
   SELECT * INTO x FROM kip.users WHERE id = p_id;
-  IF x.id IS NULL OR NOT (u.id = x.id OR 'admin' = ANY (u.roles)) THEN
+  IF x.id IS NULL THEN
     PERFORM kip.fail(404, NULL, 'no such user');
   END IF;
   RETURN kip.ok(kip.user_doc(x));
@@ -163,8 +166,11 @@ DECLARE
   x kip.users;
   t kip.tokens;
 BEGIN
+  IF NOT (u.id = p_user_id OR 'admin' = ANY (u.roles)) THEN
+    PERFORM kip.fail(403, 'Authorization', 'only admins make tokens for other users');
+  END IF;
   SELECT * INTO x FROM kip.users WHERE id = p_user_id;
-  IF x.id IS NULL OR NOT (u.id = x.id OR 'admin' = ANY (u.roles)) THEN
+  IF x.id IS NULL THEN
     PERFORM kip.fail(404, NULL, 'no such user');
   END IF;
   IF NOT x.active THEN
@@ -186,8 +192,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
 BEGIN
-  IF NOT (u.id = p_user_id OR 'admin' = ANY (u.roles))
-     OR NOT EXISTS (SELECT 1 FROM kip.users WHERE id = p_user_id) THEN
+  IF NOT (u.id = p_user_id OR 'admin' = ANY (u.roles)) THEN
+    PERFORM kip.fail(403, 'Authorization', 'only admins see the tokens of other users');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM kip.users WHERE id = p_user_id) THEN
     PERFORM kip.fail(404, NULL, 'no such user');
   END IF;
   RETURN kip.ok(jsonb_build_object(
@@ -539,7 +547,7 @@ DECLARE
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF pa.left_at IS NOT NULL THEN
-    PERFORM kip.fail(409, NULL, 'the participant has left the plan');
+    PERFORM kip.fail(409, 'left_at', 'the participant has left the plan');
   END IF;
   IF pa.kind = 'citizen' AND (p_body ? 'name' OR p_body ? 'phone') THEN
     PERFORM kip.fail(422, CASE WHEN p_body ? 'name' THEN 'name' ELSE 'phone' END,
@@ -572,13 +580,13 @@ DECLARE
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF pa.left_at IS NOT NULL THEN
-    PERFORM kip.fail(409, NULL, 'the participant has already left the plan');
+    PERFORM kip.fail(409, 'left_at', 'the participant has already left the plan');
   END IF;
   IF pa.kind = 'citizen' THEN
-    PERFORM kip.fail(409, NULL, 'the citizen cannot leave the plan; close it instead');
+    PERFORM kip.fail(409, 'kind', 'the citizen cannot leave the plan; close it instead');
   END IF;
   IF pa.id = p.coordinator_participant_id THEN
-    PERFORM kip.fail(409, NULL, 'the tovholder cannot leave; hand the plan over first');
+    PERFORM kip.fail(409, 'coordinator', 'the tovholder cannot leave; hand the plan over first');
   END IF;
   IF v_to IS NOT NULL AND (v_to = pa.id OR NOT EXISTS (
        SELECT 1 FROM kip.participants WHERE id = v_to AND plan_id = p.id AND left_at IS NULL)) THEN
@@ -645,10 +653,10 @@ BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   SELECT * INTO c FROM kip.consents WHERE plan_id = p.id AND superseded_at IS NULL FOR UPDATE;
   IF c.id IS NULL THEN
-    PERFORM kip.fail(409, NULL, 'no consent is recorded for this plan');
+    PERFORM kip.fail(404, NULL, 'no consent is recorded for this plan');
   END IF;
   IF c.withdrawn_at IS NOT NULL THEN
-    PERFORM kip.fail(409, NULL, 'the consent is already withdrawn');
+    PERFORM kip.fail(409, 'consent.withdrawn_at', 'the consent is already withdrawn');
   END IF;
   UPDATE kip.consents SET withdrawn_at = now(), withdraw_note = p_body->>'note'
    WHERE id = c.id RETURNING * INTO c;

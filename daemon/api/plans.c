@@ -70,7 +70,7 @@ static const jc_field_t coordinator_fields[] = {
 
 static const jc_field_t plan_create_body[] = {
   {.name = "citizen", .type = JC_OBJECT, .flags = JC_REQUIRED, .fields = citizen_create},
-  {.name = "reason", .type = JC_STRING, .max_len = 10000},
+  {.name = "reason", .type = JC_STRING, .flags = JC_REQUIRED, .min_len = 1, .max_len = 10000},
   {.name = "goals", .type = JC_ARRAY, .items = &goal_item, .max_len = 100},
   {.name = "needs", .type = JC_MAP, .enum_values = api_needs_areas, .fields = &need_value},
   {.name = "follow_up_date", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_date},
@@ -81,7 +81,7 @@ static const jc_field_t plan_create_body[] = {
 
 static const jc_field_t plan_patch_body[] = {
   {.name = "citizen", .type = JC_OBJECT, .fields = citizen_patch},
-  {.name = "reason", .type = JC_STRING, .max_len = 10000},
+  {.name = "reason", .type = JC_STRING, .min_len = 1, .max_len = 10000},
   {.name = "goals", .type = JC_ARRAY, .items = &goal_item, .max_len = 100},
   {.name = "needs", .type = JC_MAP, .enum_values = api_needs_areas, .fields = &need_value},
   {.name = "follow_up_date", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_date},

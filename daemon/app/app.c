@@ -10,7 +10,19 @@
 #include "util/query.h"
 #include "util/validate.h"
 
+/* The user behind a token hash, remembered from the database's answers so
+ * that the access log can name the caller of a request that kipd rejected
+ * before it reached the database (a 400 or 422 from the body checks). It is
+ * used for the log only, never to authenticate: every request that reaches
+ * the database is authenticated there. */
+#define APP_SEEN_SLOTS 1024
+typedef struct app_seen_s {
+  char token_hash[65];
+  char user_id[40];
+} app_seen_t;
+
 struct app_s {
+  app_seen_t seen[APP_SEEN_SLOTS];
   const kipd_config_t *cfg;
   pg_pool_t *pool;
   http_server_t *server;
@@ -61,6 +73,28 @@ http_server_t *app_server(const app_t *app) { return app->server; }
 
 /* ---- helpers ---- */
 
+static app_seen_t *app__seen_slot(app_t *app, const char *token_hash) {
+  unsigned long h = strtoul((char[9]){token_hash[0], token_hash[1], token_hash[2], token_hash[3],
+                                      token_hash[4], token_hash[5], token_hash[6], token_hash[7], 0},
+                            NULL, 16);
+  return &app->seen[h % APP_SEEN_SLOTS];
+}
+
+static void app__remember_user(kreq_t *r) {
+  if (r->token_hash[0] == '\0' || r->user_id[0] == '\0')
+    return;
+  app_seen_t *slot = app__seen_slot(r->app, r->token_hash);
+  memcpy(slot->token_hash, r->token_hash, sizeof(slot->token_hash));
+  snprintf(slot->user_id, sizeof(slot->user_id), "%s", r->user_id);
+}
+
+static const char *app__recall_user(app_t *app, const char *token_hash) {
+  if (token_hash[0] == '\0')
+    return NULL;
+  app_seen_t *slot = app__seen_slot(app, token_hash);
+  return strcmp(slot->token_hash, token_hash) == 0 ? slot->user_id : NULL;
+}
+
 char *kreq_strdup(kreq_t *r, const char *s) { return arena_strdup(&r->http->arena, s); }
 
 char *kreq_json_text(kreq_t *r, json_t *j) {
@@ -74,6 +108,13 @@ char *kreq_json_text(kreq_t *r, json_t *j) {
 }
 
 static void kreq__release(kreq_t *r) {
+  if (r->user_id[0] != '\0')
+    app__remember_user(r);
+  else if (r->token_hash[0] != '\0') {
+    const char *u = app__recall_user(r->app, r->token_hash);
+    if (u != NULL)
+      snprintf(r->user_id, sizeof(r->user_id), "%s", u);
+  }
   json_decref(r->body);
   json_decref(r->query);
   r->body = NULL;
@@ -114,6 +155,14 @@ void kreq_reply_json(kreq_t *r, int status, json_t *body, const http_header_t *h
 }
 
 void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *errors) {
+  if (status == 401 && r->token_hash[0] != '\0') {
+    /* A token the database refused names nobody, in the log either. */
+    app_seen_t *slot = app__seen_slot(r->app, r->token_hash);
+    if (strcmp(slot->token_hash, r->token_hash) == 0)
+      memset(slot, 0, sizeof(*slot));
+    r->token_hash[0] = '\0';
+    r->user_id[0] = '\0';
+  }
   json_t *p = problem_new(status, detail, errors, r->http->request_id);
   http_header_t hdrs[2];
   size_t n = 0;
@@ -377,7 +426,8 @@ void app_handle(http_request_t *req, void *data) {
     return;
   }
   if (rc == -EPERM) {
-    kreq_problem(r, 405, arena_sprintf(&req->arena, "allowed: %s", r->match.allow), NULL, NULL);
+    kreq_problem(r, 405, arena_sprintf(&req->arena, "allowed: %s", r->match.allow), "method",
+                 arena_sprintf(&req->arena, "must be one of %s", r->match.allow));
     return;
   }
   const route_t *rt = r->match.route;

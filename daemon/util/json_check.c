@@ -99,9 +99,9 @@ static void jc__object(json_t *obj, const jc_field_t *spec, const char *prefix, 
 static void jc__value(json_t *parent, const char *key, json_t *v, const jc_field_t *f,
                       const char *path, jc_result_t *res) {
   if (json_is_null(v)) {
+    /* null where a value is expected is a wrong type, required or not. */
     if (!(f->flags & JC_NULLABLE))
-      jc_add_error(res, (f->flags & JC_REQUIRED) ? 422 : 400, path,
-                   (f->flags & JC_REQUIRED) ? "is required" : "must not be null");
+      jc_add_error(res, 400, path, arena_sprintf(res->arena, "must be a %s, not null", jc__type_name(f->type)));
     return;
   }
   if (!jc__type_ok(f->type, v)) {
@@ -111,18 +111,23 @@ static void jc__value(json_t *parent, const char *key, json_t *v, const jc_field
   switch (f->type) {
   case JC_STRING: {
     const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
-    if (strlen(s) != len || !validate_text(s)) {
+    size_t bytes = json_string_length(v);
+    if (strlen(s) != bytes || !validate_text(s)) {
       jc_add_error(res, 422, path, "contains control characters or a NUL");
       return;
     }
+    /* Lengths count characters (code points): Danish names have æ, ø, å. */
+    size_t len = 0;
+    for (const char *c = s; *c; c++)
+      if (((unsigned char)*c & 0xc0) != 0x80)
+        len++;
     if (f->min_len && len < f->min_len) {
       jc_add_error(res, 422, path, f->min_len == 1 ? "must not be empty"
                    : arena_sprintf(res->arena, "must be at least %zu characters", f->min_len));
       return;
     }
     if (f->max_len && len > f->max_len) {
-      jc_add_error(res, 422, path, arena_sprintf(res->arena, "must be at most %zu bytes", f->max_len));
+      jc_add_error(res, 422, path, arena_sprintf(res->arena, "must be at most %zu characters", f->max_len));
       return;
     }
     if (f->enum_values && !jc__in_enum(f->enum_values, s)) {
