@@ -33,7 +33,12 @@ typedef void (*cluster_event_cb)(cluster_t *c, void *data);
 /* Prepare the folder, initdb if needed, start the postmaster and wait (at
  * most timeout_ms, blocking: start-up only) until it accepts connections and
  * database db_name exists. Returns 0 or -errno with a message in err. *out is
- * new. restarted_cb (may be NULL) fires after each automatic restart. */
+ * new. restarted_cb (may be NULL) fires after each automatic restart. cfg is
+ * borrowed for the call. A postmaster still running on DATA_DIR/pg (kipd was
+ * killed) is shut down first. db_name must be [A-Za-z0-9_]{1,63}. Set
+ * KIPD_PG_NOSYNC=1 (tests only) for initdb --no-sync and fsync=off.
+ * On failure nothing is left to free, but a spawned child's handle may still
+ * be closing: run the loop before uv_loop_close(). */
 int cluster_start(uv_loop_t *loop, const cluster_config_t *cfg,
                   cluster_event_cb restarted_cb, void *cb_data,
                   unsigned timeout_ms, cluster_t **out,
@@ -45,9 +50,11 @@ const char *cluster_conninfo(const cluster_t *c);
 /* True while the postmaster child is running. */
 bool cluster_running(const cluster_t *c);
 
-/* Fast shutdown (SIGINT to the postmaster), no more restarts; cb fires when
- * the child has exited and all handles are closed. */
+/* Fast shutdown (SIGINT to the postmaster; SIGQUIT after 30 s, SIGKILL
+ * after 5 s more), no more restarts; cb fires when the child has exited and
+ * all handles are closed. */
 void cluster_stop(cluster_t *c, cluster_event_cb cb, void *data);
+/* Only after cluster_stop's cb (may be called from it). */
 void cluster_free(cluster_t *c);
 
 #endif

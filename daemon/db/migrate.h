@@ -19,9 +19,16 @@
 #define KIPD_MIGRATE_LOCK 7305872414L
 
 /* err == 0 on success; applied = number of files applied now. On failure,
- * message describes it (borrowed, valid during the call). */
+ * message describes it, naming the file (and line) and the SQLSTATE where
+ * there is one (borrowed, valid during the call); NULL on success.
+ * err: -EIO (SQL error), -EINVAL (checksum mismatch, duplicate numbers),
+ * -ENOENT etc. (reading schema_dir), -ECONNRESET / -ETIMEDOUT (no
+ * database). The migration statements run without statement_timeout. */
 typedef void (*migrate_done_cb)(void *data, int err, int applied, const char *message);
 
+/* Reads schema_dir (blocking) and starts. cb is always called exactly once,
+ * never from inside this call, unless this returns -EINVAL, -ENOMEM or
+ * -ECANCELED (pool closing). schema_dir is borrowed for the call. */
 int migrate_run(pg_pool_t *pool, const char *schema_dir, migrate_done_cb cb, void *data) KIPD_MUST_CHECK;
 
 #endif
