@@ -216,7 +216,6 @@ static int kipd_check_secret_file(const char *path) {
   if (st.st_mode & (S_IRWXG | S_IRWXO)) {
     log_emit(LOG_ERROR, "refusing to start: a secret file is readable by group or others",
              json_pack("{s:s, s:s}", "file", path, "fix", "chmod 600"));
-    fprintf(stderr, "kipd: refusing to start: %s is readable by group or others (chmod 600 it)\n", path);
     return -EPERM;
   }
   return 0;
@@ -265,7 +264,6 @@ int main(int argc, char **argv) {
     rc = cluster_start(k.loop, &cc, kipd_on_cluster_restarted, &k, 120000, &k.cluster, err, sizeof(err));
     if (rc != 0) {
       log_emit(LOG_ERROR, "cannot start the embedded PostgreSQL", json_pack("{s:s}", "error", err));
-      fprintf(stderr, "kipd: cannot start the embedded PostgreSQL: %s\n", err);
       k.cluster = NULL;
       k.exit_code = 1;
       goto fail_signals;
