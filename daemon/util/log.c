@@ -36,7 +36,7 @@ void log_emit(log_level_t level, const char *msg, json_t *fields) {
     json_object_update(obj, fields);
     json_decref(fields);
   }
-  char *line = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+  char *line = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
   json_decref(obj);
   if (line != NULL) {
     fprintf(stderr, "%s\n", line);

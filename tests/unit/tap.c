@@ -15,9 +15,12 @@ void tap_plan(int n) {
 
 static bool tap__vok(bool cond, const char *fmt, va_list ap) {
   tap__n++;
-  printf("%s %d - ", cond ? "ok" : "not ok", tap__n);
-  vprintf(fmt, ap);
-  printf("\n");
+  char desc[1024];
+  vsnprintf(desc, sizeof(desc), fmt, ap);
+  for (char *c = desc; *c; c++)   /* a description is one TAP line */
+    if (*c == '\n' || *c == '\r' || *c == '\t')
+      *c = ' ';
+  printf("%s %d - %s\n", cond ? "ok" : "not ok", tap__n, desc);
   fflush(stdout);
   if (!cond)
     tap__failed++;
@@ -48,13 +51,25 @@ bool tap_is_str(const char *got, const char *want, const char *what) {
   return r;
 }
 
+/* Every line of a diagnostic starts with "# ", so multi-line messages (from
+ * libpq, say) stay valid TAP. */
 void tap_diag(const char *fmt, ...) {
+  char buf[4096];
   va_list ap;
   va_start(ap, fmt);
-  printf("# ");
-  vprintf(fmt, ap);
-  printf("\n");
+  vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
+  char *line = buf;
+  for (;;) {
+    char *nl = strchr(line, '\n');
+    if (nl != NULL)
+      *nl = '\0';
+    printf("# %s\n", line);
+    if (nl == NULL || nl[1] == '\0')
+      break;
+    line = nl + 1;
+  }
+  fflush(stdout);
 }
 
 int tap_done(void) {
