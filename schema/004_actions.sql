@@ -54,3 +54,116 @@ CREATE FUNCTION kip.action_overdue(p_due date, p_status text, p_at timestamptz D
 RETURNS boolean LANGUAGE sql STABLE AS $$
   SELECT p_due IS NOT NULL AND p_status IN ('open', 'in_progress') AND p_due < kip.today(p_at)
 $$;
+
+CREATE FUNCTION kip.action_doc(a kip.actions) RETURNS jsonb LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'id', a.id, 'plan_id', a.plan_id, 'version', a.version, 'title', a.title,
+    'description', a.description, 'area', a.area,
+    'responsible_participant_id', a.responsible_participant_id, 'due_date', a.due_date,
+    'status', a.status, 'agreed_in_meeting_id', a.agreed_in_meeting_id,
+    'created_at', a.created_at, 'updated_at', a.updated_at, 'completed_at', a.completed_at,
+    'overdue', kip.action_overdue(a.due_date, a.status))
+$$;
+
+-- The tovholders a plan has had, oldest first.
+CREATE FUNCTION kip.coordinators_doc(p_plan_id uuid) RETURNS jsonb LANGUAGE sql STABLE AS $$
+  SELECT coalesce(jsonb_agg(jsonb_build_object('participant_id', h.participant_id,
+                                               'started_at', h.started_at, 'ended_at', h.ended_at)
+                            ORDER BY h.id), '[]'::jsonb)
+    FROM kip.coordinator_history h WHERE h.plan_id = p_plan_id
+$$;
+
+-- The whole plan, now with its actions and tovholder history.
+CREATE OR REPLACE FUNCTION kip.plan_doc(p kip.plans) RETURNS jsonb LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'id', p.id, 'version', p.version, 'status', p.status,
+    'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', p.citizen_cpr,
+                                  'birth_date', p.citizen_birth_date, 'phone', p.citizen_phone,
+                                  'address', p.citizen_address,
+                                  'preferred_language', p.citizen_preferred_language),
+    'reason', p.reason,
+    'owner_organisation_id', p.owner_organisation_id,
+    'coordinator', p.coordinator_participant_id,
+    'coordinators', kip.coordinators_doc(p.id),
+    'goals', p.goals,
+    'needs', p.needs,
+    'consent', (SELECT kip.consent_doc(c) FROM kip.consents c
+                 WHERE c.plan_id = p.id AND c.superseded_at IS NULL),
+    'participants', coalesce((SELECT jsonb_agg(kip.participant_doc(pa) ORDER BY pa.joined_at, pa.id)
+                                FROM kip.participants pa WHERE pa.plan_id = p.id), '[]'::jsonb),
+    'meetings', '[]'::jsonb,
+    'actions', coalesce((SELECT jsonb_agg(kip.action_doc(a) ORDER BY a.created_at, a.id)
+                           FROM kip.actions a WHERE a.plan_id = p.id), '[]'::jsonb),
+    'follow_up_date', p.follow_up_date,
+    'approved_at', p.approved_at,
+    'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
+    'close_reason', p.close_reason, 'close_note', p.close_note)
+$$;
+
+-- Create one action in a plan the caller may write. Used by
+-- POST /v1/plans/{id}/actions and by meeting outcomes. p_field_prefix names
+-- fields in errors ("actions[2]." for an outcome's third action).
+CREATE FUNCTION kip.action_insert(p_user kip.users, p_plan kip.plans, p_body jsonb,
+                                  p_meeting_id uuid DEFAULT NULL, p_field_prefix text DEFAULT '')
+RETURNS kip.actions LANGUAGE plpgsql AS $$
+DECLARE
+  v_resp uuid := (p_body->>'responsible_participant_id')::uuid;
+  a kip.actions;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM kip.participants
+                  WHERE id = v_resp AND plan_id = p_plan.id AND left_at IS NULL) THEN
+    PERFORM kip.fail(422, p_field_prefix || 'responsible_participant_id',
+                     'must be an active participant of the plan');
+  END IF;
+  INSERT INTO kip.actions (plan_id, title, description, area, responsible_participant_id,
+                           due_date, agreed_in_meeting_id, created_by)
+  VALUES (p_plan.id, p_body->>'title', p_body->>'description', coalesce(p_body->>'area', 'other'),
+          v_resp, (p_body->>'due_date')::date,
+          coalesce(p_meeting_id, (p_body->>'agreed_in_meeting_id')::uuid), p_user.id)
+  RETURNING * INTO a;
+  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+  VALUES ('action.assigned', p_plan.id, a.id, 'action.assigned:' || a.id || ':' || v_resp,
+          jsonb_build_object('action_id', a.id, 'responsible_participant_id', v_resp));
+  RETURN a;
+END
+$$;
+
+-- The daily pass: mark what became due, as events, each exactly once
+-- (dedupe_key), safe with several kipd instances (advisory lock).
+-- Returns the number of new events per kind.
+CREATE FUNCTION kip.daily_pass(p_at timestamptz DEFAULT now()) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_today date := kip.today(p_at);
+  v_actions integer;
+  v_consents integer;
+  v_plans integer;
+BEGIN
+  PERFORM pg_advisory_xact_lock(7305872416);
+  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+  SELECT 'action.overdue', a.plan_id, a.id, 'action.overdue:' || a.id || ':' || a.due_date,
+         jsonb_build_object('action_id', a.id, 'due_date', a.due_date,
+                            'responsible_participant_id', a.responsible_participant_id)
+    FROM kip.actions a JOIN kip.plans p ON p.id = a.plan_id
+   WHERE a.status IN ('open', 'in_progress') AND a.due_date < v_today AND p.status <> 'closed'
+  ON CONFLICT (dedupe_key) DO NOTHING;
+  GET DIAGNOSTICS v_actions = ROW_COUNT;
+  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+  SELECT 'consent.review_due', c.plan_id, c.id, 'consent.review_due:' || c.id || ':' || c.review_by,
+         jsonb_build_object('consent_id', c.id, 'review_by', c.review_by)
+    FROM kip.consents c JOIN kip.plans p ON p.id = c.plan_id
+   WHERE c.superseded_at IS NULL AND c.withdrawn_at IS NULL AND c.review_by < v_today
+     AND p.status <> 'closed'
+  ON CONFLICT (dedupe_key) DO NOTHING;
+  GET DIAGNOSTICS v_consents = ROW_COUNT;
+  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+  SELECT 'plan.follow_up_due', p.id, p.id, 'plan.follow_up_due:' || p.id || ':' || p.follow_up_date,
+         jsonb_build_object('follow_up_date', p.follow_up_date)
+    FROM kip.plans p
+   WHERE p.follow_up_date < v_today AND p.status <> 'closed'
+  ON CONFLICT (dedupe_key) DO NOTHING;
+  GET DIAGNOSTICS v_plans = ROW_COUNT;
+  RETURN jsonb_build_object('as_of', v_today, 'action.overdue', v_actions,
+                            'consent.review_due', v_consents, 'plan.follow_up_due', v_plans);
+END
+$$;

@@ -20,6 +20,8 @@ extern const route_t api_participants_routes[];
 extern const size_t api_participants_n_routes;
 extern const route_t api_consent_routes[];
 extern const size_t api_consent_n_routes;
+extern const route_t api_actions_routes[];
+extern const size_t api_actions_n_routes;
 
 /* The whole table, in one new array (free with free()). */
 int api_routes(route_t **out, size_t *n) KIPD_MUST_CHECK;
@@ -32,5 +34,10 @@ extern const jc_field_t api_page_query[];   /* limit, cursor */
 extern const char *const api_needs_areas[];
 extern const char *const api_participant_roles[];
 extern const char *const api_attendance_modes[];
+extern const char *const api_action_areas[];   /* the needs areas and "other" */
+
+/* The fields of one new action (POST /v1/plans/{id}/actions, and each
+ * action agreed in a meeting outcome). */
+extern const jc_field_t api_action_fields[];
 
 #endif
