@@ -16,6 +16,7 @@
 
 #include "api/api.h"
 #include "app/app.h"
+#include "app/daily.h"
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "db/pg_pool.h"
@@ -31,6 +32,7 @@ typedef struct kipd_s {
   pg_pool_t *pool;
   app_t *app;
   http_server_t *server;
+  daily_t *daily;
   route_t *routes;
   size_t n_routes;
   uv_signal_t sigterm;
@@ -64,9 +66,20 @@ static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
   uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
 }
 
+static void kipd_on_daily_closed(void *data) {
+  kipd_t *k = data;
+  pg_pool_close(k->pool, kipd_on_pool_closed, k);
+}
+
 static void kipd_on_server_closed(http_server_t *server, void *data) {
   kipd_t *k = data;
   log_infof("HTTP server closed");
+  if (k->daily != NULL) {
+    daily_t *d = k->daily;
+    k->daily = NULL;
+    daily_close(d, kipd_on_daily_closed, k);
+    return;
+  }
   pg_pool_close(k->pool, kipd_on_pool_closed, k);
 }
 
@@ -117,6 +130,10 @@ static int kipd_serve(kipd_t *k) {
   bool v6 = strchr(k->cfg.listen_host, ':') != NULL;
   char url[256];
   snprintf(url, sizeof(url), v6 ? "http://[%s]:%d" : "http://%s:%d", k->cfg.listen_host, port);
+  /* The daily pass: a first run soon after start-up, then every interval. */
+  rc = daily_new(k->loop, k->pool, 2000, k->cfg.daily_pass_interval_s * 1000, &k->daily);
+  if (rc != 0)
+    return rc;
   log_emit(LOG_INFO, "listening", json_pack("{s:s, s:i, s:s}", "url", url, "port", port,
                                             "admin_token_file", k->cfg.admin_token_file));
   return 0;

@@ -154,16 +154,8 @@ void kreq_reply_json(kreq_t *r, int status, json_t *body, const http_header_t *h
                  text, strlen(text), headers, n_headers);
 }
 
-void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *errors) {
-  if (status == 401 && r->token_hash[0] != '\0') {
-    /* A token the database refused names nobody, in the log either. */
-    app_seen_t *slot = app__seen_slot(r->app, r->token_hash);
-    if (strcmp(slot->token_hash, r->token_hash) == 0)
-      memset(slot, 0, sizeof(*slot));
-    r->token_hash[0] = '\0';
-    r->user_id[0] = '\0';
-  }
-  json_t *p = problem_new(status, detail, errors, r->http->request_id);
+/* Send a problem document (stolen) with the headers its status needs. */
+static void kreq__send_problem(kreq_t *r, int status, json_t *p) {
   http_header_t hdrs[2];
   size_t n = 0;
   if (status == 401)
@@ -173,6 +165,18 @@ void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *erro
   if (status == 405)
     hdrs[n++] = (http_header_t){"Allow", r->match.allow};
   kreq_reply_json(r, status, p, hdrs, n);
+}
+
+void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *errors) {
+  if (status == 401 && r->token_hash[0] != '\0') {
+    /* A token the database refused names nobody, in the log either. */
+    app_seen_t *slot = app__seen_slot(r->app, r->token_hash);
+    if (strcmp(slot->token_hash, r->token_hash) == 0)
+      memset(slot, 0, sizeof(*slot));
+    r->token_hash[0] = '\0';
+    r->user_id[0] = '\0';
+  }
+  kreq__send_problem(r, status, problem_new(status, detail, errors, r->http->request_id));
 }
 
 void kreq_problem(kreq_t *r, int status, const char *detail, const char *field, const char *message) {
@@ -276,6 +280,7 @@ static void kreq__db_error(kreq_t *r, PGresult *res) {
     return;
   }
   json_t *errors = NULL;
+  json_t *extra = NULL;
   bool ours = sqlstate != NULL && sqlstate[0] == 'K' && sqlstate[1] == 'P';
   if (ours && detail != NULL) {
     json_t *d = json_loads(detail, 0, NULL);
@@ -284,6 +289,8 @@ static void kreq__db_error(kreq_t *r, PGresult *res) {
       if (json_is_string(uid))
         snprintf(r->user_id, sizeof(r->user_id), "%s", json_string_value(uid));
       errors = json_incref(json_object_get(d, "errors"));
+      if (json_is_object(json_object_get(d, "extra")))
+        extra = json_incref(json_object_get(d, "extra"));
       json_decref(d);
     }
   }
@@ -306,6 +313,15 @@ static void kreq__db_error(kreq_t *r, PGresult *res) {
   }
   if (m.status == 503 && text == NULL)
     text = "the database is not available; try again";
+  if (extra != NULL) {
+    /* Extension members (RFC 9457 §3.2), e.g. open_actions; they never
+     * replace the standard ones. */
+    json_t *p = problem_new(m.status, text, errors, r->http->request_id);
+    json_object_update_missing(p, extra);
+    json_decref(extra);
+    kreq__send_problem(r, m.status, p);
+    return;
+  }
   kreq_problem_errors(r, m.status, text, errors);
 }
 

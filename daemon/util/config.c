@@ -40,6 +40,7 @@ static const config_opt_t config__opts[] = {
   {"shutdown-grace-ms", "KIPD_SHUTDOWN_GRACE_MS", OPT_U64, OFF(shutdown_grace_ms), "time to finish in-flight requests on SIGTERM (10000)"},
   {"meeting-min-minutes", "KIPD_MEETING_MIN_MINUTES", OPT_INT, OFF(meeting_min_minutes), "shortest KIP meeting (90)"},
   {"next-meeting-max-months", "KIPD_NEXT_MEETING_MAX_MONTHS", OPT_INT, OFF(next_meeting_max_months), "latest next meeting after a meeting (6)"},
+  {"daily-pass-interval-s", "KIPD_DAILY_PASS_INTERVAL_S", OPT_U64, OFF(daily_pass_interval_s), "how often the daily pass marks due actions, consents, plans and meetings (3600; 0 = never)"},
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
   {"config", "KIPD_CONFIG", OPT_STR, OFF(config_file), "JSON config file whose keys are these option names"},
 };
@@ -55,6 +56,7 @@ void config_defaults(kipd_config_t *cfg) {
   cfg->shutdown_grace_ms = 10000;
   cfg->meeting_min_minutes = 90;
   cfg->next_meeting_max_months = 6;
+  cfg->daily_pass_interval_s = 3600;
   cfg->http.max_body_bytes = 1024 * 1024;
   cfg->http.max_header_bytes = 16 * 1024;
   cfg->http.read_timeout_ms = 10000;

@@ -49,6 +49,7 @@ typedef struct kipd_config_s {
   uint64_t shutdown_grace_ms;   /* SIGTERM: finish in-flight work: 10 s */
   int meeting_min_minutes;      /* 90 */
   int next_meeting_max_months;  /* 6 */
+  uint64_t daily_pass_interval_s; /* the daily pass runs this often: 3600; 0 = never */
   http_limits_t http;
   pg_pool_config_t pool;
 } kipd_config_t;

@@ -1,0 +1,368 @@
+-- 006_actions_api: the agreed-actions API, tovholder handover, leaving with
+-- open actions, and the organisation clause of the access rule.
+
+-- THE access rule, completed with the organisation clause: a coordinator or
+-- caseworker whose organisation the current consent covers may see the plan,
+-- so a municipal team leader can see the work of their organisation.
+CREATE OR REPLACE FUNCTION kip.plan_access(p_user_id uuid, p_org uuid, p_roles text[],
+                                           p_plan_id uuid, p_owner uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT p_roles && ARRAY['coordinator', 'caseworker', 'integration']
+     AND (p_owner = p_org
+          OR (kip.consent_covers(p_plan_id, p_org)
+              AND (p_roles && ARRAY['coordinator', 'caseworker']
+                   OR EXISTS (SELECT 1 FROM kip.participants pa
+                               WHERE pa.plan_id = p_plan_id AND pa.user_id = p_user_id
+                                 AND pa.left_at IS NULL))))
+$$;
+
+-- kip.fail with extra members for the problem document (e.g. the open
+-- actions that block a participant from leaving).
+CREATE FUNCTION kip.fail_with(p_status integer, p_field text, p_message text, p_extra jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING
+    ERRCODE = 'KP' || p_status::text,
+    MESSAGE = p_field || ': ' || p_message,
+    DETAIL = jsonb_build_object(
+      'user_id', kip.actor_id(),
+      'errors', jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message)),
+      'extra', p_extra)::text;
+END
+$$;
+
+-- Load an action through its plan's access rule: an action in a plan the
+-- caller may not see does not exist for them.
+CREATE FUNCTION kip.require_action(p_user kip.users, p_id uuid, p_write boolean DEFAULT false,
+                                   OUT a kip.actions, OUT p kip.plans)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_plan uuid;
+BEGIN
+  SELECT plan_id INTO v_plan FROM kip.actions WHERE id = p_id;
+  IF v_plan IS NULL THEN
+    PERFORM kip.fail(404, NULL, 'no such action');
+  END IF;
+  p := kip.require_plan(p_user, v_plan, p_write);
+  IF p_write THEN
+    SELECT * INTO a FROM kip.actions WHERE id = p_id FOR UPDATE;
+  ELSE
+    SELECT * INTO a FROM kip.actions WHERE id = p_id;
+  END IF;
+END
+$$;
+
+-- An action with the names a worklist needs.
+CREATE FUNCTION kip.action_item(a kip.actions, p kip.plans, r kip.participants, c kip.participants)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+  SELECT kip.action_doc(a) || jsonb_build_object(
+    'plan', jsonb_build_object(
+      'id', p.id, 'status', p.status,
+      'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', kip.cpr_mask(p.citizen_cpr)),
+      'coordinator', jsonb_build_object('participant_id', c.id, 'name', c.name)),
+    'responsible', jsonb_build_object('participant_id', r.id, 'name', r.name,
+                                      'organisation_id', r.organisation_id))
+$$;
+
+CREATE FUNCTION kip_api.action_create(p_ctx jsonb, p_plan_id uuid, p_body jsonb) RETURNS kip.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_plan_id, true);
+  a kip.actions;
+BEGIN
+  PERFORM kip.check_version(p_ctx, p.version);
+  IF p_body->>'agreed_in_meeting_id' IS NOT NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM kip.meetings m WHERE m.id = (p_body->>'agreed_in_meeting_id')::uuid
+                      AND m.plan_id = p.id) THEN
+      PERFORM kip.fail(422, 'agreed_in_meeting_id', 'must be a meeting of this plan');
+    END IF;
+  END IF;
+  a := kip.action_insert(u, p, p_body);
+  PERFORM kip.touch_plan(p.id);
+  PERFORM kip.audit('create', p.id, 'action');
+  RETURN kip.ok(kip.action_doc(a), 201, a.version::text, '/v1/actions/' || a.id);
+END
+$$;
+
+CREATE FUNCTION kip_api.action_list(p_ctx jsonb, p_plan_id uuid) RETURNS kip.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_plan_id);
+BEGIN
+  PERFORM kip.audit('read', p.id, 'actions');
+  RETURN kip.ok(jsonb_build_object(
+    'items', coalesce((SELECT jsonb_agg(kip.action_doc(a) ORDER BY a.created_at, a.id)
+                         FROM kip.actions a WHERE a.plan_id = p.id), '[]'::jsonb),
+    'next_cursor', NULL));
+END
+$$;
+
+CREATE FUNCTION kip_api.action_get(p_ctx jsonb, p_id uuid) RETURNS kip.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  x record := kip.require_action(u, p_id);
+BEGIN
+  PERFORM kip.audit('read', (x.p).id, 'action');
+  RETURN kip.ok(kip.action_doc(x.a), NULL, (x.a).version::text);
+END
+$$;
+
+-- Status moves. open -> in_progress | done | cancelled; in_progress -> done |
+-- cancelled; done -> open (reopen: the tovholder or the responsible only).
+-- cancelled is final.
+CREATE FUNCTION kip.action_moves(p_status text) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE p_status
+    WHEN 'open' THEN ARRAY['in_progress', 'done', 'cancelled']
+    WHEN 'in_progress' THEN ARRAY['done', 'cancelled']
+    WHEN 'done' THEN ARRAY['open']
+    ELSE ARRAY[]::text[] END
+$$;
+
+CREATE FUNCTION kip_api.action_patch(p_ctx jsonb, p_id uuid, p_body jsonb) RETURNS kip.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  x record := kip.require_action(u, p_id, true);
+  a kip.actions := x.a;
+  p kip.plans := x.p;
+  v_status text := coalesce(p_body->>'status', a.status);
+  v_resp uuid := coalesce((p_body->>'responsible_participant_id')::uuid, a.responsible_participant_id);
+  v_moves text[];
+BEGIN
+  IF p_ctx ? 'if_match' AND (p_ctx->>'if_match')::bigint <> -2
+     AND (p_ctx->>'if_match')::bigint <> a.version THEN
+    PERFORM kip.fail(412, 'If-Match', format('the action is at version %s', a.version));
+  END IF;
+  IF v_status <> a.status THEN
+    v_moves := kip.action_moves(a.status);
+    IF NOT v_status = ANY (v_moves) THEN
+      PERFORM kip.fail_with(409, 'status',
+        format('cannot move from %s to %s; allowed: %s', a.status, v_status,
+               CASE WHEN cardinality(v_moves) = 0 THEN 'none' ELSE array_to_string(v_moves, ', ') END),
+        jsonb_build_object('allowed_status', to_jsonb(v_moves)));
+    END IF;
+    IF a.status = 'done' AND NOT EXISTS (
+         SELECT 1 FROM kip.participants pa
+          WHERE pa.user_id = u.id AND pa.left_at IS NULL
+            AND pa.id IN (p.coordinator_participant_id, a.responsible_participant_id)) THEN
+      PERFORM kip.fail(403, 'status', 'only the tovholder or the responsible participant may reopen a done action');
+    END IF;
+  END IF;
+  IF v_resp <> a.responsible_participant_id AND NOT EXISTS (
+       SELECT 1 FROM kip.participants WHERE id = v_resp AND plan_id = p.id AND left_at IS NULL) THEN
+    PERFORM kip.fail(422, 'responsible_participant_id', 'must be an active participant of the plan');
+  END IF;
+  IF a.status = 'cancelled' AND p_body - 'status' <> '{}'::jsonb THEN
+    PERFORM kip.fail(409, 'status', 'a cancelled action cannot be changed');
+  END IF;
+  UPDATE kip.actions SET
+    title = CASE WHEN p_body ? 'title' THEN p_body->>'title' ELSE title END,
+    description = CASE WHEN p_body ? 'description' THEN p_body->>'description' ELSE description END,
+    area = CASE WHEN p_body ? 'area' THEN p_body->>'area' ELSE area END,
+    due_date = CASE WHEN p_body ? 'due_date' THEN (p_body->>'due_date')::date ELSE due_date END,
+    responsible_participant_id = v_resp,
+    status = v_status,
+    completed_at = CASE WHEN v_status = 'done' AND a.status <> 'done' THEN now()
+                        WHEN v_status <> 'done' THEN NULL ELSE completed_at END,
+    version = version + 1,
+    updated_at = now()
+  WHERE id = a.id RETURNING * INTO a;
+  IF v_resp <> (x.a).responsible_participant_id THEN
+    INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+    VALUES ('action.assigned', p.id, a.id, 'action.assigned:' || a.id || ':v' || a.version,
+            jsonb_build_object('action_id', a.id, 'responsible_participant_id', v_resp));
+  END IF;
+  IF v_status <> (x.a).status AND v_status IN ('done', 'open', 'cancelled') THEN
+    INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+    VALUES (CASE v_status WHEN 'done' THEN 'action.completed' WHEN 'open' THEN 'action.reopened'
+                          ELSE 'action.cancelled' END,
+            p.id, a.id, 'action.status:' || a.id || ':v' || a.version,
+            jsonb_build_object('action_id', a.id, 'status', v_status));
+  END IF;
+  PERFORM kip.touch_plan(p.id);
+  PERFORM kip.audit('update', p.id, 'action');
+  RETURN kip.ok(kip.action_doc(a), NULL, a.version::text);
+END
+$$;
+
+CREATE FUNCTION kip_api.action_history(p_ctx jsonb, p_id uuid, p_query jsonb) RETURNS kip.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  x record := kip.require_action(u, p_id);
+  v_limit integer := kip.page_limit(p_query);
+  v_after bigint;
+  v_items jsonb[];
+  v_keys text[];
+BEGIN
+  BEGIN
+    v_after := kip.cursor_decode(p_query->>'cursor')::bigint;
+  EXCEPTION WHEN invalid_text_representation THEN
+    PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+  END;
+  SELECT array_agg(jsonb_build_object('id', h.id, 'at', h.at, 'user_id', h.user_id,
+                                      'resource', h.resource, 'resource_id', h.resource_id,
+                                      'operation', h.operation, 'field', h.field,
+                                      'before', h.before, 'after', h.after) ORDER BY h.id),
+         array_agg(h.id::text ORDER BY h.id)
+    INTO v_items, v_keys
+    FROM (SELECT * FROM kip.history h
+           WHERE h.plan_id = (x.p).id AND h.resource = 'action' AND h.resource_id = p_id
+             AND (v_after IS NULL OR h.id > v_after)
+           ORDER BY h.id LIMIT v_limit + 1) h;
+  PERFORM kip.audit('read', (x.p).id, 'action_history');
+  RETURN kip.ok(kip.page(v_items, v_keys, v_limit));
+END
+$$;
+
+-- The caller's worklist across every plan they may see: overdue first,
+-- then by due date (none last), then by id.
+CREATE FUNCTION kip_api.my_actions(p_ctx jsonb, p_query jsonb) RETURNS kip.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  v_limit integer := kip.page_limit(p_query);
+  v_scope text := coalesce(p_query->>'scope', 'mine');
+  v_status text := p_query->>'status';
+  v_overdue boolean := (p_query->>'overdue')::boolean;
+  v_due_before date := (p_query->>'due_before')::date;
+  v_today date := kip.today();
+  v_cursor text := kip.cursor_decode(p_query->>'cursor');
+  c_late integer;
+  c_due date;
+  c_id uuid;
+  v_items jsonb[];
+  v_keys text[];
+  v_plans uuid[];
+BEGIN
+  IF v_cursor IS NOT NULL THEN
+    BEGIN
+      c_late := split_part(v_cursor, '|', 1)::integer;
+      c_due := split_part(v_cursor, '|', 2)::date;
+      c_id := split_part(v_cursor, '|', 3)::uuid;
+    EXCEPTION WHEN OTHERS THEN
+      PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+    END;
+  END IF;
+  SELECT array_agg(kip.action_item(x.a, x.p, x.r, x.c) ORDER BY x.late, x.due, (x.a).id),
+         array_agg(x.late || '|' || x.due || '|' || (x.a).id ORDER BY x.late, x.due, (x.a).id),
+         array_agg(DISTINCT (x.p).id)
+    INTO v_items, v_keys, v_plans
+    FROM (SELECT a, p, r, c, late, due
+            FROM kip.actions a
+            JOIN kip.participants r ON r.id = a.responsible_participant_id
+            JOIN kip.plans p ON p.id = a.plan_id
+            LEFT JOIN kip.participants c ON c.id = p.coordinator_participant_id
+            CROSS JOIN LATERAL (SELECT CASE WHEN a.status IN ('open', 'in_progress') AND a.due_date < v_today
+                                            THEN 0 ELSE 1 END AS late,
+                                       coalesce(a.due_date, 'infinity'::date) AS due) k
+           WHERE CASE WHEN v_scope = 'organisation' THEN r.organisation_id = u.organisation_id
+                      ELSE r.user_id = u.id END
+             AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
+             AND (v_status IS NULL OR a.status = v_status)
+             AND (v_overdue IS NULL OR (k.late = 0) = v_overdue)
+             AND (v_due_before IS NULL OR a.due_date < v_due_before)
+             AND (v_cursor IS NULL OR (k.late, k.due, a.id) > (c_late, c_due, c_id))
+           ORDER BY k.late, k.due, a.id
+           LIMIT v_limit + 1) x;
+  INSERT INTO kip.audit (user_id, organisation_id, action, plan_id, resource, request_id, remote_addr)
+  SELECT u.id, u.organisation_id, 'list', pid, 'actions',
+         nullif(current_setting('kip.request_id', true), ''),
+         nullif(current_setting('kip.remote_addr', true), '')
+    FROM unnest(v_plans) AS pid;
+  RETURN kip.ok(kip.page(v_items, v_keys, v_limit));
+END
+$$;
+
+-- Hand the plan over to another tovholder: any active professional.
+CREATE FUNCTION kip_api.coordinator_handover(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
+RETURNS kip.reply LANGUAGE plpgsql AS $$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_plan_id, true);
+  v_to uuid := (p_body->>'participant_id')::uuid;
+BEGIN
+  PERFORM kip.check_version(p_ctx, p.version);
+  IF NOT EXISTS (SELECT 1 FROM kip.participants WHERE id = v_to AND plan_id = p.id
+                    AND left_at IS NULL AND kind = 'professional') THEN
+    PERFORM kip.fail(422, 'participant_id', 'must be an active professional participant of the plan');
+  END IF;
+  IF v_to = p.coordinator_participant_id THEN
+    PERFORM kip.fail(409, 'participant_id', 'is already the tovholder');
+  END IF;
+  UPDATE kip.coordinator_history SET ended_at = now()
+   WHERE plan_id = p.id AND ended_at IS NULL;
+  INSERT INTO kip.coordinator_history (plan_id, participant_id, changed_by) VALUES (p.id, v_to, u.id);
+  UPDATE kip.plans SET coordinator_participant_id = v_to, version = version + 1, updated_at = now()
+   WHERE id = p.id RETURNING * INTO p;
+  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+  VALUES ('plan.coordinator_changed', p.id, p.id, 'plan.coordinator_changed:' || p.id || ':v' || p.version,
+          jsonb_build_object('participant_id', v_to));
+  PERFORM kip.audit('handover', p.id, 'plan');
+  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+END
+$$;
+
+-- Leaving with open actions: 409 listing them, unless reassign_to names who
+-- takes them over; then the leave and the re-assignments commit together.
+CREATE OR REPLACE FUNCTION kip_api.participant_leave(p_ctx jsonb, p_plan_id uuid, p_id uuid, p_query jsonb)
+RETURNS kip.reply LANGUAGE plpgsql AS $$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_plan_id, true);
+  pa kip.participants := kip.require_participant(p.id, p_id, true);
+  v_to uuid := (p_query->>'reassign_to')::uuid;
+  v_open jsonb;
+BEGIN
+  PERFORM kip.check_version(p_ctx, p.version);
+  IF pa.left_at IS NOT NULL THEN
+    PERFORM kip.fail(409, 'left_at', 'the participant has already left the plan');
+  END IF;
+  IF pa.kind = 'citizen' THEN
+    PERFORM kip.fail(409, 'kind', 'the citizen cannot leave the plan; close it instead');
+  END IF;
+  IF pa.id = p.coordinator_participant_id THEN
+    PERFORM kip.fail(409, 'coordinator', 'the tovholder cannot leave; hand the plan over first');
+  END IF;
+  IF v_to IS NOT NULL AND (v_to = pa.id OR NOT EXISTS (
+       SELECT 1 FROM kip.participants WHERE id = v_to AND plan_id = p.id AND left_at IS NULL)) THEN
+    PERFORM kip.fail(422, 'reassign_to', 'must name another active participant of the plan');
+  END IF;
+  SELECT jsonb_agg(jsonb_build_object('id', a.id, 'title', a.title, 'status', a.status,
+                                      'due_date', a.due_date) ORDER BY a.created_at, a.id)
+    INTO v_open
+    FROM kip.actions a
+   WHERE a.responsible_participant_id = pa.id AND a.status IN ('open', 'in_progress');
+  IF v_open IS NOT NULL AND v_to IS NULL THEN
+    PERFORM kip.fail_with(409, 'reassign_to',
+      format('is required: the participant is responsible for %s open action(s)', jsonb_array_length(v_open)),
+      jsonb_build_object('open_actions', v_open));
+  END IF;
+  IF v_open IS NOT NULL THEN
+    UPDATE kip.actions SET responsible_participant_id = v_to, version = version + 1, updated_at = now()
+     WHERE responsible_participant_id = pa.id AND status IN ('open', 'in_progress');
+    INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+    SELECT 'action.assigned', p.id, (o->>'id')::uuid,
+           'action.assigned:' || (o->>'id') || ':leave:' || pa.id,
+           jsonb_build_object('action_id', o->>'id', 'responsible_participant_id', v_to)
+      FROM jsonb_array_elements(v_open) o;
+  END IF;
+  UPDATE kip.participants SET left_at = now() WHERE id = pa.id RETURNING * INTO pa;
+  PERFORM kip.touch_plan(p.id);
+  PERFORM kip.audit('leave', p.id, 'participant');
+  RETURN kip.ok(kip.participant_doc(pa));
+END
+$$;
+
+CREATE FUNCTION kip_api.daily_pass_run(p_ctx jsonb) RETURNS kip.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+BEGIN
+  PERFORM kip.require_role(u, ARRAY['admin'], 'only admins run the daily pass by hand');
+  RETURN kip.ok(kip.daily_pass());
+END
+$$;
