@@ -83,28 +83,35 @@ def test_participant_from_other_organisation_gains_and_loses_access(coordinator,
     url = f"/v1/plans/{plan['id']}"
     other_org = make_org(sector="general_practice")
     gp = make_user(other_org, ["caseworker"])
+    third_org = make_org(sector="municipality_social")
+    outsider = make_user(third_org, ["caseworker"])
+    integration = make_user(other_org, ["integration"])
     _hidden(gp, plan["id"])
 
     r = coordinator.post(f"{url}/consent", json={"kip_consent": True, "form": "written", "given_at": GIVEN_AT,
                                                  "contact_organisation_ids": [other_org["id"]]})
     assert r.status_code == 201, r.text
-    # Consent alone does not give access: only participation does.
-    problem(gp.get(url), 404)
+    # The consent covers the GP's organisation: its coordinators and caseworkers
+    # may see the plan (the organisation clause of the access rule) ...
+    r = gp.get(url)
+    assert r.status_code == 200, r.text
+    assert r.json()["citizen"]["cpr"] == plan["citizen"]["cpr"]
+    assert plan["id"] in _ids(gp)
+    # ... but an organisation the consent does not name still may not, and an
+    # integration of the covered organisation needs to be a participant.
+    _hidden(outsider, plan["id"])
+    _hidden(integration, plan["id"])
 
     r = coordinator.post(f"{url}/participants", json={"kind": "professional", "user_id": gp.user["id"],
                                                       "role": "general_practitioner"})
     assert r.status_code == 201, r.text
     part = r.json()
     assert part["organisation_id"] == other_org["id"]
-
-    r = gp.get(url)
-    assert r.status_code == 200
-    assert r.json()["citizen"]["cpr"] == plan["citizen"]["cpr"]
-    assert plan["id"] in _ids(gp)
     assert gp.get(f"{url}/participants").status_code == 200
 
-    r = coordinator.delete(f"{url}/participants/{part['id']}")
-    assert r.status_code == 200
+    # Withdrawal takes the access away at once, participant or not.
+    r = coordinator.post(f"{url}/consent/withdraw", json={})
+    assert r.status_code == 200, r.text
     _hidden(gp, plan["id"])
 
 
