@@ -36,6 +36,21 @@ BEGIN
 END
 $$;
 
+-- kip.fail with extra members for the problem document (e.g. the open
+-- actions that block a participant from leaving).
+CREATE FUNCTION kip.fail_with(p_status integer, p_field text, p_message text, p_extra jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING
+    ERRCODE = 'KP' || p_status::text,
+    MESSAGE = p_field || ': ' || p_message,
+    DETAIL = jsonb_build_object(
+      'user_id', kip.actor_id(),
+      'errors', jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message)),
+      'extra', p_extra)::text;
+END
+$$;
+
 -- Authenticate the bearer token (its SHA-256 is in ctx) and remember the
 -- caller for this transaction. 401 for an unknown, revoked or expired token
 -- or an inactive user.
@@ -100,20 +115,24 @@ $$;
 
 -- THE access rule. Every route that touches a plan goes through it, via
 -- kip.require_plan() for one plan or directly in list queries.
--- A user may see a plan when they hold a plan-working role and either
+-- A user who holds a plan-working role may see a plan when
 --   * their organisation owns the plan, or
---   * they are an active participant linked by user_id, and their
---     organisation is the owner or is covered by the current consent.
--- admin and auditor alone see no plan.
+--   * the current consent covers their organisation and they are a
+--     coordinator or caseworker (so a municipal team leader sees the work
+--     of their organisation), or
+--   * they are an active participant linked by user_id and the current
+--     consent covers their organisation.
+-- admin and auditor alone see no plan. A withdrawn consent covers nobody.
 CREATE FUNCTION kip.plan_access(p_user_id uuid, p_org uuid, p_roles text[],
-                                p_plan_id uuid, p_owner uuid) RETURNS boolean
+                                           p_plan_id uuid, p_owner uuid) RETURNS boolean
 LANGUAGE sql STABLE AS $$
   SELECT p_roles && ARRAY['coordinator', 'caseworker', 'integration']
      AND (p_owner = p_org
-          OR (EXISTS (SELECT 1 FROM kip.participants pa
-                       WHERE pa.plan_id = p_plan_id AND pa.user_id = p_user_id
-                         AND pa.left_at IS NULL)
-              AND kip.consent_covers(p_plan_id, p_org)))
+          OR (kip.consent_covers(p_plan_id, p_org)
+              AND (p_roles && ARRAY['coordinator', 'caseworker']
+                   OR EXISTS (SELECT 1 FROM kip.participants pa
+                               WHERE pa.plan_id = p_plan_id AND pa.user_id = p_user_id
+                                 AND pa.left_at IS NULL))))
 $$;
 
 -- Load a plan the caller may see, or 404. p_write: the plan must not be

@@ -568,8 +568,9 @@ BEGIN
 END
 $$;
 
--- Leaving never erases: it sets left_at. reassign_to names the participant
--- who takes over open responsibilities (actions arrive in a later issue).
+-- Leaving never erases: it sets left_at. A participant who holds open
+-- actions gets 409 listing them, unless reassign_to names who takes them
+-- over; then the leave and the re-assignments commit together.
 CREATE FUNCTION kip_api.participant_leave(p_ctx jsonb, p_plan_id uuid, p_id uuid, p_query jsonb)
 RETURNS kip.reply LANGUAGE plpgsql AS $$
 DECLARE
@@ -577,6 +578,7 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_plan_id, true);
   pa kip.participants := kip.require_participant(p.id, p_id, true);
   v_to uuid := (p_query->>'reassign_to')::uuid;
+  v_open jsonb;
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF pa.left_at IS NOT NULL THEN
@@ -591,6 +593,25 @@ BEGIN
   IF v_to IS NOT NULL AND (v_to = pa.id OR NOT EXISTS (
        SELECT 1 FROM kip.participants WHERE id = v_to AND plan_id = p.id AND left_at IS NULL)) THEN
     PERFORM kip.fail(422, 'reassign_to', 'must name another active participant of the plan');
+  END IF;
+  SELECT jsonb_agg(jsonb_build_object('id', a.id, 'title', a.title, 'status', a.status,
+                                      'due_date', a.due_date) ORDER BY a.created_at, a.id)
+    INTO v_open
+    FROM kip.actions a
+   WHERE a.responsible_participant_id = pa.id AND a.status IN ('open', 'in_progress');
+  IF v_open IS NOT NULL AND v_to IS NULL THEN
+    PERFORM kip.fail_with(409, 'reassign_to',
+      format('is required: the participant is responsible for %s open action(s)', jsonb_array_length(v_open)),
+      jsonb_build_object('open_actions', v_open));
+  END IF;
+  IF v_open IS NOT NULL THEN
+    UPDATE kip.actions SET responsible_participant_id = v_to, version = version + 1, updated_at = now()
+     WHERE responsible_participant_id = pa.id AND status IN ('open', 'in_progress');
+    INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+    SELECT 'action.assigned', p.id, (o->>'id')::uuid,
+           'action.assigned:' || (o->>'id') || ':leave:' || pa.id,
+           jsonb_build_object('action_id', o->>'id', 'responsible_participant_id', v_to)
+      FROM jsonb_array_elements(v_open) o;
   END IF;
   UPDATE kip.participants SET left_at = now() WHERE id = pa.id RETURNING * INTO pa;
   PERFORM kip.touch_plan(p.id);

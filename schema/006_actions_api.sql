@@ -1,35 +1,4 @@
--- 006_actions_api: the agreed-actions API, tovholder handover, leaving with
--- open actions, and the organisation clause of the access rule.
-
--- THE access rule, completed with the organisation clause: a coordinator or
--- caseworker whose organisation the current consent covers may see the plan,
--- so a municipal team leader can see the work of their organisation.
-CREATE OR REPLACE FUNCTION kip.plan_access(p_user_id uuid, p_org uuid, p_roles text[],
-                                           p_plan_id uuid, p_owner uuid) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-  SELECT p_roles && ARRAY['coordinator', 'caseworker', 'integration']
-     AND (p_owner = p_org
-          OR (kip.consent_covers(p_plan_id, p_org)
-              AND (p_roles && ARRAY['coordinator', 'caseworker']
-                   OR EXISTS (SELECT 1 FROM kip.participants pa
-                               WHERE pa.plan_id = p_plan_id AND pa.user_id = p_user_id
-                                 AND pa.left_at IS NULL))))
-$$;
-
--- kip.fail with extra members for the problem document (e.g. the open
--- actions that block a participant from leaving).
-CREATE FUNCTION kip.fail_with(p_status integer, p_field text, p_message text, p_extra jsonb)
-RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION USING
-    ERRCODE = 'KP' || p_status::text,
-    MESSAGE = p_field || ': ' || p_message,
-    DETAIL = jsonb_build_object(
-      'user_id', kip.actor_id(),
-      'errors', jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message)),
-      'extra', p_extra)::text;
-END
-$$;
+-- 006_actions_api: the agreed-actions API and the tovholder handover.
 
 -- Load an action through its plan's access rule: an action in a plan the
 -- caller may not see does not exist for them.
@@ -303,57 +272,6 @@ BEGIN
           jsonb_build_object('participant_id', v_to));
   PERFORM kip.audit('handover', p.id, 'plan');
   RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
-END
-$$;
-
--- Leaving with open actions: 409 listing them, unless reassign_to names who
--- takes them over; then the leave and the re-assignments commit together.
-CREATE OR REPLACE FUNCTION kip_api.participant_leave(p_ctx jsonb, p_plan_id uuid, p_id uuid, p_query jsonb)
-RETURNS kip.reply LANGUAGE plpgsql AS $$
-DECLARE
-  u kip.users := kip.begin_request(p_ctx);
-  p kip.plans := kip.require_plan(u, p_plan_id, true);
-  pa kip.participants := kip.require_participant(p.id, p_id, true);
-  v_to uuid := (p_query->>'reassign_to')::uuid;
-  v_open jsonb;
-BEGIN
-  PERFORM kip.check_version(p_ctx, p.version);
-  IF pa.left_at IS NOT NULL THEN
-    PERFORM kip.fail(409, 'left_at', 'the participant has already left the plan');
-  END IF;
-  IF pa.kind = 'citizen' THEN
-    PERFORM kip.fail(409, 'kind', 'the citizen cannot leave the plan; close it instead');
-  END IF;
-  IF pa.id = p.coordinator_participant_id THEN
-    PERFORM kip.fail(409, 'coordinator', 'the tovholder cannot leave; hand the plan over first');
-  END IF;
-  IF v_to IS NOT NULL AND (v_to = pa.id OR NOT EXISTS (
-       SELECT 1 FROM kip.participants WHERE id = v_to AND plan_id = p.id AND left_at IS NULL)) THEN
-    PERFORM kip.fail(422, 'reassign_to', 'must name another active participant of the plan');
-  END IF;
-  SELECT jsonb_agg(jsonb_build_object('id', a.id, 'title', a.title, 'status', a.status,
-                                      'due_date', a.due_date) ORDER BY a.created_at, a.id)
-    INTO v_open
-    FROM kip.actions a
-   WHERE a.responsible_participant_id = pa.id AND a.status IN ('open', 'in_progress');
-  IF v_open IS NOT NULL AND v_to IS NULL THEN
-    PERFORM kip.fail_with(409, 'reassign_to',
-      format('is required: the participant is responsible for %s open action(s)', jsonb_array_length(v_open)),
-      jsonb_build_object('open_actions', v_open));
-  END IF;
-  IF v_open IS NOT NULL THEN
-    UPDATE kip.actions SET responsible_participant_id = v_to, version = version + 1, updated_at = now()
-     WHERE responsible_participant_id = pa.id AND status IN ('open', 'in_progress');
-    INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-    SELECT 'action.assigned', p.id, (o->>'id')::uuid,
-           'action.assigned:' || (o->>'id') || ':leave:' || pa.id,
-           jsonb_build_object('action_id', o->>'id', 'responsible_participant_id', v_to)
-      FROM jsonb_array_elements(v_open) o;
-  END IF;
-  UPDATE kip.participants SET left_at = now() WHERE id = pa.id RETURNING * INTO pa;
-  PERFORM kip.touch_plan(p.id);
-  PERFORM kip.audit('leave', p.id, 'participant');
-  RETURN kip.ok(kip.participant_doc(pa));
 END
 $$;
 
