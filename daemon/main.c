@@ -112,6 +112,12 @@ static int kipd_serve(kipd_t *k) {
   int rc = api_routes(&k->routes, &k->n_routes);
   if (rc != 0)
     return rc;
+  /* The calendar's time zone is read from zoneinfo now, never on the loop. */
+  rc = api_calendar_init();
+  if (rc != 0) {
+    log_emit(LOG_ERROR, "cannot load the Europe/Copenhagen time zone", json_pack("{s:i}", "error", rc));
+    return rc;
+  }
   rc = app_new(&k->cfg, k->pool, k->routes, k->n_routes, &k->app);
   if (rc != 0)
     return rc;
@@ -318,6 +324,7 @@ cleanup:
     cluster_free(k.cluster);
   app_free(k.app);
   free(k.routes);
+  api_calendar_cleanup();
   rc = uv_loop_close(k.loop);
   if (rc != 0)
     log_warnf("loop closed with handles open: %s", uv_strerror(rc));

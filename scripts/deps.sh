@@ -4,8 +4,8 @@
 set -euo pipefail
 
 KIPD_BUILD_PACKAGES=(gcc pkg-config meson ninja-build libuv1-dev libpq-dev libjansson-dev libssl-dev
-                     node-llhttp postgresql-15 postgresql-client-15)
-KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema python3-yaml procps)
+                     node-llhttp libical-dev postgresql-15 postgresql-client-15)
+KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-icalendar procps)
 
 kipd_install_missing() {
   local missing=()

@@ -22,6 +22,16 @@ extern const route_t api_consent_routes[];
 extern const size_t api_consent_n_routes;
 extern const route_t api_actions_routes[];
 extern const size_t api_actions_n_routes;
+extern const route_t api_meetings_routes[];
+extern const size_t api_meetings_n_routes;
+extern const route_t api_calendar_routes[];
+extern const size_t api_calendar_n_routes;
+
+/* The calendar feed's time zone (Europe/Copenhagen), read from the system's
+ * zoneinfo once at start-up, before the loop serves anyone. Returns 0 or
+ * -errno. api_calendar_cleanup() frees it at exit. */
+int api_calendar_init(void) KIPD_MUST_CHECK;
+void api_calendar_cleanup(void);
 
 /* The whole table, in one new array (free with free()). */
 int api_routes(route_t **out, size_t *n) KIPD_MUST_CHECK;

@@ -268,6 +268,14 @@ void kreq_reply_row_with(kreq_t *r, PGresult *res, const char *key, const char *
   kreq_reply_json(r, status, doc, hdrs, n);
 }
 
+json_t *kreq_row_body(kreq_t *r, PGresult *res) {
+  if (PQntuples(res) != 1 || PQnfields(res) < 5 || PQgetisnull(res, 0, 1))
+    return NULL;
+  if (!PQgetisnull(res, 0, 4))
+    snprintf(r->user_id, sizeof(r->user_id), "%s", PQgetvalue(res, 0, 4));
+  return json_loadb(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), 0, NULL);
+}
+
 static void kreq__db_error(kreq_t *r, PGresult *res) {
   const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
   const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);

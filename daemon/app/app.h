@@ -106,6 +106,11 @@ void kreq_reply_row(kreq_t *r, PGresult *res);
  * (used to show a new token once). value is borrowed. */
 void kreq_reply_row_with(kreq_t *r, PGresult *res, const char *key, const char *value);
 
+/* The body of a row shaped as above, parsed: new reference, or NULL when
+ * the row has no body or it is not JSON. Also notes the row's user for the
+ * access log. For handlers that render the answer in another format. */
+json_t *kreq_row_body(kreq_t *r, PGresult *res);
+
 /* The generic handler: passes ctx, the path parameters, the body and the
  * query (each as text) to route->stmt. */
 void kreq_generic(kreq_t *r);
