@@ -273,31 +273,6 @@ CREATE FUNCTION kip.consent_doc(c kip.consents) RETURNS jsonb LANGUAGE sql STABL
                             'review_by', c.review_by, 'withdrawn_at', c.withdrawn_at)
 $$;
 
--- The whole plan in one document (one statement: see BENCH-NOTES).
-CREATE FUNCTION kip.plan_doc(p kip.plans) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
-    'id', p.id, 'version', p.version, 'status', p.status,
-    'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', p.citizen_cpr,
-                                  'birth_date', p.citizen_birth_date, 'phone', p.citizen_phone,
-                                  'address', p.citizen_address,
-                                  'preferred_language', p.citizen_preferred_language),
-    'reason', p.reason,
-    'owner_organisation_id', p.owner_organisation_id,
-    'coordinator', p.coordinator_participant_id,
-    'goals', p.goals,
-    'needs', p.needs,
-    'consent', (SELECT kip.consent_doc(c) FROM kip.consents c
-                 WHERE c.plan_id = p.id AND c.superseded_at IS NULL),
-    'participants', coalesce((SELECT jsonb_agg(kip.participant_doc(pa) ORDER BY pa.joined_at, pa.id)
-                                FROM kip.participants pa WHERE pa.plan_id = p.id), '[]'::jsonb),
-    'meetings', '[]'::jsonb,
-    'actions', '[]'::jsonb,
-    'follow_up_date', p.follow_up_date,
-    'approved_at', p.approved_at,
-    'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
-    'close_reason', p.close_reason, 'close_note', p.close_note)
-$$;
-
 CREATE FUNCTION kip.plan_summary(p kip.plans) RETURNS jsonb LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object(
     'id', p.id, 'version', p.version, 'status', p.status,

@@ -1,5 +1,6 @@
--- 004_actions: agreed actions (who does what by when), tovholder handover,
--- the events table and the daily pass.
+-- 004_actions: agreed actions (who does what by when), tovholder history
+-- documents and the events table. The plan document and the daily pass,
+-- which also cover meetings, are defined once in 005_meetings.sql.
 
 CREATE TABLE kip.actions (
   id                          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -73,33 +74,6 @@ CREATE FUNCTION kip.coordinators_doc(p_plan_id uuid) RETURNS jsonb LANGUAGE sql 
     FROM kip.coordinator_history h WHERE h.plan_id = p_plan_id
 $$;
 
--- The whole plan, now with its actions and tovholder history.
-CREATE OR REPLACE FUNCTION kip.plan_doc(p kip.plans) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
-    'id', p.id, 'version', p.version, 'status', p.status,
-    'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', p.citizen_cpr,
-                                  'birth_date', p.citizen_birth_date, 'phone', p.citizen_phone,
-                                  'address', p.citizen_address,
-                                  'preferred_language', p.citizen_preferred_language),
-    'reason', p.reason,
-    'owner_organisation_id', p.owner_organisation_id,
-    'coordinator', p.coordinator_participant_id,
-    'coordinators', kip.coordinators_doc(p.id),
-    'goals', p.goals,
-    'needs', p.needs,
-    'consent', (SELECT kip.consent_doc(c) FROM kip.consents c
-                 WHERE c.plan_id = p.id AND c.superseded_at IS NULL),
-    'participants', coalesce((SELECT jsonb_agg(kip.participant_doc(pa) ORDER BY pa.joined_at, pa.id)
-                                FROM kip.participants pa WHERE pa.plan_id = p.id), '[]'::jsonb),
-    'meetings', '[]'::jsonb,
-    'actions', coalesce((SELECT jsonb_agg(kip.action_doc(a) ORDER BY a.created_at, a.id)
-                           FROM kip.actions a WHERE a.plan_id = p.id), '[]'::jsonb),
-    'follow_up_date', p.follow_up_date,
-    'approved_at', p.approved_at,
-    'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
-    'close_reason', p.close_reason, 'close_note', p.close_note)
-$$;
-
 -- Create one action in a plan the caller may write. Used by
 -- POST /v1/plans/{id}/actions and by meeting outcomes. p_field_prefix names
 -- fields in errors ("actions[2]." for an outcome's third action).
@@ -128,42 +102,3 @@ BEGIN
 END
 $$;
 
--- The daily pass: mark what became due, as events, each exactly once
--- (dedupe_key), safe with several kipd instances (advisory lock).
--- Returns the number of new events per kind.
-CREATE FUNCTION kip.daily_pass(p_at timestamptz DEFAULT now()) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_today date := kip.today(p_at);
-  v_actions integer;
-  v_consents integer;
-  v_plans integer;
-BEGIN
-  PERFORM pg_advisory_xact_lock(7305872416);
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  SELECT 'action.overdue', a.plan_id, a.id, 'action.overdue:' || a.id || ':' || a.due_date,
-         jsonb_build_object('action_id', a.id, 'due_date', a.due_date,
-                            'responsible_participant_id', a.responsible_participant_id)
-    FROM kip.actions a JOIN kip.plans p ON p.id = a.plan_id
-   WHERE a.status IN ('open', 'in_progress') AND a.due_date < v_today AND p.status <> 'closed'
-  ON CONFLICT (dedupe_key) DO NOTHING;
-  GET DIAGNOSTICS v_actions = ROW_COUNT;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  SELECT 'consent.review_due', c.plan_id, c.id, 'consent.review_due:' || c.id || ':' || c.review_by,
-         jsonb_build_object('consent_id', c.id, 'review_by', c.review_by)
-    FROM kip.consents c JOIN kip.plans p ON p.id = c.plan_id
-   WHERE c.superseded_at IS NULL AND c.withdrawn_at IS NULL AND c.review_by < v_today
-     AND p.status <> 'closed'
-  ON CONFLICT (dedupe_key) DO NOTHING;
-  GET DIAGNOSTICS v_consents = ROW_COUNT;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  SELECT 'plan.follow_up_due', p.id, p.id, 'plan.follow_up_due:' || p.id || ':' || p.follow_up_date,
-         jsonb_build_object('follow_up_date', p.follow_up_date)
-    FROM kip.plans p
-   WHERE p.follow_up_date < v_today AND p.status <> 'closed'
-  ON CONFLICT (dedupe_key) DO NOTHING;
-  GET DIAGNOSTICS v_plans = ROW_COUNT;
-  RETURN jsonb_build_object('as_of', v_today, 'action.overdue', v_actions,
-                            'consent.review_due', v_consents, 'plan.follow_up_due', v_plans);
-END
-$$;

@@ -155,9 +155,10 @@ CREATE FUNCTION kip.meeting_doc(m kip.meetings) RETURNS jsonb LANGUAGE sql STABL
     'created_at', m.created_at, 'updated_at', m.updated_at)
 $$;
 
--- The whole plan, now with its meetings (newest first, each with its
--- outcome). Copied from 004_actions.sql; only 'meetings' changed.
-CREATE OR REPLACE FUNCTION kip.plan_doc(p kip.plans) RETURNS jsonb LANGUAGE sql STABLE AS $$
+-- The whole plan in one document, built in one statement (see
+-- BENCH-NOTES): citizen, consent, participants, tovholders, meetings (newest
+-- first, each with its outcome) and actions.
+CREATE FUNCTION kip.plan_doc(p kip.plans) RETURNS jsonb LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object(
     'id', p.id, 'version', p.version, 'status', p.status,
     'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', p.citizen_cpr,
@@ -966,11 +967,13 @@ $$;
 
 -- -------------------------------------------------------- the daily pass
 
--- Copied from 004_actions.sql, with meeting.outcome_overdue added: a planned
--- meeting whose end has passed without an outcome, once per meeting and
--- calendar sequence (a rescheduled meeting that is missed again counts
--- again).
-CREATE OR REPLACE FUNCTION kip.daily_pass(p_at timestamptz DEFAULT now()) RETURNS jsonb
+-- The daily pass: mark what became due, as events, each exactly once
+-- (dedupe_key), safe with several kipd instances (advisory lock):
+-- action.overdue, consent.review_due, plan.follow_up_due and
+-- meeting.outcome_overdue (a planned meeting whose end has passed without an
+-- outcome, once per meeting and calendar sequence, so a rescheduled meeting
+-- that is missed again counts again). Returns the new events per kind.
+CREATE FUNCTION kip.daily_pass(p_at timestamptz DEFAULT now()) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_today date := kip.today(p_at);
