@@ -355,3 +355,34 @@ LANGUAGE sql IMMUTABLE AS $$
     'next_cursor', CASE WHEN cardinality(p_items) > p_limit
                         THEN to_jsonb(kip.cursor_encode(p_keys[p_limit])) ELSE 'null'::jsonb END)
 $$;
+
+-- One page of the field-level history of a plan, or of one resource in
+-- it, oldest first. The cursor is the last id seen.
+CREATE FUNCTION kip.history_page(p_plan_id uuid, p_resource text, p_resource_id uuid, p_query jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  v_limit integer := kip.page_limit(p_query);
+  v_after bigint;
+  v_items jsonb[];
+  v_keys text[];
+BEGIN
+  BEGIN
+    v_after := kip.cursor_decode(p_query->>'cursor')::bigint;
+  EXCEPTION WHEN invalid_text_representation THEN
+    PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+  END;
+  SELECT array_agg(jsonb_build_object('id', h.id, 'at', h.at, 'user_id', h.user_id,
+                                      'resource', h.resource, 'resource_id', h.resource_id,
+                                      'operation', h.operation, 'field', h.field,
+                                      'before', h.before, 'after', h.after) ORDER BY h.id),
+         array_agg(h.id::text ORDER BY h.id)
+    INTO v_items, v_keys
+    FROM (SELECT * FROM kip.history h
+           WHERE h.plan_id = p_plan_id
+             AND (p_resource IS NULL OR (h.resource = p_resource AND h.resource_id = p_resource_id))
+             AND (v_after IS NULL OR h.id > v_after)
+           ORDER BY h.id LIMIT v_limit + 1) h;
+  RETURN kip.page(v_items, v_keys, v_limit);
+END
+$$;
+

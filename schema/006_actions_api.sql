@@ -162,28 +162,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   x record := kip.require_action(u, p_id);
-  v_limit integer := kip.page_limit(p_query);
-  v_after bigint;
-  v_items jsonb[];
-  v_keys text[];
+  v_page jsonb := kip.history_page((x.p).id, 'action', p_id, p_query);
 BEGIN
-  BEGIN
-    v_after := kip.cursor_decode(p_query->>'cursor')::bigint;
-  EXCEPTION WHEN invalid_text_representation THEN
-    PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
-  END;
-  SELECT array_agg(jsonb_build_object('id', h.id, 'at', h.at, 'user_id', h.user_id,
-                                      'resource', h.resource, 'resource_id', h.resource_id,
-                                      'operation', h.operation, 'field', h.field,
-                                      'before', h.before, 'after', h.after) ORDER BY h.id),
-         array_agg(h.id::text ORDER BY h.id)
-    INTO v_items, v_keys
-    FROM (SELECT * FROM kip.history h
-           WHERE h.plan_id = (x.p).id AND h.resource = 'action' AND h.resource_id = p_id
-             AND (v_after IS NULL OR h.id > v_after)
-           ORDER BY h.id LIMIT v_limit + 1) h;
   PERFORM kip.audit('read', (x.p).id, 'action_history');
-  RETURN kip.ok(kip.page(v_items, v_keys, v_limit));
+  RETURN kip.ok(v_page);
 END
 $$;
 
