@@ -316,7 +316,19 @@ BEGIN
          array_agg(p.id ORDER BY p.created_at DESC, p.id DESC)
     INTO v_items, v_keys, v_ids
     FROM (SELECT * FROM kip.plans p
-           WHERE kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
+           -- The candidates are the plans the access rule can grant, each
+           -- found through its own index (owner, consent coverage,
+           -- participation), so a page never walks every plan; the rule
+           -- itself still decides.
+           WHERE p.id IN (SELECT o.id FROM kip.plans o WHERE o.owner_organisation_id = u.organisation_id
+                          UNION ALL
+                          SELECT cc.plan_id FROM kip.consents cc
+                           WHERE cc.contact_organisation_ids @> ARRAY[u.organisation_id]
+                             AND cc.superseded_at IS NULL AND cc.withdrawn_at IS NULL AND cc.kip_consent
+                          UNION ALL
+                          SELECT pa.plan_id FROM kip.participants pa
+                           WHERE pa.user_id = u.id AND pa.left_at IS NULL)
+             AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
              AND (c.ts IS NULL OR (p.created_at, p.id) < (c.ts, c.id))
              AND (v_status IS NULL OR p.status = v_status)
              AND (v_org IS NULL OR p.owner_organisation_id = v_org)
