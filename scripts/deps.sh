@@ -8,7 +8,9 @@ KIPD_BUILD_PACKAGES=(gcc pkg-config meson ninja-build libuv1-dev libpq-dev libja
 KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-icalendar procps)
 # tests/bench/run: wrk drives HTTP; pgbench and psql come with postgresql-client-15; auto_explain with
 # postgresql-contrib; perf for profiles; npm for the PostGraphile peer (tests/bench/peer).
-KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf npm)
+# npm for the PostGraphile peer comes with the machine's nodejs; Debian's npm package
+# conflicts with it, so it is not listed here.
+KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf)
 
 kipd_install_missing() {
   local missing=()
