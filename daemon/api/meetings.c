@@ -474,7 +474,13 @@ static void agenda_done(kreq_t *r, PGresult *res) {
     kreq_problem(r, 500, "out of memory", NULL, NULL);
     return;
   }
-  static const http_header_t hdrs[] = {{"Vary", "Accept"}, {"Cache-Control", "no-store"}};
+  /* Its one inline style sheet is the only thing the page may load. */
+  static const http_header_t hdrs[] = {
+    {"Vary", "Accept"},
+    {"Cache-Control", "no-store"},
+    {"Content-Security-Policy",
+     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
+  };
   kreq_reply_raw(r, 200, "text/html; charset=utf-8", h.buf, h.len, hdrs, KIPD_ARRAY_SIZE(hdrs));
   free(h.buf);
 }

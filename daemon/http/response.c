@@ -108,6 +108,20 @@ static bool http__header_reserved(const char *name) {
   return false;
 }
 
+/* Security headers on every response, unless the handler set its own value
+ * (the printable agenda sets a Content-Security-Policy that allows its
+ * inline style sheet). The API serves JSON to scripts, never pages to
+ * embed, so the defaults forbid everything a browser could do with it, and
+ * nothing personal is ever kept in a cache. */
+static const http_header_t http__security_headers[] = {
+  {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
+  {"X-Content-Type-Options", "nosniff"},
+  {"Referrer-Policy", "no-referrer"},
+  {"Cache-Control", "no-store"},
+  {"X-Frame-Options", "DENY"},
+  {"Cross-Origin-Resource-Policy", "same-origin"},
+};
+
 /* A header line must not break the framing (response splitting). */
 static bool http__header_safe(const char *name, const char *value) {
   if (name == NULL || value == NULL || name[0] == '\0')
@@ -145,6 +159,8 @@ int http__response_build(http_server_t *s, const http_request_t *req, int status
   const char *date = http__date(s);
   const char *text = http_status_text(status);
   size_t cap = 64 + strlen(text) + 64 + strlen(date) + 32 + strlen(req->request_id) + 64;
+  for (size_t i = 0; i < KIPD_ARRAY_SIZE(http__security_headers); i++)
+    cap += strlen(http__security_headers[i].name) + strlen(http__security_headers[i].value) + 4;
   for (size_t i = 0; i < n_headers; i++)
     if (http__header_safe(headers[i].name, headers[i].value))
       cap += strlen(headers[i].name) + strlen(headers[i].value) + 4;
@@ -167,6 +183,17 @@ int http__response_build(http_server_t *s, const http_request_t *req, int status
     http__puts(&w, headers[i].name);
     http__put(&w, ": ", 2);
     http__puts(&w, headers[i].value);
+    http__put(&w, "\r\n", 2);
+  }
+  for (size_t k = 0; k < KIPD_ARRAY_SIZE(http__security_headers); k++) {
+    bool own = false;
+    for (size_t i = 0; i < n_headers && !own; i++)
+      own = headers[i].name != NULL && strcasecmp(headers[i].name, http__security_headers[k].name) == 0;
+    if (own)
+      continue;
+    http__puts(&w, http__security_headers[k].name);
+    http__put(&w, ": ", 2);
+    http__puts(&w, http__security_headers[k].value);
     http__put(&w, "\r\n", 2);
   }
   if (!no_length) {

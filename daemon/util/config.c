@@ -42,6 +42,7 @@ static const config_opt_t config__opts[] = {
   {"next-meeting-max-months", "KIPD_NEXT_MEETING_MAX_MONTHS", OPT_INT, OFF(next_meeting_max_months), "latest next meeting after a meeting (6)"},
   {"daily-pass-interval-s", "KIPD_DAILY_PASS_INTERVAL_S", OPT_U64, OFF(daily_pass_interval_s), "how often the daily pass marks due actions, consents, plans and meetings (3600; 0 = never)"},
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
+  {"print-routes", "KIPD_PRINT_ROUTES", OPT_FLAG, OFF(print_routes), "print the route table as JSON lines and exit"},
   {"config", "KIPD_CONFIG", OPT_STR, OFF(config_file), "JSON config file whose keys are these option names"},
 };
 
@@ -265,11 +266,11 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
     if (c >= 1000 && (rc = config__set(cfg, &config__opts[c - 1000], optarg, "command line", err, err_len)) != 0)
       return rc;
   }
-  if (cfg->db_url == NULL && cfg->data_dir == NULL) {
+  if (cfg->db_url == NULL && cfg->data_dir == NULL && !cfg->print_routes) {
     snprintf(err, err_len, "give --data-dir DIR (embedded PostgreSQL) or --db URI (external)");
     return -EINVAL;
   }
-  if (cfg->admin_token_file == NULL) {
+  if (cfg->admin_token_file == NULL && !cfg->print_routes) {
     if (cfg->data_dir == NULL) {
       snprintf(err, err_len, "--admin-token-file is required with --db and no --data-dir");
       return -EINVAL;

@@ -46,6 +46,7 @@ typedef struct kipd_config_s {
   char *config_file;
   char *log_level;              /* debug|info|warn|error */
   bool migrate_only;
+  bool print_routes;            /* print the route table and exit (tests) */
   uint64_t shutdown_grace_ms;   /* SIGTERM: finish in-flight work: 10 s */
   int meeting_min_minutes;      /* 90 */
   int next_meeting_max_months;  /* 6 */

@@ -551,6 +551,17 @@ def kill_orphan_postmaster(pgdata):
 # ---------------------------------------------------------------------------
 # HTTP client with contract checks
 
+# Headers every kipd response carries (None: any value). Personal data must
+# never be cached, so no-store is on everything.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": None,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+
+
 def check_response(resp, validate=True):
     """Invariants of every kipd response, plus the contract when validate."""
     req = resp.request
@@ -566,6 +577,10 @@ def check_response(resp, validate=True):
     if sent is not None and SANE_REQUEST_ID.match(sent):
         if rid != sent:
             raise ContractError(f"{what}: X-Request-Id {rid!r}, but the client sent the sane {sent!r}")
+    for name, want in SECURITY_HEADERS.items():
+        got = resp.headers.get(name)
+        if got is None or (want is not None and got != want):
+            raise ContractError(f"{what}: security header {name} is {got!r}, want {want or 'present'!r}")
     ctype = resp.headers.get("Content-Type", "")
     media = ctype.split(";")[0].strip().lower()
     if media in ("application/json", "application/problem+json"):

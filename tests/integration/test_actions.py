@@ -322,14 +322,21 @@ def test_reopen_by_tovholder_or_responsible(pg, kipd, team, who):
 
 def test_reopen_by_another_participant_is_403(team, make_user):
     a = _set(team.mate, _action(team.tov, team.plan, team.mate_pid), status="done")
-    problem(_patch(team.other, a["id"], {"status": "open"}, a["version"]), 403, "status", "forbidden")
-    # A caseworker of the owning organisation who is no participant at all may not either.
+    # Another participant may not change an action that is not theirs at all.
+    problem(_patch(team.other, a["id"], {"status": "open"}, a["version"]), 403, "Authorization", "forbidden")
+    # A caseworker of the owning organisation who is no participant may not change the plan.
     outsider = make_user(team.tov.org, ["caseworker"])
-    problem(_patch(outsider, a["id"], {"status": "open"}, a["version"]), 403, "status")
+    problem(_patch(outsider, a["id"], {"status": "open"}, a["version"]), 403, "Authorization")
+    # A coordinator of the owning organisation may change actions, but reopening a done one
+    # is for the tovholder and the responsible participant only.
+    lead = make_user(team.tov.org, ["coordinator"])
+    problem(_patch(lead, a["id"], {"status": "open"}, a["version"]), 403, "status")
     assert _get(team.tov, a["id"]) == a
-    # They may still work on open actions of the plan.
-    b = _set(team.other, _action(team.tov, team.plan, team.mate_pid), status="in_progress")
+    b = _set(lead, _action(team.tov, team.plan, team.mate_pid), status="in_progress")
     assert b["status"] == "in_progress"
+    # The other participant works on the actions they are responsible for.
+    c = _set(team.other, _action(team.tov, team.plan, team.other_pid), status="in_progress")
+    assert c["status"] == "in_progress"
 
 
 @pytest.mark.parametrize("path,target", [

@@ -64,7 +64,7 @@ def test_explicit_review_by_and_fields(coordinator, plan, make_org):
 
 
 def test_recorded_by_is_the_caller(coordinator, plan, make_user):
-    colleague = make_user(coordinator.org, ["caseworker"])
+    colleague = make_user(coordinator.org, ["coordinator"])
     r = colleague.post(_url(plan), json={"kip_consent": True, "form": "verbal", "given_at": GIVEN_AT})
     assert r.status_code == 201, r.text
     assert r.json()["recorded_by"] == colleague.user["id"]
@@ -146,3 +146,25 @@ def test_unknown_contact_organisation_is_422(coordinator, plan):
 ])
 def test_malformed_consent_is_400(coordinator, plan, body, field):
     problem(coordinator.post(_url(plan), json=body), 400, field)
+
+
+def test_expired_review_shows_on_the_plan_and_in_the_daily_pass(coordinator, plan, admin, kipd, pg):
+    import datetime as dt
+    today = dt.date.today()
+    given = (today - dt.timedelta(days=400)).isoformat() + "T10:00:00+01:00"
+    r = coordinator.post(_url(plan), json={"kip_consent": True, "form": "written", "given_at": given})
+    assert r.status_code == 201, r.text
+    assert r.json()["review_expired"] is True
+    assert _plan(coordinator, plan)["consent"]["review_expired"] is True
+    r = admin.post("/v1/admin/daily-pass")
+    assert r.status_code == 200, r.text
+    rows = pg.psql(f"SELECT count(*) FROM kip.events WHERE kind = 'consent.review_due' "
+                   f"AND plan_id = '{plan['id']}'", db=kipd.db).strip()
+    assert rows == "1", rows
+    # Renewed: no longer expired.
+    r = coordinator.post(_url(plan), json={"kip_consent": True, "form": "written",
+                                           "given_at": today.isoformat() + "T09:00:00+01:00"})
+    assert r.status_code == 201 and r.json()["review_expired"] is False
+    # A withdrawn consent is never due for review.
+    r = coordinator.post(_url(plan, "/withdraw"), json={})
+    assert r.status_code == 200 and r.json()["review_expired"] is False

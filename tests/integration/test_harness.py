@@ -256,6 +256,10 @@ class H(BaseHTTPRequestHandler):
         self.send_response(status)
         if "/no-rid" not in self.path:
             self.send_header("X-Request-Id", rid)
+        for name, value in (("Content-Security-Policy", "default-src 'none'"),
+                            ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+                            ("Cache-Control", "no-store"), ("X-Frame-Options", "DENY")):
+            self.send_header(name, value)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

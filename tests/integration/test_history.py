@@ -10,7 +10,7 @@ def test_history_records_every_change(coordinator, make_user, make_plan):
     plan = make_plan(coordinator, name="Ida Ærtebølle", cpr="010190-1234")
     pid = plan["id"]
     old_reason = plan["reason"]
-    colleague = make_user(coordinator.org, ["caseworker"])
+    colleague = make_user(coordinator.org, ["coordinator"])
 
     r = colleague.patch(f"/v1/plans/{pid}", json={"reason": "Ny begrundelse", "citizen": {"cpr": "0202801234"}},
                         headers={"If-Match": '"1"'})

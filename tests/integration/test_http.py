@@ -193,3 +193,38 @@ def test_many_connections_at_once(kipd):
     finally:
         for s in socks:
             s.close()
+
+
+def _security_headers_of(resp):
+    for name, want in kiptest.SECURITY_HEADERS.items():
+        got = resp.header(name)
+        assert got is not None, f"{resp.status}: no {name} header"
+        if want is not None:
+            assert got == want, f"{resp.status}: {name}: {got!r}"
+    assert "default-src 'none'" in resp.header("Content-Security-Policy")
+
+
+def test_security_headers_on_answers_from_the_http_layer(kipd):
+    """The HTTP layer's own answers (before any route runs) carry the same
+    security headers as the API's: 413, 404 and 400 here."""
+    with RawHttp(kipd.port) as raw:
+        resp = raw.request("POST", "/v1/plans", {"Content-Type": "application/json",
+                                                 "Authorization": "Bearer x"},
+                           body=b"{" + b" " * (1024 * 1024 + 10) + b"}")
+        assert resp.status == 413, resp
+        _security_headers_of(resp)
+    with RawHttp(kipd.port) as raw:
+        resp = raw.request("GET", "/no/such/thing")
+        assert resp.status == 404
+        _security_headers_of(resp)
+        resp = raw.request("GET", "/healthz")
+        assert resp.status == 200
+        _security_headers_of(resp)
+    with RawHttp(kipd.port) as raw:
+        raw.send(b"THIS IS NOT HTTP\r\n\r\n")
+        try:
+            resp = raw.read_response()
+        except (EOFError, ConnectionResetError):
+            resp = None
+        if resp is not None:
+            _security_headers_of(resp)

@@ -452,6 +452,10 @@ def test_agenda_as_printable_html_escapes_every_value(coordinator, make_plan):
     r = coordinator.get(f"/v1/meetings/{m['id']}/agenda", headers={"Accept": "text/html"})
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith("text/html")
+    # The page may use its own inline style sheet and nothing else: no script, no frames.
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "style-src 'unsafe-inline'" in csp, csp
+    assert "script-src" not in csp and "frame-ancestors 'none'" in csp, csp
     page = r.text
     assert page.startswith("<!DOCTYPE html>") and '<html lang="da">' in page
     assert "Dagsorden for KIP-møde" in page and "Deltagere" in page and "Åbne indsatser" in page
