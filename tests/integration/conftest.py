@@ -44,6 +44,27 @@ def workroot():
         shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log(workroot):
+    """At the end of the run, every log any kipd wrote in this run (each
+    one's stderr and stdout, all restarts included) is searched for every
+    token, password and CPR number the tests used anywhere in the run, so a
+    secret first seen by a later test is caught in an earlier daemon's log
+    too."""
+    yield
+    with kiptest._secrets_lock:
+        secrets = {s for s in kiptest.SECRETS if s}
+        files = list(kiptest.KIPD_LOG_FILES)
+    assert secrets or not files, "kipd ran, but no secret was ever recorded"
+    leaks = []
+    for f in files:
+        text = Path(f).read_text(errors="replace") if Path(f).exists() else ""
+        found = sorted(s[:10] + "…" for s in secrets if s in text)
+        if found:
+            leaks.append(f"{Path(f).relative_to(workroot)}: {found}")
+    assert not leaks, "secrets in kipd logs:\n" + "\n".join(leaks)
+
+
 @pytest.fixture(scope="session")
 def pg(workroot):
     cluster = PgCluster(workroot / "pg").init().start()

@@ -76,6 +76,12 @@ def remember_secret(value):
             SECRETS.add(m.group(1) + "-" + m.group(2))
 
 
+# Every file a real kipd (not a harness fake) wrote its output to in this run.
+KIPD_LOG_FILES = []
+
+PASSWORD_KEYS = ("password", "current_password", "new_password")
+
+
 def _harvest_secrets(obj):
     """Remember CPR numbers and kipd tokens anywhere in a JSON value."""
     if isinstance(obj, dict):
@@ -83,6 +89,8 @@ def _harvest_secrets(obj):
             if k == "cpr" and isinstance(v, str) and CPR_SHAPE.match(v):
                 remember_secret(v)
             elif k == "token" and isinstance(v, str) and v.startswith("kipd_"):
+                remember_secret(v)
+            elif k in PASSWORD_KEYS and isinstance(v, str):
                 remember_secret(v)
             else:
                 _harvest_secrets(v)
@@ -368,6 +376,9 @@ class Kipd:
 
     # output ---------------------------------------------------------------
     def _reader(self, stream, sink, logfile):
+        if self.binary == KIPD_BIN:
+            with _secrets_lock:
+                KIPD_LOG_FILES.append(logfile)
         with open(logfile, "ab") as out:
             for raw in iter(stream.readline, b""):
                 out.write(raw)
