@@ -373,3 +373,65 @@ def test_calendar_feed(cast):
     _ok(cast.tovholder.post(f"{w.url}/consent/withdraw", json={}), "withdraw")
     r = anon.get(path)
     assert r.status_code == 200 and w.meeting["id"] not in r.text
+
+
+# ------------------------------------------------------- audit completeness
+
+# What each plan route writes to the audit trail when a permitted caller
+# calls it: exactly these (action, resource) rows, each naming the plan and
+# carrying the request id, the caller, their organisation and the remote
+# address. Lists write one row per plan they show.
+AUDIT = {
+    ("GET", "/v1/plans/{id}"): [("read", "plan")],
+    ("PATCH", "/v1/plans/{id}"): [("update", "plan")],
+    ("POST", "/v1/plans/{id}/close"): [("close", "plan")],
+    ("GET", "/v1/plans/{id}/history"): [("read", "history")],
+    ("GET", "/v1/plans/{id}/participants"): [("read", "participants")],
+    ("POST", "/v1/plans/{id}/participants"): [("create", "participant")],
+    ("GET", "/v1/plans/{id}/participants/{pid}"): [("read", "participant")],
+    ("PATCH", "/v1/plans/{id}/participants/{pid}"): [("update", "participant")],
+    ("DELETE", "/v1/plans/{id}/participants/{pid}"): [("leave", "participant")],
+    ("GET", "/v1/plans/{id}/consent"): [("read", "consent")],
+    ("POST", "/v1/plans/{id}/consent"): [("create", "consent")],
+    ("POST", "/v1/plans/{id}/consent/withdraw"): [("withdraw", "consent")],
+    ("POST", "/v1/plans/{id}/coordinator"): [("handover", "plan")],
+    ("GET", "/v1/plans/{id}/actions"): [("read", "actions")],
+    ("POST", "/v1/plans/{id}/actions"): [("create", "action")],
+    ("GET", "/v1/plans/{id}/meetings"): [("read", "meetings")],
+    ("POST", "/v1/plans/{id}/meetings"): [("create", "meeting")],
+    ("GET", "/v1/actions/{id}"): [("read", "action")],
+    ("PATCH", "/v1/actions/{id}"): [("update", "action")],
+    ("GET", "/v1/actions/{id}/history"): [("read", "action_history")],
+    ("GET", "/v1/meetings/{id}"): [("read", "meeting")],
+    ("PATCH", "/v1/meetings/{id}"): [("update", "meeting")],
+    ("GET", "/v1/meetings/{id}/agenda"): [("read", "agenda")],
+    ("POST", "/v1/meetings/{id}/cancel"): [("cancel", "meeting")],
+    ("PUT", "/v1/meetings/{id}/invitees/{pid}/response"): [("respond", "meeting")],
+    ("POST", "/v1/meetings/{id}/outcome"): [("outcome", "meeting")],
+}
+
+
+def test_every_plan_route_has_its_audit_row():
+    missing = sorted(k for k, v in ROUTES.items() if v.kind in ("read", "write", "list") and k not in AUDIT)
+    assert not missing, f"plan routes without an expected audit record in AUDIT: {missing}"
+
+
+@pytest.mark.parametrize("route", sorted(AUDIT), ids=[f"{m} {p}" for m, p in sorted(AUDIT)])
+def test_audit_record_of(cast, route, kipd, pg):
+    row = ROUTES[route]
+    w = _world(cast)
+    rid = "audit-" + uuid.uuid4().hex
+    method, path, body, headers = row.make(w) if row.make else (None, None, None, None)
+    if method is None:
+        pytest.fail(f"{route}: no way to call it here")
+    who = cast.tovholder
+    r = who.request(method, path, json=body, headers={**headers, "X-Request-Id": rid})
+    assert r.status_code < 300, r.text
+    rows = pg.psql("SELECT action || '|' || resource || '|' || coalesce(plan_id::text, '') || '|' || "
+                   "coalesce(user_id::text, '') || '|' || coalesce(organisation_id::text, '') || '|' || "
+                   f"coalesce(remote_addr, '') FROM kip.audit WHERE request_id = '{rid}' ORDER BY id",
+                   db=kipd.db).splitlines()
+    got = sorted(tuple(x.split("|")) for x in rows)
+    want = sorted((a, res, w.plan["id"], who.user["id"], cast.own["id"], "127.0.0.1")
+                  for a, res in AUDIT[route])
+    assert got == want, f"{route}: audit rows {got}, want {want}"
