@@ -76,6 +76,18 @@ def remember_secret(value):
             SECRETS.add(m.group(1) + "-" + m.group(2))
 
 
+# JSON members whose values are secrets wherever they appear: passwords sent
+# to kipd, and the CSRF token it hands out at sign-in.
+SECRET_KEYS = ("password", "current_password", "new_password", "csrf_token")
+SESSION_COOKIE_RE = re.compile(r"(?:^|[;,]\s*)kipd_session=([^;,\s]+)")
+
+
+def _harvest_cookie(resp):
+    """Remember the session id of a Set-Cookie: kipd_session=..."""
+    for m in SESSION_COOKIE_RE.finditer(resp.headers.get("Set-Cookie", "")):
+        remember_secret(m.group(1))
+
+
 def _harvest_secrets(obj):
     """Remember CPR numbers and kipd tokens anywhere in a JSON value."""
     if isinstance(obj, dict):
@@ -83,6 +95,8 @@ def _harvest_secrets(obj):
             if k == "cpr" and isinstance(v, str) and CPR_SHAPE.match(v):
                 remember_secret(v)
             elif k == "token" and isinstance(v, str) and v.startswith("kipd_"):
+                remember_secret(v)
+            elif k in SECRET_KEYS and isinstance(v, str):
                 remember_secret(v)
             else:
                 _harvest_secrets(v)
@@ -560,6 +574,7 @@ def check_response(resp, validate=True):
     rid = resp.headers.get("X-Request-Id")
     if not rid:
         raise ContractError(f"{what}: no X-Request-Id header")
+    _harvest_cookie(resp)
     sent = req.headers.get("X-Request-Id")
     if isinstance(sent, bytes):
         sent = sent.decode("latin-1")
