@@ -118,15 +118,14 @@ BEGIN
     RETURN v_user;
   END IF;
 
-  SELECT t.id, t.last_used_at INTO v_token_id, v_last
+  SELECT u.*, t.id, t.last_used_at INTO v_user.id, v_user.username, v_user.display_name,
+         v_user.organisation_id, v_user.roles, v_user.email, v_user.phone, v_user.active,
+         v_user.created_at, v_user.updated_at, v_token_id, v_last
     FROM kip.tokens t JOIN kip.users u ON u.id = t.user_id
    WHERE t.token_hash = p_ctx->>'token_hash'
      AND t.revoked_at IS NULL
      AND (t.expires_at IS NULL OR t.expires_at > now())
      AND u.active;
-  IF v_token_id IS NOT NULL THEN
-    SELECT u.* INTO v_user FROM kip.tokens t JOIN kip.users u ON u.id = t.user_id WHERE t.id = v_token_id;
-  END IF;
   IF v_user.id IS NULL THEN
     PERFORM kip.fail(401, NULL, 'the token is unknown, revoked or expired');
   END IF;
@@ -156,10 +155,14 @@ DECLARE
   v_window interval := make_interval(secs => (p_settings->>'window_s')::double precision);
   f kip.signin_failures;
 BEGIN
+  -- Forget stale rows, a batch at a time, skipping rows another attempt
+  -- holds (no waiting, no deadlock).
   DELETE FROM kip.signin_failures
-   WHERE last_failed_at < now() - v_window
-     AND (locked_until IS NULL OR locked_until < now())
-     AND username_key <> v_key;
+   WHERE username_key IN (SELECT username_key FROM kip.signin_failures
+                           WHERE last_failed_at < now() - v_window
+                             AND (locked_until IS NULL OR locked_until < now())
+                             AND username_key <> v_key
+                           ORDER BY last_failed_at LIMIT 100 FOR UPDATE SKIP LOCKED);
   INSERT INTO kip.signin_failures (username_key, failures, first_failed_at, last_failed_at)
   VALUES (v_key, 0, now(), now()) ON CONFLICT (username_key) DO NOTHING;
   SELECT * INTO f FROM kip.signin_failures WHERE username_key = v_key FOR UPDATE;

@@ -113,7 +113,14 @@ static void pw__wipe(pw_job_t *job) {
     explicit_bzero(job->password, job->password_len);
   if (job->new_password != NULL)
     explicit_bzero(job->new_password, job->new_password_len);
+  explicit_bzero(job->new_hash, sizeof(job->new_hash));
+  explicit_bzero(job->session_id, sizeof(job->session_id));
+  explicit_bzero(job->csrf_token, sizeof(job->csrf_token));
 }
+
+/* Whatever path answers the request (a refusal from the database, say),
+ * the secrets in the job are wiped before the arena is released. */
+static void pw__on_release(void *arg) { pw__wipe(arg); }
 
 static pw_job_t *pw__job(kreq_t *r) {
   pw_job_t *job = arena_calloc(&r->http->arena, sizeof(*job));
@@ -121,6 +128,8 @@ static pw_job_t *pw__job(kreq_t *r) {
     job->params = app_config(r->app)->argon2;
     job->verified = -EACCES;
     job->hashed = -EIO;
+    r->on_release = pw__on_release;
+    r->on_release_arg = job;
   }
   return job;
 }
@@ -212,7 +221,6 @@ static void signin__created(kreq_t *r, PGresult *res) {
   int status = PQgetisnull(res, 0, 0) ? 201 : atoi(PQgetvalue(res, 0, 0));
   if (status == 401) {
     /* Locked by a parallel attempt meanwhile: a failure after all. */
-    explicit_bzero(job->session_id, sizeof(job->session_id));
     signin__failed_done(r, res);
     return;
   }
@@ -230,10 +238,9 @@ static void signin__created(kreq_t *r, PGresult *res) {
   char *cookie = arena_sprintf(&r->http->arena, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s",
                                APP_SESSION_COOKIE, job->session_id, secure ? "; Secure" : "");
   http_header_t hdrs[] = {{"Set-Cookie", cookie}, {"Cache-Control", "no-store"}};
+  /* The reply may free the arena: nothing of the request is touched after
+   * it. The job's secrets are wiped on release (pw__on_release). */
   kreq_reply_json(r, 201, doc, hdrs, KIPD_ARRAY_SIZE(hdrs));
-  explicit_bzero(job->session_id, sizeof(job->session_id));
-  explicit_bzero(job->csrf_token, sizeof(job->csrf_token));
-  explicit_bzero(cookie, strlen(cookie));
 }
 
 static void signin__verify(void *arg) {

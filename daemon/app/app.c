@@ -123,6 +123,10 @@ static void kreq__release(kreq_t *r) {
     if (u != NULL)
       snprintf(r->user_id, sizeof(r->user_id), "%s", u);
   }
+  if (r->on_release != NULL) {
+    r->on_release(r->on_release_arg);
+    r->on_release = NULL;
+  }
   json_decref(r->body);
   json_decref(r->query);
   r->body = NULL;

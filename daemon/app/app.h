@@ -55,6 +55,10 @@ struct kreq_s {
   int ok_status;
   kreq_result_cb on_result;
   void *handler_data;       /* free for the handler */
+  /* Called once when the reply is sent, whichever path sends it (e.g. to
+   * wipe a password held in the arena). */
+  void (*on_release)(void *arg);
+  void *on_release_arg;
   bool replied;
 };
 
