@@ -108,11 +108,17 @@ static void pw__wipe_body(kreq_t *r) {
   explicit_bzero((char *)r->http->body, r->http->body_len);
 }
 
-static void pw__wipe(pw_job_t *job) {
+/* The plain passwords: done as soon as the Argon2 work is. */
+static void pw__wipe_passwords(pw_job_t *job) {
   if (job->password != NULL)
     explicit_bzero(job->password, job->password_len);
   if (job->new_password != NULL)
     explicit_bzero(job->new_password, job->new_password_len);
+}
+
+/* Everything secret in the job: when the request ends. */
+static void pw__wipe(pw_job_t *job) {
+  pw__wipe_passwords(job);
   explicit_bzero(job->new_hash, sizeof(job->new_hash));
   explicit_bzero(job->session_id, sizeof(job->session_id));
   explicit_bzero(job->csrf_token, sizeof(job->csrf_token));
@@ -246,7 +252,7 @@ static void signin__created(kreq_t *r, PGresult *res) {
 static void signin__verify(void *arg) {
   pw_job_t *job = arg;
   job->verified = password_verify(&job->params, job->stored_hash, job->password, job->password_len);
-  pw__wipe(job);
+  pw__wipe_passwords(job);
 }
 
 static void signin__verified(kreq_t *r, void *arg) {
@@ -346,7 +352,7 @@ static void password__check(void *arg) {
   job->verified = password_verify(&job->params, job->stored_hash, job->password, job->password_len);
   if (job->verified == 0 && !job->locked)
     job->hashed = password_hash(&job->params, job->new_password, job->new_password_len, job->new_hash);
-  pw__wipe(job);
+  pw__wipe_passwords(job);
 }
 
 static void password__checked(kreq_t *r, void *arg) {
@@ -407,7 +413,7 @@ static void password_put_handler(kreq_t *r) {
 static void user__hash(void *arg) {
   pw_job_t *job = arg;
   job->hashed = password_hash(&job->params, job->password, job->password_len, job->new_hash);
-  pw__wipe(job);
+  pw__wipe_passwords(job);
 }
 
 static void user__hashed(kreq_t *r, void *arg) {
