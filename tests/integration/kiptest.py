@@ -79,6 +79,8 @@ def remember_secret(value):
 # JSON members whose values are secrets wherever they appear: passwords sent
 # to kipd, and the CSRF token it hands out at sign-in.
 SECRET_KEYS = ("password", "current_password", "new_password", "csrf_token")
+# The passwords among them: no response may ever contain one.
+PASSWORDS = set()
 SESSION_COOKIE_RE = re.compile(r"(?:^|[;,]\s*)kipd_session=([^;,\s]+)")
 
 
@@ -98,6 +100,9 @@ def _harvest_secrets(obj):
                 remember_secret(v)
             elif k in SECRET_KEYS and isinstance(v, str):
                 remember_secret(v)
+                if k != "csrf_token" and len(v) >= 8:
+                    with _secrets_lock:
+                        PASSWORDS.add(v)
             else:
                 _harvest_secrets(v)
     elif isinstance(obj, list):
@@ -575,6 +580,10 @@ def check_response(resp, validate=True):
     if not rid:
         raise ContractError(f"{what}: no X-Request-Id header")
     _harvest_cookie(resp)
+    with _secrets_lock:
+        passwords = [p for p in PASSWORDS if p.encode("utf-8") in resp.content]
+    if passwords:
+        raise ContractError(f"{what}: the response holds a password the tests sent")
     sent = req.headers.get("X-Request-Id")
     if isinstance(sent, bytes):
         sent = sent.decode("latin-1")
