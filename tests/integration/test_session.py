@@ -310,6 +310,30 @@ def test_csrf_is_required_for_changes_with_the_cookie(kipd, admin, make_org):
     assert person.post("/v1/plans", json=kiptest.plan_body()).status_code == 201
 
 
+def test_csrf_on_plan_changes(kipd, admin, make_org):
+    """Every kind of change checks the token, before any rule of its own."""
+    person, pw = make_person(admin, make_org())
+    c, _ = sign_in(kipd.url, person.user["username"], pw)
+    plan = kiptest.create_plan(person)
+    pid = plan["id"]
+    version = plan["version"]
+    changes = [
+        ("PATCH", f"/v1/plans/{pid}", {"reason": "Ny begrundelse"}, {"If-Match": f'"{version}"'}),
+        ("POST", f"/v1/plans/{pid}/close", {"reason": "completed"}, {"If-Match": f'"{version}"'}),
+        ("POST", f"/v1/plans/{pid}/participants", {"kind": "relative", "name": "Mor", "role": "relative"}, {}),
+        ("PATCH", "/v1/me/settings", {}, {}),
+    ]
+    for method, path, body, headers in changes:
+        problem(c.request(method, path, json=body, headers=headers), 403, "X-CSRF-Token")
+        problem(c.request(method, path, json=body, headers={**headers, "X-CSRF-Token": "forkert"}), 403,
+                "X-CSRF-Token")
+    assert person.get(f"/v1/plans/{pid}").json()["version"] == version
+    r = c.patch(f"/v1/plans/{pid}", json={"reason": "Ny begrundelse"},
+                headers={"If-Match": f'"{version}"', "X-CSRF-Token": c.csrf})
+    assert r.status_code == 200, r.text
+    assert r.json()["reason"] == "Ny begrundelse"
+
+
 def test_bearer_wins_over_the_cookie(kipd, admin, make_org):
     person, pw = make_person(admin, make_org())
     c, _ = sign_in(kipd.url, person.user["username"], pw)
