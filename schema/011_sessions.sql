@@ -231,8 +231,12 @@ $$;
 -- csrf_token and the cookie. If the username was locked meanwhile (a
 -- parallel attempt), it is a failure after all.
 -- p_settings: idle_s, max_s, lock_after, lock_s, window_s, user_agent.
+-- p_new_hash, when not NULL, replaces p_old_hash: the same password hashed
+-- at the cost kipd is configured with now (unless it changed meanwhile).
+-- Old sessions are pruned here, a batch at a time, a week after they ended.
 CREATE FUNCTION kip_api.session_create(p_ctx jsonb, p_username text, p_session_hash text,
-                                       p_csrf_hash text, p_settings jsonb)
+                                       p_csrf_hash text, p_settings jsonb,
+                                       p_old_hash text, p_new_hash text)
 RETURNS kip.reply LANGUAGE plpgsql AS $$
 DECLARE
   u kip.users;
@@ -244,6 +248,14 @@ BEGIN
   END IF;
   PERFORM kip.begin_anonymous(p_ctx, u.id);
   DELETE FROM kip.signin_failures WHERE username_key = left(lower(p_username), 256);
+  IF p_new_hash IS NOT NULL THEN
+    UPDATE kip.user_passwords SET password_hash = p_new_hash
+     WHERE user_id = u.id AND password_hash = p_old_hash;
+  END IF;
+  DELETE FROM kip.sessions
+   WHERE id IN (SELECT id FROM kip.sessions
+                 WHERE expires_at < now() - interval '7 days'
+                 ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED);
   INSERT INTO kip.sessions (user_id, session_hash, csrf_hash, idle_timeout_s, expires_at,
                             remote_addr, user_agent)
   VALUES (u.id, p_session_hash, p_csrf_hash, (p_settings->>'idle_s')::integer,

@@ -45,7 +45,8 @@ static const jc_field_t password_body[] = {
 static const pg_stmt_t session_lookup = {"session_lookup",
   "SELECT * FROM kip_api.session_lookup($1::jsonb, $2::text)", 2};
 static const pg_stmt_t session_create = {"session_create",
-  "SELECT * FROM kip_api.session_create($1::jsonb, $2::text, $3::text, $4::text, $5::jsonb)", 5};
+  "SELECT * FROM kip_api.session_create($1::jsonb, $2::text, $3::text, $4::text, $5::jsonb, $6::text, "
+  "$7::text)", 7};
 static const pg_stmt_t session_fail = {"session_fail",
   "SELECT * FROM kip_api.session_fail($1::jsonb, $2::text, $3::jsonb)", 3};
 static const pg_stmt_t session_delete = {"session_delete",
@@ -249,9 +250,21 @@ static void signin__created(kreq_t *r, PGresult *res) {
   kreq_reply_json(r, 201, doc, hdrs, KIPD_ARRAY_SIZE(hdrs));
 }
 
+/* True when the stored hash was made with another cost than the one
+ * configured now. */
+static bool signin__stale(const pw_job_t *job) {
+  password_params_t stored;
+  return password_hash_params(job->stored_hash, &stored) &&
+         (stored.t_cost != job->params.t_cost || stored.m_kib != job->params.m_kib ||
+          stored.parallelism != job->params.parallelism);
+}
+
 static void signin__verify(void *arg) {
   pw_job_t *job = arg;
   job->verified = password_verify(&job->params, job->stored_hash, job->password, job->password_len);
+  /* The one moment kipd has the password: bring its hash to today's cost. */
+  if (job->verified == 0 && !job->locked && signin__stale(job))
+    job->hashed = password_hash(&job->params, job->password, job->password_len, job->new_hash);
   pw__wipe_passwords(job);
 }
 
@@ -269,12 +282,16 @@ static void signin__verified(kreq_t *r, void *arg) {
     kreq_problem(r, 500, "could not make a session", NULL, NULL);
     return;
   }
-  const char **params = arena_alloc(&r->http->arena, 5 * sizeof(char *));
+  const char **params = arena_calloc(&r->http->arena, 7 * sizeof(char *));
   params[0] = kreq_ctx(r);
   params[1] = job->username;
   params[2] = kreq_strdup(r, session_hash);
   params[3] = kreq_strdup(r, csrf_hash);
   params[4] = pw__settings(r);
+  if (job->hashed == 0) {
+    params[5] = job->stored_hash;
+    params[6] = kreq_strdup(r, job->new_hash);
+  }
   kreq_exec(r, &session_create, params, 201, signin__created);
 }
 

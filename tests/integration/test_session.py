@@ -218,6 +218,19 @@ def test_default_argon2_cost(kipd_factory, pg):
     sign_in(k.url, person.user["username"], pw)
 
 
+def test_hash_follows_the_configured_cost(kipd, pg, kipd_factory, admin, make_org):
+    """A sign-in re-hashes a password stored at another cost."""
+    person, pw = make_person(admin, make_org())       # t=1, m=8192 in this module
+    uid = person.user["id"]
+    k = kipd_factory(db=kipd.db, extra_args=["--argon2-t", "2", "--argon2-m-kib", "16384"])
+    sign_in(k.url, person.user["username"], pw)
+    stored = db(kipd, pg, f"SELECT password_hash FROM kip.user_passwords WHERE user_id = '{uid}'")
+    assert stored.startswith("$argon2id$v=19$m=16384,t=2,p=1$"), stored
+    sign_in(kipd.url, person.user["username"], pw)    # and back
+    stored = db(kipd, pg, f"SELECT password_hash FROM kip.user_passwords WHERE user_id = '{uid}'")
+    assert stored.startswith("$argon2id$v=19$m=8192,t=1,p=1$"), stored
+
+
 @pytest.mark.parametrize("password,ok", [
     ("elleve-tegn", False),             # 11 characters
     ("tolv-tegn-ok", True),             # 12
