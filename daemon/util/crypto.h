@@ -15,7 +15,7 @@
 int crypto_token_new(char out[CRYPTO_TOKEN_LEN + 1]) KIPD_MUST_CHECK;
 
 /* n random bytes (RAND_bytes) as base64url without padding into out, which
- * must hold 4 * n / 3 + 4 bytes; 32 bytes give 43 characters. */
+ * must hold ceil(4 * n / 3) + 1 bytes: 32 bytes give 43 characters and the NUL. */
 int crypto_random_b64url(size_t n, char *out) KIPD_MUST_CHECK;
 
 /* SHA-256 of s as 64 lower-case hex characters + NUL. */
