@@ -126,6 +126,7 @@ static int kipd_serve(kipd_t *k) {
     return rc;
   http_server_set_access_cb(k->server, app_access_log, k->app);
   app_set_server(k->app, k->server);
+  app_set_loop(k->app, k->loop);
   rc = http_server_listen(k->server, k->cfg.listen_host, k->cfg.listen_port);
   if (rc != 0) {
     log_emit(LOG_ERROR, "cannot listen", json_pack("{s:s, s:i, s:s}", "host", k->cfg.listen_host,

@@ -26,6 +26,14 @@ extern const route_t api_meetings_routes[];
 extern const size_t api_meetings_n_routes;
 extern const route_t api_calendar_routes[];
 extern const size_t api_calendar_n_routes;
+extern const route_t api_session_routes[];
+extern const size_t api_session_n_routes;
+
+/* POST /v1/users: with a password, hashed off the loop (api/session.c). */
+struct kreq_s;
+void api_user_create_handler(struct kreq_s *r);
+/* The password policy as a json_check format hook (util/password.h). */
+const char *api_format_password(json_t *parent, const char *key, json_t *value);
 
 /* The calendar feed's time zone (Europe/Copenhagen), read from the system's
  * zoneinfo once at start-up, before the loop serves anyone. Returns 0 or

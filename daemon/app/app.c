@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "app/problem.h"
+#include "util/cookie.h"
 #include "util/crypto.h"
 #include "util/log.h"
 #include "util/query.h"
@@ -24,6 +25,8 @@ typedef struct app_seen_s {
 struct app_s {
   app_seen_t seen[APP_SEEN_SLOTS];
   const kipd_config_t *cfg;
+  uv_loop_t *loop;
+  unsigned jobs;               /* kreq_queue_work() jobs queued or running */
   pg_pool_t *pool;
   http_server_t *server;
   const route_t *routes;
@@ -67,6 +70,7 @@ int app_new(const kipd_config_t *cfg, pg_pool_t *pool, const route_t *routes, si
 
 void app_free(app_t *app) { free(app); }
 void app_set_server(app_t *app, http_server_t *server) { app->server = server; }
+void app_set_loop(app_t *app, uv_loop_t *loop) { app->loop = loop; }
 const kipd_config_t *app_config(const app_t *app) { return app->cfg; }
 pg_pool_t *app_pool(const app_t *app) { return app->pool; }
 http_server_t *app_server(const app_t *app) { return app->server; }
@@ -80,11 +84,15 @@ static app_seen_t *app__seen_slot(app_t *app, const char *token_hash) {
   return &app->seen[h % APP_SEEN_SLOTS];
 }
 
+/* The hash of the request's credential: the token's or the session's. */
+static char *kreq__cred_hash(kreq_t *r) { return r->token_hash[0] ? r->token_hash : r->session_hash; }
+
 static void app__remember_user(kreq_t *r) {
-  if (r->token_hash[0] == '\0' || r->user_id[0] == '\0')
+  const char *cred = kreq__cred_hash(r);
+  if (cred[0] == '\0' || r->user_id[0] == '\0')
     return;
-  app_seen_t *slot = app__seen_slot(r->app, r->token_hash);
-  memcpy(slot->token_hash, r->token_hash, sizeof(slot->token_hash));
+  app_seen_t *slot = app__seen_slot(r->app, cred);
+  memcpy(slot->token_hash, cred, sizeof(slot->token_hash));
   snprintf(slot->user_id, sizeof(slot->user_id), "%s", r->user_id);
 }
 
@@ -110,10 +118,14 @@ char *kreq_json_text(kreq_t *r, json_t *j) {
 static void kreq__release(kreq_t *r) {
   if (r->user_id[0] != '\0')
     app__remember_user(r);
-  else if (r->token_hash[0] != '\0') {
-    const char *u = app__recall_user(r->app, r->token_hash);
+  else if (kreq__cred_hash(r)[0] != '\0') {
+    const char *u = app__recall_user(r->app, kreq__cred_hash(r));
     if (u != NULL)
       snprintf(r->user_id, sizeof(r->user_id), "%s", u);
+  }
+  if (r->on_release != NULL) {
+    r->on_release(r->on_release_arg);
+    r->on_release = NULL;
   }
   json_decref(r->body);
   json_decref(r->query);
@@ -168,12 +180,13 @@ static void kreq__send_problem(kreq_t *r, int status, json_t *p) {
 }
 
 void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *errors) {
-  if (status == 401 && r->token_hash[0] != '\0') {
-    /* A token the database refused names nobody, in the log either. */
-    app_seen_t *slot = app__seen_slot(r->app, r->token_hash);
-    if (strcmp(slot->token_hash, r->token_hash) == 0)
+  char *cred = kreq__cred_hash(r);
+  if (status == 401 && cred[0] != '\0') {
+    /* A credential the database refused names nobody, in the log either. */
+    app_seen_t *slot = app__seen_slot(r->app, cred);
+    if (strcmp(slot->token_hash, cred) == 0)
       memset(slot, 0, sizeof(*slot));
-    r->token_hash[0] = '\0';
+    cred[0] = '\0';
     r->user_id[0] = '\0';
   }
   kreq__send_problem(r, status, problem_new(status, detail, errors, r->http->request_id));
@@ -205,6 +218,13 @@ const char *kreq_ctx(kreq_t *r) {
   json_t *ctx = json_object();
   if (r->token_hash[0])
     json_object_set_new(ctx, "token_hash", json_string(r->token_hash));
+  else if (r->session_hash[0]) {
+    json_object_set_new(ctx, "session_hash", json_string(r->session_hash));
+    if (r->csrf_required)
+      json_object_set_new(ctx, "csrf_required", json_true());
+    if (r->csrf_hash[0])
+      json_object_set_new(ctx, "csrf_hash", json_string(r->csrf_hash));
+  }
   json_object_set_new(ctx, "request_id", json_string(r->http->request_id));
   json_object_set_new(ctx, "remote_addr", json_string(r->http->remote_addr));
   if (r->if_match >= 0)
@@ -433,6 +453,140 @@ static int app__parse_if_match(const char *v, long long *out) {
   return 0;
 }
 
+/* Bearer token or session cookie; the database decides whether either is
+ * good. Keeps only SHA-256 hashes. Replies and returns -EACCES when the
+ * request brings no usable credential. */
+static int app__credentials(kreq_t *r) {
+  http_request_t *req = r->http;
+  const char *auth = http_request_header(req, "authorization");
+  if (auth != NULL) {
+    if (strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
+      kreq_problem(r, 401, "send Authorization: Bearer <token>", NULL, NULL);
+      return -EACCES;
+    }
+    const char *tok = auth + 7;
+    while (*tok == ' ')
+      tok++;
+    if (crypto_sha256_hex(tok, strlen(tok), r->token_hash) != 0) {
+      kreq_problem(r, 500, "hashing failed", NULL, NULL);
+      return -EIO;
+    }
+    return 0;
+  }
+  /* The session cookie, from any Cookie header (HTTP/2 proxies may split
+   * them). */
+  char sid[128];
+  int found = -ENOENT;
+  for (size_t i = 0; i < req->n_headers && found == -ENOENT; i++)
+    if (strcasecmp(req->headers[i].name, "cookie") == 0)
+      found = cookie_find(req->headers[i].value, APP_SESSION_COOKIE, sid, sizeof(sid));
+  if (found != 0 || sid[0] == '\0') {
+    kreq_problem(r, 401, "send Authorization: Bearer <token>, or sign in with POST /v1/session", NULL, NULL);
+    return -EACCES;
+  }
+  int rc = crypto_sha256_hex(sid, strlen(sid), r->session_hash);
+  explicit_bzero(sid, sizeof(sid));
+  if (rc != 0) {
+    kreq_problem(r, 500, "hashing failed", NULL, NULL);
+    return -EIO;
+  }
+  /* A cookie travels with every request the browser makes, also ones
+   * another site makes it send: a change needs the CSRF token as well, which
+   * only the page that signed in knows. */
+  const char *m = req->method;
+  if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0) {
+    r->csrf_required = true;
+    const char *csrf = http_request_header(req, "x-csrf-token");
+    if (csrf == NULL || *csrf == '\0') {
+      kreq_problem(r, 403, "a change made with the session cookie needs the X-CSRF-Token header",
+                   "X-CSRF-Token", "is required with the session cookie");
+      return -EACCES;
+    }
+    if (crypto_sha256_hex(csrf, strlen(csrf), r->csrf_hash) != 0) {
+      kreq_problem(r, 500, "hashing failed", NULL, NULL);
+      return -EIO;
+    }
+  }
+  return 0;
+}
+
+/* ---- work off the loop ---- */
+
+typedef struct kreq_job_s {
+  uv_work_t work;
+  kreq_t *r;
+  kreq_work_fn fn;
+  kreq_then_fn then;
+  void *arg;
+} kreq_job_t;
+
+static void kreq__job_run(uv_work_t *w) {
+  kreq_job_t *job = container_of(w, kreq_job_t, work);
+  job->fn(job->arg);
+}
+
+static void kreq__job_done(uv_work_t *w, int status) {
+  kreq_job_t *job = container_of(w, kreq_job_t, work);
+  job->r->app->jobs--;
+  job->then(job->r, job->arg);
+}
+
+int kreq_queue_work(kreq_t *r, kreq_work_fn work, kreq_then_fn then, void *arg) {
+  app_t *app = r->app;
+  if (app->loop == NULL)
+    return -EINVAL;
+  if (app->jobs >= app->cfg->password_jobs_max)
+    return -ENOSPC;
+  kreq_job_t *job = arena_calloc(&r->http->arena, sizeof(*job));
+  if (job == NULL)
+    return -ENOMEM;
+  *job = (kreq_job_t){.r = r, .fn = work, .then = then, .arg = arg};
+  int rc = uv_queue_work(app->loop, &job->work, kreq__job_run, kreq__job_done);
+  if (rc != 0)
+    return rc;
+  app->jobs++;
+  return 0;
+}
+
+/* The timer lives in the request's arena: it is closed before the
+ * continuation runs, and the continuation's reply frees the arena. */
+typedef struct kreq_timer_s {
+  uv_timer_t timer;
+  kreq_t *r;
+  kreq_then_fn then;
+  void *arg;
+} kreq_timer_t;
+
+static void kreq__timer_closed(uv_handle_t *h) {
+  kreq_timer_t *t = container_of((uv_timer_t *)h, kreq_timer_t, timer);
+  t->then(t->r, t->arg);
+}
+
+static void kreq__timer_fired(uv_timer_t *timer) {
+  uv_close((uv_handle_t *)timer, kreq__timer_closed);
+}
+
+int kreq_delay(kreq_t *r, uint64_t delay_ms, kreq_then_fn then, void *arg) {
+  app_t *app = r->app;
+  if (app->loop == NULL)
+    return -EINVAL;
+  kreq_timer_t *t = arena_calloc(&r->http->arena, sizeof(*t));
+  if (t == NULL)
+    return -ENOMEM;
+  int rc = uv_timer_init(app->loop, &t->timer);
+  if (rc != 0)
+    return rc;
+  t->r = r;
+  t->then = then;
+  t->arg = arg;
+  rc = uv_timer_start(&t->timer, kreq__timer_fired, delay_ms, 0);
+  if (rc != 0) {
+    /* Closing still calls the continuation, which replies. */
+    uv_close((uv_handle_t *)&t->timer, kreq__timer_closed);
+  }
+  return 0;
+}
+
 void app_handle(http_request_t *req, void *data) {
   app_t *app = data;
   kreq_t *r = arena_calloc(&req->arena, sizeof(*r));
@@ -468,20 +622,8 @@ void app_handle(http_request_t *req, void *data) {
   }
 
   /* Credentials before anything that reveals the shape of the API. */
-  if (!(rt->flags & ROUTE_PUBLIC)) {
-    const char *auth = http_request_header(req, "authorization");
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
-      kreq_problem(r, 401, "send Authorization: Bearer <token>", NULL, NULL);
-      return;
-    }
-    const char *tok = auth + 7;
-    while (*tok == ' ')
-      tok++;
-    if (crypto_sha256_hex(tok, strlen(tok), r->token_hash) != 0) {
-      kreq_problem(r, 500, "hashing failed", NULL, NULL);
-      return;
-    }
-  }
+  if (!(rt->flags & ROUTE_PUBLIC) && app__credentials(r) != 0)
+    return;
 
   /* Query parameters. */
   const char *why = NULL;

@@ -26,6 +26,9 @@
 
 typedef struct app_s app_t;
 
+/* The web UI's session cookie (api/session.c sets it, app.c reads it). */
+#define APP_SESSION_COOKIE "kipd_session"
+
 typedef struct kreq_s kreq_t;
 /* Called with a successful single-row result of kreq_exec(). res is
  * borrowed. The callback must reply. */
@@ -38,6 +41,9 @@ struct kreq_s {
   json_t *body;             /* owned; NULL when the route takes none */
   json_t *query;            /* owned; object of query parameters */
   char token_hash[65];      /* SHA-256 hex of the bearer token, "" if none */
+  char session_hash[65];    /* SHA-256 hex of the session cookie, "" if none */
+  char csrf_hash[65];       /* SHA-256 hex of X-CSRF-Token, "" if none */
+  bool csrf_required;       /* a state-changing request with the session cookie */
   long long if_match;       /* -1 absent, -2 "*", else the version */
   char user_id[40];         /* for the access log, set from the SQL answer */
   jc_result_t jc;
@@ -49,6 +55,10 @@ struct kreq_s {
   int ok_status;
   kreq_result_cb on_result;
   void *handler_data;       /* free for the handler */
+  /* Called once when the reply is sent, whichever path sends it (e.g. to
+   * wipe a password held in the arena). */
+  void (*on_release)(void *arg);
+  void *on_release_arg;
   bool replied;
 };
 
@@ -59,6 +69,8 @@ int app_new(const kipd_config_t *cfg, pg_pool_t *pool, const route_t *routes, si
             app_t **out) KIPD_MUST_CHECK;
 void app_free(app_t *app);
 void app_set_server(app_t *app, http_server_t *server);
+/* The loop for the threadpool and timers (kreq_queue_work, kreq_delay). */
+void app_set_loop(app_t *app, uv_loop_t *loop);
 
 /* Hook these into the HTTP server. data is the app. */
 void app_handle(http_request_t *req, void *data);
@@ -114,6 +126,25 @@ json_t *kreq_row_body(kreq_t *r, PGresult *res);
 /* The generic handler: passes ctx, the path parameters, the body and the
  * query (each as text) to route->stmt. */
 void kreq_generic(kreq_t *r);
+
+/* ---- Work off the loop ---- */
+
+/* Runs on libuv's threadpool: may touch only arg, never the request, the
+ * app or the loop. */
+typedef void (*kreq_work_fn)(void *arg);
+/* Back on the loop after the work, or after a delay. Must go on with the
+ * request (reply or run more SQL). */
+typedef void (*kreq_then_fn)(kreq_t *r, void *arg);
+
+/* Run work(arg) on the threadpool, then then(r, arg) on the loop. arg is
+ * borrowed and must live in the request's arena (or longer). At most
+ * --password-jobs-max jobs are queued or running: beyond that -ENOSPC.
+ * Returns 0 or -errno; on error nothing runs and the caller replies. */
+int kreq_queue_work(kreq_t *r, kreq_work_fn work, kreq_then_fn then, void *arg) KIPD_MUST_CHECK;
+
+/* Call then(r, arg) after delay_ms, from a timer on the loop (0: on the
+ * next loop iteration). Returns 0 or -errno. */
+int kreq_delay(kreq_t *r, uint64_t delay_ms, kreq_then_fn then, void *arg) KIPD_MUST_CHECK;
 
 /* Arena helpers. */
 char *kreq_strdup(kreq_t *r, const char *s);

@@ -41,6 +41,17 @@ static const config_opt_t config__opts[] = {
   {"meeting-min-minutes", "KIPD_MEETING_MIN_MINUTES", OPT_INT, OFF(meeting_min_minutes), "shortest KIP meeting (90)"},
   {"next-meeting-max-months", "KIPD_NEXT_MEETING_MAX_MONTHS", OPT_INT, OFF(next_meeting_max_months), "latest next meeting after a meeting (6)"},
   {"daily-pass-interval-s", "KIPD_DAILY_PASS_INTERVAL_S", OPT_U64, OFF(daily_pass_interval_s), "how often the daily pass marks due actions, consents, plans and meetings (3600; 0 = never)"},
+  {"session-idle-s", "KIPD_SESSION_IDLE_S", OPT_U64, OFF(session_idle_s), "a sign-in session unused this long expires (1800)"},
+  {"session-max-s", "KIPD_SESSION_MAX_S", OPT_U64, OFF(session_max_s), "absolute lifetime of a sign-in session (43200)"},
+  {"cookie-secure", "KIPD_COOKIE_SECURE", OPT_STR, OFF(cookie_secure), "Secure on the session cookie: auto (when X-Forwarded-Proto is https), always or never (auto)"},
+  {"signin-lock-after", "KIPD_SIGNIN_LOCK_AFTER", OPT_INT, OFF(signin_lock_after), "consecutive failed sign-ins that lock a username (5)"},
+  {"signin-lock-s", "KIPD_SIGNIN_LOCK_S", OPT_U64, OFF(signin_lock_s), "how long a locked username stays locked (900)"},
+  {"signin-window-s", "KIPD_SIGNIN_WINDOW_S", OPT_U64, OFF(signin_window_s), "failed sign-ins older than this are forgotten (900)"},
+  {"signin-delay-ms", "KIPD_SIGNIN_DELAY_MS", OPT_U64, OFF(signin_delay_ms), "answer delay from the 3rd failed sign-in, doubling up to 8x (1000)"},
+  {"password-jobs-max", "KIPD_PASSWORD_JOBS_MAX", OPT_UINT, OFF(password_jobs_max), "password hashes queued or running before 429 (16)"},
+  {"argon2-t", "KIPD_ARGON2_T", OPT_UINT, OFF(argon2.t_cost), "Argon2id passes for new password hashes (3)"},
+  {"argon2-m-kib", "KIPD_ARGON2_M_KIB", OPT_UINT, OFF(argon2.m_kib), "Argon2id memory in KiB for new password hashes (65536)"},
+  {"argon2-p", "KIPD_ARGON2_P", OPT_UINT, OFF(argon2.parallelism), "Argon2id lanes (1)"},
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
   {"print-routes", "KIPD_PRINT_ROUTES", OPT_FLAG, OFF(print_routes), "print the route table as JSON lines and exit"},
   {"config", "KIPD_CONFIG", OPT_STR, OFF(config_file), "JSON config file whose keys are these option names"},
@@ -58,6 +69,15 @@ void config_defaults(kipd_config_t *cfg) {
   cfg->meeting_min_minutes = 90;
   cfg->next_meeting_max_months = 6;
   cfg->daily_pass_interval_s = 3600;
+  cfg->session_idle_s = 1800;
+  cfg->session_max_s = 43200;
+  cfg->cookie_secure = strdup("auto");
+  cfg->signin_lock_after = 5;
+  cfg->signin_lock_s = 900;
+  cfg->signin_window_s = 900;
+  cfg->signin_delay_ms = 1000;
+  cfg->password_jobs_max = 16;
+  cfg->argon2 = (password_params_t){.t_cost = 3, .m_kib = 65536, .parallelism = 1};
   cfg->http.max_body_bytes = 1024 * 1024;
   cfg->http.max_header_bytes = 16 * 1024;
   cfg->http.read_timeout_ms = 10000;
@@ -83,6 +103,7 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->pg_user);
   free(cfg->config_file);
   free(cfg->log_level);
+  free(cfg->cookie_secure);
   free((char *)cfg->pool.conninfo);
   memset(cfg, 0, sizeof(*cfg));
 }
@@ -283,6 +304,25 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
   }
   if (cfg->pool.size == 0 || cfg->http.max_connections == 0 || cfg->meeting_min_minutes <= 0) {
     snprintf(err, err_len, "pool-size, max-connections and meeting-min-minutes must be positive");
+    return -EINVAL;
+  }
+  if (strcmp(cfg->cookie_secure, "auto") != 0 && strcmp(cfg->cookie_secure, "always") != 0 &&
+      strcmp(cfg->cookie_secure, "never") != 0) {
+    snprintf(err, err_len, "cookie-secure must be auto, always or never");
+    return -EINVAL;
+  }
+  if (cfg->session_idle_s == 0 || cfg->session_max_s == 0 || cfg->session_idle_s > 31536000 ||
+      cfg->session_max_s > 31536000 || cfg->signin_lock_after <= 0 || cfg->signin_lock_s > 31536000 ||
+      cfg->signin_window_s == 0 || cfg->signin_window_s > 31536000 || cfg->signin_delay_ms > 60000 ||
+      cfg->password_jobs_max == 0) {
+    snprintf(err, err_len, "session-idle-s, session-max-s, signin-lock-after, signin-window-s and "
+                           "password-jobs-max must be positive; durations at most a year, "
+                           "signin-delay-ms at most 60000");
+    return -EINVAL;
+  }
+  const char *why = password_params_check(&cfg->argon2);
+  if (why != NULL) {
+    snprintf(err, err_len, "%s", why);
     return -EINVAL;
   }
   return 0;

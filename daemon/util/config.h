@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "util/error.h"
+#include "util/password.h"
 
 /* HTTP layer limits (http/server.h). */
 typedef struct http_limits_s {
@@ -51,6 +52,16 @@ typedef struct kipd_config_s {
   int meeting_min_minutes;      /* 90 */
   int next_meeting_max_months;  /* 6 */
   uint64_t daily_pass_interval_s; /* the daily pass runs this often: 3600; 0 = never */
+  /* Sign-in and sessions (api/session.c, docs/security.md). */
+  uint64_t session_idle_s;      /* a session unused this long expires: 1800 */
+  uint64_t session_max_s;       /* absolute lifetime of a session: 43200 */
+  char *cookie_secure;          /* "auto" (X-Forwarded-Proto), "always", "never" */
+  int signin_lock_after;        /* consecutive failures that lock a username: 5 */
+  uint64_t signin_lock_s;       /* how long it stays locked: 900 */
+  uint64_t signin_window_s;     /* failures older than this are forgotten: 900 */
+  uint64_t signin_delay_ms;     /* delay of the 3rd failure, doubling to 8x: 1000 */
+  unsigned password_jobs_max;   /* Argon2 jobs queued or running before 429: 16 */
+  password_params_t argon2;     /* t=3, m=65536 KiB, p=1 */
   http_limits_t http;
   pg_pool_config_t pool;
 } kipd_config_t;

@@ -30,6 +30,35 @@ int crypto_token_new(char out[CRYPTO_TOKEN_LEN + 1]) {
   return 0;
 }
 
+int crypto_random_b64url(size_t n, char *out) {
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  unsigned char raw[64];
+  if (n == 0 || n > sizeof(raw) || RAND_bytes(raw, (int)n) != 1)
+    return -EIO;
+  char *p = out;
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
+    *p++ = b64[(v >> 18) & 63];
+    *p++ = b64[(v >> 12) & 63];
+    *p++ = b64[(v >> 6) & 63];
+    *p++ = b64[v & 63];
+  }
+  if (n - i == 1) {
+    unsigned v = (unsigned)raw[i] << 16;
+    *p++ = b64[(v >> 18) & 63];
+    *p++ = b64[(v >> 12) & 63];
+  } else if (n - i == 2) {
+    unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8;
+    *p++ = b64[(v >> 18) & 63];
+    *p++ = b64[(v >> 12) & 63];
+    *p++ = b64[(v >> 6) & 63];
+  }
+  *p = '\0';
+  OPENSSL_cleanse(raw, sizeof(raw));
+  return 0;
+}
+
 int crypto_sha256_hex(const char *s, size_t len, char out[65]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;

@@ -14,6 +14,10 @@
  * "kipd_" + base64url without padding. out must hold CRYPTO_TOKEN_LEN + 1. */
 int crypto_token_new(char out[CRYPTO_TOKEN_LEN + 1]) KIPD_MUST_CHECK;
 
+/* n random bytes (RAND_bytes) as base64url without padding into out, which
+ * must hold ceil(4 * n / 3) + 1 bytes: 32 bytes give 43 characters and the NUL. */
+int crypto_random_b64url(size_t n, char *out) KIPD_MUST_CHECK;
+
 /* SHA-256 of s as 64 lower-case hex characters + NUL. */
 int crypto_sha256_hex(const char *s, size_t len, char out[65]) KIPD_MUST_CHECK;
 

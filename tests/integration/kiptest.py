@@ -79,7 +79,18 @@ def remember_secret(value):
 # Every file a real kipd (not a harness fake) wrote its output to in this run.
 KIPD_LOG_FILES = []
 
-PASSWORD_KEYS = ("password", "current_password", "new_password")
+# JSON members whose values are secrets wherever they appear: passwords sent
+# to kipd, and the CSRF token it hands out at sign-in.
+SECRET_KEYS = ("password", "current_password", "new_password", "csrf_token")
+# The passwords among them: no response may ever contain one.
+PASSWORDS = set()
+SESSION_COOKIE_RE = re.compile(r"(?:^|[;,]\s*)kipd_session=([^;,\s]+)")
+
+
+def _harvest_cookie(resp):
+    """Remember the session id of a Set-Cookie: kipd_session=..."""
+    for m in SESSION_COOKIE_RE.finditer(resp.headers.get("Set-Cookie", "")):
+        remember_secret(m.group(1))
 
 
 def _harvest_secrets(obj):
@@ -90,8 +101,11 @@ def _harvest_secrets(obj):
                 remember_secret(v)
             elif k == "token" and isinstance(v, str) and v.startswith("kipd_"):
                 remember_secret(v)
-            elif k in PASSWORD_KEYS and isinstance(v, str):
+            elif k in SECRET_KEYS and isinstance(v, str):
                 remember_secret(v)
+                if k != "csrf_token" and len(v) >= 8:
+                    with _secrets_lock:
+                        PASSWORDS.add(v)
             else:
                 _harvest_secrets(v)
     elif isinstance(obj, list):
@@ -582,6 +596,11 @@ def check_response(resp, validate=True):
     rid = resp.headers.get("X-Request-Id")
     if not rid:
         raise ContractError(f"{what}: no X-Request-Id header")
+    _harvest_cookie(resp)
+    with _secrets_lock:
+        passwords = [p for p in PASSWORDS if p.encode("utf-8") in resp.content]
+    if passwords:
+        raise ContractError(f"{what}: the response holds a password the tests sent")
     sent = req.headers.get("X-Request-Id")
     if isinstance(sent, bytes):
         sent = sent.decode("latin-1")
