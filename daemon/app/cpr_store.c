@@ -172,15 +172,26 @@ static void cpr_store__register(cpr_store_t *s, const cpr_key_t *k, bool current
 
 /* open: no key file. Create one unless the database already has keys. */
 static int cpr_store__create_key_file(cpr_store_t *s, int registered) {
+  cpr_keyring_t *kr = NULL;
+  char why[300] = "";
   if (registered > 0) {
+    /* A kipd starting beside us may have created it since we looked. */
+    int rc = cpr_keyring_load(s->key_file, &kr, why, sizeof(why));
+    if (rc == 0) {
+      *s->keyring_out = kr;
+      s->keyring = kr;
+      return 0;
+    }
+    if (rc != -ENOENT) {
+      cpr_store__fail(s, rc, "cannot read the key file: %s", why);
+      return rc;
+    }
     cpr_store__fail(s, -ENOKEY,
                     "the key file %s does not exist, but the database's CPR numbers are sealed "
                     "under a key: restore the key file from its backup",
                     s->key_file);
     return -ENOKEY;
   }
-  cpr_keyring_t *kr = NULL;
-  char why[300] = "";
   int rc = cpr_keyring_new(&kr);
   if (rc == 0)
     rc = cpr_keyring_save(kr, s->key_file, true, why, sizeof(why));
