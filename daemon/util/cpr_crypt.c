@@ -259,7 +259,9 @@ out:
 }
 
 int cpr_keyring_load(const char *path, cpr_keyring_t **out, char *err, size_t err_len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  /* A symlink is followed (secret stores mount files that way); the mode
+   * checked is the file's own. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
     snprintf(err, err_len, "cannot open %s: %s", path, strerror(e));
@@ -372,6 +374,7 @@ int cpr_keyring_save(const cpr_keyring_t *kr, const char *path, bool exclusive, 
   if (text == NULL)
     return -ENOMEM;
   int rc = 0;
+  unlink(tmp); /* left by a crash of a process with our pid */
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     rc = -errno;
