@@ -244,59 +244,27 @@ BEGIN
 END
 $$;
 
--- plan_list (003): a CPR-shaped q arrives as its blind index (cpr_hmac);
--- the only change is the last two conditions of the WHERE clause.
-CREATE OR REPLACE FUNCTION kip_api.plan_list(p_ctx jsonb, p_query jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+-- plan_list: a CPR-shaped q arrives as its blind index (query member
+-- cpr_hmac; kipd takes the number itself out of the query). The one change is
+-- the CPR condition of the WHERE clause:
+--     AND (v_q IS NULL OR p.citizen_name ILIKE v_like OR p.citizen_cpr = v_cpr)
+-- becomes
+--     AND (v_q IS NULL OR p.citizen_name ILIKE v_like)
+--     AND (p_query->>'cpr_hmac' IS NULL OR p.citizen_cpr_hmac = p_query->>'cpr_hmac')
+-- It is applied to the function as the earlier migrations left it (003, or a
+-- later redefinition such as the audit's), so this file does not carry a
+-- copy of plan_list that would undo theirs. It fails unless the condition
+-- is found exactly once.
+DO $$
 DECLARE
-  u kip.users := kip.begin_request(p_ctx);
-  c record := kip.cursor_ts_id(p_query);
-  v_limit integer := kip.page_limit(p_query);
-  v_status text := p_query->>'status';
-  v_org uuid := (p_query->>'organisation')::uuid;
-  v_coord uuid := (p_query->>'coordinator')::uuid;
-  v_q text := nullif(btrim(p_query->>'q'), '');
-  v_like text;
-  v_cpr_hmac text := p_query->>'cpr_hmac';
-  v_items jsonb[];
-  v_keys text[];
-  v_ids uuid[];
+  v_old constant text := 'AND (v_q IS NULL OR p.citizen_name ILIKE v_like OR p.citizen_cpr = v_cpr)';
+  v_new constant text := 'AND (v_q IS NULL OR p.citizen_name ILIKE v_like)' || chr(10) ||
+    '             AND (p_query->>''cpr_hmac'' IS NULL OR p.citizen_cpr_hmac = p_query->>''cpr_hmac'')';
+  v_src text := pg_get_functiondef('kip_api.plan_list(jsonb, jsonb)'::regprocedure);
 BEGIN
-  IF v_q IS NOT NULL THEN
-    v_like := '%' || replace(replace(replace(v_q, '\', '\\'), '%', '\%'), '_', '\_') || '%';
+  IF array_length(string_to_array(v_src, v_old), 1) IS DISTINCT FROM 2 THEN
+    RAISE EXCEPTION '010_cpr: the CPR condition of kip_api.plan_list was not found exactly once';
   END IF;
-  SELECT array_agg(kip.plan_summary(p) ORDER BY p.created_at DESC, p.id DESC),
-         array_agg(p.created_at::text || '|' || p.id ORDER BY p.created_at DESC, p.id DESC),
-         array_agg(p.id ORDER BY p.created_at DESC, p.id DESC)
-    INTO v_items, v_keys, v_ids
-    FROM (SELECT * FROM kip.plans p
-           -- The candidates are the plans the access rule can grant, each
-           -- found through its own index (owner, consent coverage,
-           -- participation), so a page never walks every plan; the rule
-           -- itself still decides.
-           WHERE p.id IN (SELECT o.id FROM kip.plans o WHERE o.owner_organisation_id = u.organisation_id
-                          UNION ALL
-                          SELECT cc.plan_id FROM kip.consents cc
-                           WHERE cc.contact_organisation_ids @> ARRAY[u.organisation_id]
-                             AND cc.superseded_at IS NULL AND cc.withdrawn_at IS NULL AND cc.kip_consent
-                          UNION ALL
-                          SELECT pa.plan_id FROM kip.participants pa
-                           WHERE pa.user_id = u.id AND pa.left_at IS NULL)
-             AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
-             AND (c.ts IS NULL OR (p.created_at, p.id) < (c.ts, c.id))
-             AND (v_status IS NULL OR p.status = v_status)
-             AND (v_org IS NULL OR p.owner_organisation_id = v_org)
-             AND (v_coord IS NULL OR EXISTS (
-                   SELECT 1 FROM kip.participants cp
-                    WHERE cp.id = p.coordinator_participant_id AND cp.user_id = v_coord))
-             AND (v_q IS NULL OR p.citizen_name ILIKE v_like)
-             AND (v_cpr_hmac IS NULL OR p.citizen_cpr_hmac = v_cpr_hmac)
-           ORDER BY p.created_at DESC, p.id DESC LIMIT v_limit + 1) p;
-  -- Audit every plan whose citizen the caller now sees in the list.
-  INSERT INTO kip.audit (user_id, organisation_id, action, plan_id, resource, request_id, remote_addr)
-  SELECT u.id, u.organisation_id, 'list', x, 'plan', nullif(current_setting('kip.request_id', true), ''),
-         nullif(current_setting('kip.remote_addr', true), '')
-    FROM unnest(v_ids[1:v_limit]) AS x;
-  RETURN kip.ok(kip.page(v_items, v_keys, v_limit));
+  EXECUTE replace(v_src, v_old, v_new);
 END
 $$;
