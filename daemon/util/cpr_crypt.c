@@ -206,6 +206,7 @@ static int cpr__parse(const char *text, size_t len, cpr_keyring_t *kr, char *err
     return -EINVAL;
   }
   int rc = -EINVAL;
+  size_t cap = 0;
   json_t *keys = json_object_get(root, "keys");
   const char *current = json_string_value(json_object_get(root, "current"));
   if (!json_is_object(root) || json_integer_value(json_object_get(root, "version")) != 1 ||
@@ -218,7 +219,8 @@ static int cpr__parse(const char *text, size_t len, cpr_keyring_t *kr, char *err
     snprintf(err, err_len, "needs \"current\" and a \"keys\" array of 1 to 64 keys");
     goto out;
   }
-  kr->keys = calloc(json_array_size(keys), sizeof(*kr->keys));
+  cap = json_array_size(keys);
+  kr->keys = calloc(cap, sizeof(*kr->keys));
   if (kr->keys == NULL) {
     rc = -ENOMEM;
     goto out;
@@ -245,7 +247,13 @@ static int cpr__parse(const char *text, size_t len, cpr_keyring_t *kr, char *err
       goto out;
     }
     memcpy(k->id, id, CPR_KEY_ID_LEN + 1);
-    snprintf(k->created_at, sizeof(k->created_at), "%s", created ? created : "");
+    /* Informational; kept only when it is plainly a timestamp, since the
+     * file is written back without escaping. */
+    bool plain = created != NULL && strlen(created) < sizeof(k->created_at);
+    for (const char *c = created; plain && *c; c++)
+      plain = (*c >= '0' && *c <= '9') || *c == '-' || *c == ':' || *c == 'T' || *c == 'Z' ||
+              *c == '.' || *c == '+';
+    snprintf(k->created_at, sizeof(k->created_at), "%s", plain ? created : "");
     kr->n++;
   }
   if (cpr_keyring_set_current(kr, current) != 0) {
@@ -254,6 +262,8 @@ static int cpr__parse(const char *text, size_t len, cpr_keyring_t *kr, char *err
   }
   rc = 0;
 out:
+  if (rc != 0 && kr->keys != NULL)
+    OPENSSL_cleanse(kr->keys, cap * sizeof(*kr->keys)); /* a key half read */
   json_decref(root); /* jansson does not wipe; the file's text is wiped below */
   return rc;
 }
@@ -340,7 +350,7 @@ static int cpr__write_all(int fd, const char *s, size_t n) {
 
 /* The file's text, with key material: the caller wipes and frees it. */
 static char *cpr__serialise(const cpr_keyring_t *kr, size_t *len) {
-  size_t cap = 128 + kr->n * 192;
+  size_t cap = 128 + kr->n * 256;
   char *buf = malloc(cap);
   if (buf == NULL)
     return NULL;
