@@ -227,9 +227,13 @@ def test_rotate_key(kipd_factory, pg):
     assert json.load(open(path))["current"] == old_id
 
     k.stop()
+    old_ring = json.load(open(path))
     _, out = _rotate(k)
     assert "rotated the CPR key" in out
     ring = json.load(open(path))
+    for key in old_ring["keys"] + ring["keys"]:
+        assert key["enc"] not in out and key["mac"] not in out, "key material in the output"
+    _no_cpr(out, [p["citizen"]["cpr"] for p in plans])
     assert len(ring["keys"]) == 1 and ring["current"] != old_id, "the old key must be gone"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert pg.psql("SELECT string_agg(id, ',') FROM kip.cpr_keys WHERE is_current", db=k.db) == ring["current"]
