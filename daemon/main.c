@@ -16,6 +16,7 @@
 
 #include "api/api.h"
 #include "app/app.h"
+#include "app/cpr_store.h"
 #include "app/daily.h"
 #include "db/cluster.h"
 #include "db/migrate.h"
@@ -35,6 +36,7 @@ typedef struct kipd_s {
   daily_t *daily;
   route_t *routes;
   size_t n_routes;
+  cpr_keyring_t *keyring;     /* CPR keys: from the key file, or created at first start */
   uv_signal_t sigterm;
   uv_signal_t sigint;
   bool stopping;
@@ -127,6 +129,7 @@ static int kipd_serve(kipd_t *k) {
   http_server_set_access_cb(k->server, app_access_log, k->app);
   app_set_server(k->app, k->server);
   app_set_loop(k->app, k->loop);
+  app_set_keyring(k->app, k->keyring);
   rc = http_server_listen(k->server, k->cfg.listen_host, k->cfg.listen_port);
   if (rc != 0) {
     log_emit(LOG_ERROR, "cannot listen", json_pack("{s:s, s:i, s:s}", "host", k->cfg.listen_host,
@@ -209,6 +212,36 @@ static int kipd_bootstrap(kipd_t *k) {
   return rc;
 }
 
+/* The CPR keys checked against the database, and pending numbers sealed
+ * (app/cpr_store.h); then the bootstrap admin. */
+static void kipd_on_cpr_ready(void *data, int err, long count, const char *message) {
+  kipd_t *k = data;
+  if (err != 0) {
+    log_emit(LOG_ERROR, "refusing to start: the CPR keys do not fit the database",
+             json_pack("{s:s, s:s}", "key_file", k->cfg.key_file, "error", message ? message : "unknown"));
+    kipd_stop(k, 1);
+    return;
+  }
+  if (count > 0)
+    log_emit(LOG_INFO, "sealed pending CPR numbers", json_pack("{s:i}", "count", (json_int_t)count));
+  if (kipd_bootstrap(k) != 0)
+    kipd_stop(k, 1);
+}
+
+static void kipd_on_rotated(void *data, int err, long count, const char *message) {
+  kipd_t *k = data;
+  if (err != 0) {
+    log_emit(LOG_ERROR, "key rotation failed", json_pack("{s:s, s:s}", "key_file", k->cfg.key_file,
+                                                         "error", message ? message : "unknown"));
+    kipd_stop(k, 1);
+    return;
+  }
+  log_emit(LOG_INFO, "rotated the CPR key",
+           json_pack("{s:s, s:s, s:i}", "key_file", k->cfg.key_file, "key_id",
+                     cpr_keyring_current(k->keyring)->id, "resealed", (json_int_t)count));
+  kipd_stop(k, 0);
+}
+
 static void kipd_on_migrated(void *data, int err, int applied, const char *message) {
   kipd_t *k = data;
   if (err != 0) {
@@ -221,7 +254,10 @@ static void kipd_on_migrated(void *data, int err, int applied, const char *messa
     kipd_stop(k, 0);
     return;
   }
-  if (kipd_bootstrap(k) != 0)
+  int rc = k->cfg.rotate_key
+               ? cpr_store_rotate(k->pool, k->cfg.key_file, k->keyring, kipd_on_rotated, k)
+               : cpr_store_open(k->pool, k->cfg.key_file, &k->keyring, kipd_on_cpr_ready, k);
+  if (rc != 0)
     kipd_stop(k, 1);
 }
 
@@ -282,9 +318,30 @@ int main(int argc, char **argv) {
   log_set_level(strcmp(lv, "debug") == 0 ? LOG_DEBUG : strcmp(lv, "warn") == 0 ? LOG_WARN
                 : strcmp(lv, "error") == 0 ? LOG_ERROR : LOG_INFO);
 
-  if (kipd_check_secret_file(k.cfg.admin_token_file) != 0) {
+  if (kipd_check_secret_file(k.cfg.admin_token_file) != 0 || kipd_check_secret_file(k.cfg.key_file) != 0) {
     config_free(&k.cfg);
     return 1;
+  }
+  /* The CPR keyring: read now, never on the loop. A missing file is
+   * created once the database says it holds no CPR key yet. */
+  rc = cpr_keyring_load(k.cfg.key_file, &k.keyring, err, sizeof(err));
+  if (rc != 0 && !(rc == -ENOENT && !k.cfg.rotate_key)) {
+    log_emit(LOG_ERROR, "refusing to start: cannot read the key file",
+             json_pack("{s:s, s:s}", "file", k.cfg.key_file, "error", err));
+    config_free(&k.cfg);
+    return 1;
+  }
+  if (k.cfg.rotate_key) {
+    /* One connection, so any other connection named kipd is a running kipd. */
+    k.cfg.pool.size = 1;
+    long pid = k.cfg.db_url == NULL ? cluster_postmaster_alive(k.cfg.data_dir) : 0;
+    if (pid > 0) {
+      log_emit(LOG_ERROR, "refusing to rotate: the embedded PostgreSQL is running; stop kipd first",
+               json_pack("{s:s, s:i}", "data_dir", k.cfg.data_dir, "postmaster_pid", (json_int_t)pid));
+      cpr_keyring_free(k.keyring);
+      config_free(&k.cfg);
+      return 1;
+    }
   }
 
   k.loop = uv_default_loop();
@@ -348,6 +405,7 @@ cleanup:
   if (rc != 0)
     log_warnf("loop closed with handles open: %s", uv_strerror(rc));
   log_emit(LOG_INFO, "stopped", json_pack("{s:i}", "exit_code", k.exit_code));
+  cpr_keyring_free(k.keyring);
   config_free(&k.cfg);
   return k.exit_code;
 }

@@ -1,4 +1,5 @@
 /* Plans: create, read, list, change, close, history. */
+#include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -119,6 +120,43 @@ static const pg_stmt_t plan_close = {"plan_close",
 static const pg_stmt_t plan_history = {"plan_history",
   "SELECT * FROM kip_api.plan_history($1::jsonb, $2::uuid, $3::jsonb)", 3};
 
+/* The CPR number never reaches the database in clear: kipd seals it
+ * (AES-256-GCM) and adds its blind index (util/cpr_crypt.h). */
+static void plan_seal_handler(kreq_t *r) {
+  if (kreq_seal_cpr(r, json_object_get(r->body, "citizen")) != 0) {
+    kreq_problem(r, 500, "the CPR number could not be sealed", NULL, NULL);
+    return;
+  }
+  kreq_generic(r);
+}
+
+/* A CPR-shaped q is searched by its blind index only: the number itself is
+ * taken out of the query before it reaches the database. */
+static void plan_list_handler(kreq_t *r) {
+  const char *q = json_string_value(json_object_get(r->query, "q"));
+  char trimmed[16], index[65];
+  if (q != NULL) {
+    while (*q == ' ' || *q == '\t')
+      q++;
+    size_t len = strlen(q);
+    while (len > 0 && (q[len - 1] == ' ' || q[len - 1] == '\t'))
+      len--;
+    bool shaped = len == 10 || len == 11;
+    for (size_t i = 0; shaped && i < len; i++)
+      shaped = (q[i] >= '0' && q[i] <= '9') || (len == 11 && i == 6 && q[i] == '-');
+    if (shaped) {
+      snprintf(trimmed, sizeof(trimmed), "%.*s", (int)len, q);
+      if (kreq_cpr_index(r, trimmed, index) != 0) {
+        kreq_problem(r, 500, "the CPR number could not be looked up", NULL, NULL);
+        return;
+      }
+      json_object_del(r->query, "q");
+      json_object_set_new(r->query, "cpr_hmac", json_string(index));
+    }
+  }
+  kreq_generic(r);
+}
+
 /* The coordinator's role uses the participant roles; set here because the
  * shared list lives in routes.c. */
 static void plan_create_handler(kreq_t *r) {
@@ -136,14 +174,14 @@ static void plan_create_handler(kreq_t *r) {
       return;
     }
   }
-  kreq_generic(r);
+  plan_seal_handler(r);
 }
 
 const route_t api_plans_routes[] = {
   {"POST", "/v1/plans", plan_create_handler, plan_create_body, NULL, &plan_create, 201, ROUTE_BODY},
-  {"GET", "/v1/plans", NULL, NULL, plan_list_query, &plan_list, 200, 0},
+  {"GET", "/v1/plans", plan_list_handler, NULL, plan_list_query, &plan_list, 200, 0},
   {"GET", "/v1/plans/{id}", NULL, NULL, NULL, &plan_get, 200, 0},
-  {"PATCH", "/v1/plans/{id}", NULL, plan_patch_body, NULL, &plan_patch, 200, ROUTE_BODY | ROUTE_IF_MATCH},
+  {"PATCH", "/v1/plans/{id}", plan_seal_handler, plan_patch_body, NULL, &plan_patch, 200, ROUTE_BODY | ROUTE_IF_MATCH},
   {"POST", "/v1/plans/{id}/close", NULL, plan_close_body, NULL, &plan_close, 200, ROUTE_BODY | ROUTE_IF_MATCH},
   {"GET", "/v1/plans/{id}/history", NULL, NULL, api_page_query, &plan_history, 200, 0},
 };

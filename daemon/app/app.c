@@ -6,6 +6,7 @@
 
 #include "app/problem.h"
 #include "util/cookie.h"
+#include "util/cpr_crypt.h"
 #include "util/crypto.h"
 #include "util/log.h"
 #include "util/query.h"
@@ -31,6 +32,7 @@ struct app_s {
   http_server_t *server;
   const route_t *routes;
   size_t n_routes;
+  const cpr_keyring_t *keyring;
 };
 
 /* ---- construction ---- */
@@ -71,6 +73,7 @@ int app_new(const kipd_config_t *cfg, pg_pool_t *pool, const route_t *routes, si
 void app_free(app_t *app) { free(app); }
 void app_set_server(app_t *app, http_server_t *server) { app->server = server; }
 void app_set_loop(app_t *app, uv_loop_t *loop) { app->loop = loop; }
+void app_set_keyring(app_t *app, const cpr_keyring_t *keyring) { app->keyring = keyring; }
 const kipd_config_t *app_config(const app_t *app) { return app->cfg; }
 pg_pool_t *app_pool(const app_t *app) { return app->pool; }
 http_server_t *app_server(const app_t *app) { return app->server; }
@@ -237,6 +240,72 @@ const char *kreq_ctx(kreq_t *r) {
   return text;
 }
 
+/* ---- CPR numbers ---- */
+
+/* The body text of a row with every sealed CPR number decrypted (tokens
+ * come only from kipd: app_handle refuses U+0001 in requests). A token that
+ * does not decrypt becomes null, and a warning names the request, never the
+ * token. Returns body itself when it holds no token, or NULL (no memory). */
+static const char *kreq__reveal(kreq_t *r, const char *body, size_t len, size_t *out_len) {
+  *out_len = len;
+  if (!cpr_json_has_token(body, len))
+    return body;
+  char *out = NULL;
+  int failed = 0;
+  if (r->app->keyring == NULL ||
+      cpr_json_reveal(r->app->keyring, body, len, &r->http->arena, &out, out_len, &failed) != 0)
+    return NULL;
+  if (failed > 0)
+    log_emit(LOG_WARN, "a sealed CPR number could not be decrypted; answered null",
+             json_pack("{s:s, s:s, s:i}", "request_id", r->http->request_id, "statement",
+                       r->stmt ? r->stmt->name : "?", "count", failed));
+  return out;
+}
+
+int kreq_seal_cpr(kreq_t *r, json_t *citizen) {
+  if (!json_is_object(citizen))
+    return 0;
+  json_t *cpr = json_object_get(citizen, "cpr");
+  if (cpr == NULL)
+    return 0;
+  if (json_is_null(cpr)) {
+    json_object_set_new(citizen, "cpr_enc", json_null());
+    json_object_set_new(citizen, "cpr_hmac", json_null());
+    return 0;
+  }
+  const cpr_keyring_t *kr = r->app->keyring;
+  if (kr == NULL || !json_is_string(cpr))
+    return -EINVAL;
+  const char *norm = json_string_value(cpr);
+  char token[CPR_TOKEN_MAX], index[CPR_INDEX_LEN + 1], mask[12];
+  int rc = cpr_seal(cpr_keyring_current(kr), norm, token);
+  if (rc == 0)
+    rc = cpr_blind_index(cpr_keyring_current(kr), norm, index);
+  if (rc != 0)
+    return rc;
+  validate_cpr_mask(norm, mask);
+  /* The database stores the mask as citizen_cpr, the token and the index. */
+  json_object_set_new(citizen, "cpr", json_string(mask));
+  json_object_set_new(citizen, "cpr_enc", json_string(token));
+  json_object_set_new(citizen, "cpr_hmac", json_string(index));
+  return 0;
+}
+
+int kreq_cpr_index(kreq_t *r, const char *cpr, char out[65]) {
+  char norm[12];
+  /* Any DDMMYY-NNNN shape is looked up: an impossible date finds nothing. */
+  size_t len = strlen(cpr);
+  if (len == 10)
+    snprintf(norm, sizeof(norm), "%.6s-%.4s", cpr, cpr + 6);
+  else if (len == 11)
+    snprintf(norm, sizeof(norm), "%s", cpr);
+  else
+    return -EINVAL;
+  if (r->app->keyring == NULL)
+    return -EINVAL;
+  return cpr_blind_index(cpr_keyring_current(r->app->keyring), norm, out);
+}
+
 /* ---- database answers ---- */
 
 void kreq_reply_row(kreq_t *r, PGresult *res) {
@@ -261,9 +330,13 @@ void kreq_reply_row(kreq_t *r, PGresult *res) {
     kreq_reply_raw(r, status, NULL, "", 0, hdrs, n);
     return;
   }
-  const char *body = PQgetvalue(res, 0, 1);
-  kreq_reply_raw(r, status, "application/json; charset=utf-8", body, (size_t)PQgetlength(res, 0, 1),
-                 hdrs, n);
+  size_t len;
+  const char *body = kreq__reveal(r, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), &len);
+  if (body == NULL) {
+    kreq_problem(r, 500, "out of memory", NULL, NULL);
+    return;
+  }
+  kreq_reply_raw(r, status, "application/json; charset=utf-8", body, len, hdrs, n);
 }
 
 void kreq_reply_row_with(kreq_t *r, PGresult *res, const char *key, const char *value) {
@@ -271,7 +344,9 @@ void kreq_reply_row_with(kreq_t *r, PGresult *res, const char *key, const char *
     kreq_reply_row(r, res);
     return;
   }
-  json_t *doc = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+  size_t len;
+  const char *text = kreq__reveal(r, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), &len);
+  json_t *doc = text ? json_loadb(text, len, 0, NULL) : NULL;
   if (!json_is_object(doc)) {
     json_decref(doc);
     kreq_problem(r, 500, "unexpected database answer", NULL, NULL);
@@ -293,7 +368,9 @@ json_t *kreq_row_body(kreq_t *r, PGresult *res) {
     return NULL;
   if (!PQgetisnull(res, 0, 4))
     snprintf(r->user_id, sizeof(r->user_id), "%s", PQgetvalue(res, 0, 4));
-  return json_loadb(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), 0, NULL);
+  size_t len;
+  const char *text = kreq__reveal(r, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), &len);
+  return text ? json_loadb(text, len, 0, NULL) : NULL;
 }
 
 static void kreq__db_error(kreq_t *r, PGresult *res) {
@@ -422,6 +499,30 @@ static bool app__is_json(const char *ct) {
   while (*rest == ' ')
     rest++;
   return strncasecmp(rest, "charset=utf-8", 13) == 0 || strncasecmp(rest, "charset=\"utf-8\"", 15) == 0;
+}
+
+/* True when a string or key anywhere in j holds U+0001, the first
+ * character of a sealed CPR number (util/cpr_crypt.h). No request may carry
+ * it, so every token in a response came from kipd. */
+static bool app__has_token_marker(json_t *j) {
+  if (json_is_string(j))
+    return memchr(json_string_value(j), '\x01', json_string_length(j)) != NULL;
+  if (json_is_array(j)) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(j, i, v)
+      if (app__has_token_marker(v))
+        return true;
+    return false;
+  }
+  if (json_is_object(j)) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v)
+      if (strchr(k, '\x01') != NULL || app__has_token_marker(v))
+        return true;
+  }
+  return false;
 }
 
 /* If-Match: "7", 7, W/"7" or *. Returns 0 and sets *out, or -EINVAL. */
@@ -631,6 +732,10 @@ void app_handle(http_request_t *req, void *data) {
     kreq_problem(r, 400, "the query string could not be read", "query", why ? why : "invalid");
     return;
   }
+  if (app__has_token_marker(r->query)) {
+    kreq_problem(r, 400, "the query string holds a control character", "query", "must not contain U+0001");
+    return;
+  }
   if (rt->query_spec != NULL) {
     if (jc_check(r->query, rt->query_spec, &r->jc) != 0) {
       kreq_problem_jc(r);
@@ -658,6 +763,10 @@ void app_handle(http_request_t *req, void *data) {
         char *msg = arena_sprintf(&req->arena, "invalid JSON at line %d column %d: %s", jerr.line,
                                   jerr.column, jerr.text);
         kreq_problem(r, 400, msg, "body", msg);
+        return;
+      }
+      if (app__has_token_marker(r->body)) {
+        kreq_problem(r, 400, "the body holds a control character", "body", "must not contain U+0001");
         return;
       }
     }

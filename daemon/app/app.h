@@ -22,6 +22,7 @@
 #include "db/pg_pool.h"
 #include "http/server.h"
 #include "util/config.h"
+#include "util/cpr_crypt.h"
 #include "util/json_check.h"
 
 typedef struct app_s app_t;
@@ -71,6 +72,10 @@ void app_free(app_t *app);
 void app_set_server(app_t *app, http_server_t *server);
 /* The loop for the threadpool and timers (kreq_queue_work, kreq_delay). */
 void app_set_loop(app_t *app, uv_loop_t *loop);
+/* The CPR keyring (borrowed; must outlive the app). Responses that hold
+ * sealed CPR numbers are decrypted with it; new ones are sealed under its
+ * current key. */
+void app_set_keyring(app_t *app, const cpr_keyring_t *keyring);
 
 /* Hook these into the HTTP server. data is the app. */
 void app_handle(http_request_t *req, void *data);
@@ -122,6 +127,16 @@ void kreq_reply_row_with(kreq_t *r, PGresult *res, const char *key, const char *
  * the row has no body or it is not JSON. Also notes the row's user for the
  * access log. For handlers that render the answer in another format. */
 json_t *kreq_row_body(kreq_t *r, PGresult *res);
+
+/* Seal citizen.cpr (a normalised CPR number or null) for the database:
+ * cpr becomes the mask ("010190-****"), cpr_enc the sealed token, cpr_hmac
+ * the blind index (both null for a null cpr). No cpr member: nothing to do.
+ * citizen is borrowed. Returns 0 or -errno (answer 500). */
+int kreq_seal_cpr(kreq_t *r, json_t *citizen) KIPD_MUST_CHECK;
+
+/* The blind index (hex) of a CPR-shaped search term, 10 digits or
+ * DDMMYY-NNNN. Returns 0 or -EINVAL. */
+int kreq_cpr_index(kreq_t *r, const char *cpr, char out[65]) KIPD_MUST_CHECK;
 
 /* The generic handler: passes ctx, the path parameters, the body and the
  * query (each as text) to route->stmt. */

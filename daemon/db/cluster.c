@@ -917,6 +917,15 @@ const char *cluster_conninfo(const cluster_t *c) {
   return c->conninfo;
 }
 
+long cluster_postmaster_alive(const char *data_dir) {
+  char path[PATH_MAX], status[64];
+  long pid = 0;
+  snprintf(path, sizeof(path), "%s/pg/postmaster.pid", data_dir);
+  if (cluster__read_pidfile(path, &pid, status, sizeof(status)) != 0 || pid <= 0)
+    return 0;
+  return cluster__alive((pid_t)pid) ? pid : 0;
+}
+
 bool cluster_running(const cluster_t *c) {
   return c->proc != NULL && (c->state == CLUSTER_RUNNING || c->state == CLUSTER_STARTING);
 }

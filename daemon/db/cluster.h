@@ -47,6 +47,10 @@ int cluster_start(uv_loop_t *loop, const cluster_config_t *cfg,
 /* The libpq connection string for the cluster (borrowed). */
 const char *cluster_conninfo(const cluster_t *c);
 
+/* The pid of a postmaster running on DATA_DIR/pg (of a kipd that is
+ * running, or was killed), or 0. Blocking file reads: start-up only. */
+long cluster_postmaster_alive(const char *data_dir);
+
 /* True while the postmaster child is running. */
 bool cluster_running(const cluster_t *c);
 

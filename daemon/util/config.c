@@ -25,6 +25,7 @@ static const config_opt_t config__opts[] = {
   {"data-dir", "KIPD_DATA_DIR", OPT_STR, OFF(data_dir), "data folder of the embedded PostgreSQL and the admin token"},
   {"db", "KIPD_DB", OPT_STR, OFF(db_url), "external PostgreSQL URI/conninfo; disables the embedded cluster"},
   {"admin-token-file", "KIPD_ADMIN_TOKEN_FILE", OPT_STR, OFF(admin_token_file), "where the bootstrap admin token is written (DATA_DIR/admin-token)"},
+  {"key-file", "KIPD_KEY_FILE", OPT_STR, OFF(key_file), "keyring of the CPR encryption keys, created 0600 when missing (DATA_DIR/cpr.key)"},
   {"schema-dir", "KIPD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "folder of numbered SQL migrations"},
   {"pg-bindir", "KIPD_PG_BINDIR", OPT_STR, OFF(pg_bindir), "PostgreSQL server binaries for the embedded cluster"},
   {"pg-user", "KIPD_PG_USER", OPT_STR, OFF(pg_user), "system user that runs the embedded cluster when kipd is root (postgres)"},
@@ -54,6 +55,7 @@ static const config_opt_t config__opts[] = {
   {"argon2-p", "KIPD_ARGON2_P", OPT_UINT, OFF(argon2.parallelism), "Argon2id lanes (1)"},
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
   {"print-routes", "KIPD_PRINT_ROUTES", OPT_FLAG, OFF(print_routes), "print the route table as JSON lines and exit"},
+  {"rotate-key", "KIPD_ROTATE_KEY", OPT_FLAG, OFF(rotate_key), "re-encrypt every CPR number under a new key, then exit (stop kipd first)"},
   {"config", "KIPD_CONFIG", OPT_STR, OFF(config_file), "JSON config file whose keys are these option names"},
 };
 
@@ -98,6 +100,7 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->data_dir);
   free(cfg->db_url);
   free(cfg->admin_token_file);
+  free(cfg->key_file);
   free(cfg->schema_dir);
   free(cfg->pg_bindir);
   free(cfg->pg_user);
@@ -301,6 +304,26 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
     if (cfg->admin_token_file == NULL)
       return -ENOMEM;
     snprintf(cfg->admin_token_file, len, "%s/admin-token", cfg->data_dir);
+  }
+  if (cfg->key_file == NULL) {
+    /* Beside the other secrets: the data folder, or the admin token's. */
+    const char *base = cfg->data_dir;
+    size_t base_len = base ? strlen(base) : 0;
+    if (base == NULL) {
+      base = cfg->admin_token_file;
+      const char *slash = strrchr(base, '/');
+      base_len = slash ? (size_t)(slash - base) : 0;
+      if (slash == base)
+        base_len = 1;
+    }
+    size_t len = base_len + sizeof("/cpr.key");
+    cfg->key_file = malloc(len);
+    if (cfg->key_file == NULL)
+      return -ENOMEM;
+    if (base_len == 0)
+      snprintf(cfg->key_file, len, "cpr.key");
+    else
+      snprintf(cfg->key_file, len, "%.*s/cpr.key", (int)base_len, base);
   }
   if (cfg->pool.size == 0 || cfg->http.max_connections == 0 || cfg->meeting_min_minutes <= 0) {
     snprintf(err, err_len, "pool-size, max-connections and meeting-min-minutes must be positive");

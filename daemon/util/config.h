@@ -41,6 +41,7 @@ typedef struct kipd_config_s {
   char *data_dir;               /* embedded mode: cluster, socket, tokens */
   char *db_url;                 /* external mode when set */
   char *admin_token_file;       /* default DATA_DIR/admin-token */
+  char *key_file;               /* CPR keyring: default DATA_DIR/cpr.key, else beside the admin token */
   char *schema_dir;             /* numbered migrations */
   char *pg_bindir;              /* /usr/lib/postgresql/15/bin */
   char *pg_user;                /* system user for the embedded cluster: postgres */
@@ -48,6 +49,7 @@ typedef struct kipd_config_s {
   char *log_level;              /* debug|info|warn|error */
   bool migrate_only;
   bool print_routes;            /* print the route table and exit (tests) */
+  bool rotate_key;              /* re-encrypt every CPR number under a new key, then exit */
   uint64_t shutdown_grace_ms;   /* SIGTERM: finish in-flight work: 10 s */
   int meeting_min_minutes;      /* 90 */
   int next_meeting_max_months;  /* 6 */

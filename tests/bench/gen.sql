@@ -87,7 +87,7 @@ SELECT bench.id('plan', j), 1 + (bench.h(j, 8) % 12)::int, st, bench.id('org', j
        (ARRAY['Jens', 'Mette', 'Lars', 'Anne', 'Søren', 'Hanne', 'Niels', 'Kirsten', 'Ole', 'Birgit'])[1 + bench.h(j, 9) % 10]
          || ' ' || (ARRAY['Hansen', 'Nielsen', 'Jensen', 'Pedersen', 'Andersen', 'Christensen', 'Larsen',
                           'Sørensen', 'Rasmussen', 'Jørgensen', 'Ærø'])[1 + bench.h(j, 10) % 11],
-       to_char(bd, 'DDMMYY') || '-' || lpad((bench.h(j, 11) % 4000)::text, 4, '0'), bd,
+       to_char(bd, 'DDMMYY') || '-****', bd,
        '+45 ' || (20000000 + bench.h(j, 12) % 70000000), 'Benchvej ' || (1 + j % 200) || ', 2650 Hvidovre', 'da',
        'Many admissions; alcohol, housing and depression. Plan ' || j,
        jsonb_build_array(
@@ -106,6 +106,14 @@ SELECT bench.id('plan', j), 1 + (bench.h(j, 8) % 12)::int, st, bench.id('org', j
   FROM bench.params, generate_series(0, n_plan - 1) j,
        LATERAL (SELECT bench.plan_status(j) AS st, bench.plan_created(j) AS ca,
                        date '1950-01-01' + (bench.h(j, 14) % 20000)::int AS bd) x;
+
+-- The CPR numbers themselves wait in kip.cpr_pending: only kipd has the key,
+-- and it seals them when it starts (schema/010_cpr.sql). Until then
+-- kip.plans holds the masks.
+INSERT INTO kip.cpr_pending (plan_id, cpr)
+SELECT bench.id('plan', j), to_char(bd, 'DDMMYY') || '-' || lpad((bench.h(j, 11) % 4000)::text, 4, '0')
+  FROM bench.params, generate_series(0, n_plan - 1) j,
+       LATERAL (SELECT date '1950-01-01' + (bench.h(j, 14) % 20000)::int AS bd) x;
 
 INSERT INTO kip.participants (id, plan_id, kind, user_id, name, role, organisation_id, email,
                               default_attendance, joined_at)

@@ -311,6 +311,18 @@ def read_postmaster_pid(pgdata):
 # ---------------------------------------------------------------------------
 # kipd
 
+_key_dir = []
+
+
+def shared_key_file(db_url):
+    """The CPR key file of one database (created by the first kipd on it)."""
+    if not _key_dir:
+        import atexit, shutil, tempfile
+        _key_dir.append(Path(tempfile.mkdtemp(prefix="kipd-keys-")))
+        atexit.register(shutil.rmtree, _key_dir[0], True)
+    return _key_dir[0] / (uuid.uuid5(uuid.NAMESPACE_URL, db_url).hex + ".key")
+
+
 class KipdDied(AssertionError):
     pass
 
@@ -344,6 +356,9 @@ class Kipd:
         token_file = Path(workdir) / "admin-token"
         args = ["--db", db_url, "--admin-token-file", str(token_file),
                 "--schema-dir", str(SCHEMA_DIR)] + list(extra_args)
+        if "--key-file" not in args:
+            # every kipd on one database shares its CPR key file
+            args += ["--key-file", str(shared_key_file(db_url))]
         return cls(workdir, args, env=env, token_file=token_file, **kw)
 
     @classmethod

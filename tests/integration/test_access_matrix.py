@@ -173,6 +173,9 @@ ROUTES = {
     ("POST", "/v1/me/calendar-feed"): not_plan("creates the caller's secret feed URL"),
     ("DELETE", "/v1/me/calendar-feed"): not_plan("revokes the caller's secret feed URL"),
     ("POST", "/v1/admin/daily-pass"): not_plan("admin job; returns counts only"),
+    ("POST", "/v1/session"): not_plan("sign-in; public"),
+    ("DELETE", "/v1/session"): not_plan("sign-out of the caller's own session"),
+    ("PUT", "/v1/me/password"): not_plan("the caller's own password"),
 
     # One plan.
     ("POST", "/v1/plans"): not_plan("creates a new plan in the caller's own organisation"),
