@@ -305,7 +305,7 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
       return -ENOMEM;
     snprintf(cfg->admin_token_file, len, "%s/admin-token", cfg->data_dir);
   }
-  if (cfg->key_file == NULL) {
+  if (cfg->key_file == NULL && !cfg->print_routes) {
     /* Beside the other secrets: the data folder, or the admin token's. */
     const char *base = cfg->data_dir;
     size_t base_len = base ? strlen(base) : 0;
