@@ -385,37 +385,52 @@ def test_calendar_feed(cast):
 # carrying the request id, the caller, their organisation and the remote
 # address. Lists write one row per plan they show.
 AUDIT = {
-    ("GET", "/v1/plans/{id}"): [("read", "plan")],
-    ("PATCH", "/v1/plans/{id}"): [("update", "plan")],
-    ("POST", "/v1/plans/{id}/close"): [("close", "plan")],
-    ("GET", "/v1/plans/{id}/history"): [("read", "history")],
-    ("GET", "/v1/plans/{id}/participants"): [("read", "participants")],
-    ("POST", "/v1/plans/{id}/participants"): [("create", "participant")],
-    ("GET", "/v1/plans/{id}/participants/{pid}"): [("read", "participant")],
-    ("PATCH", "/v1/plans/{id}/participants/{pid}"): [("update", "participant")],
-    ("DELETE", "/v1/plans/{id}/participants/{pid}"): [("leave", "participant")],
-    ("GET", "/v1/plans/{id}/consent"): [("read", "consent")],
-    ("POST", "/v1/plans/{id}/consent"): [("create", "consent")],
-    ("POST", "/v1/plans/{id}/consent/withdraw"): [("withdraw", "consent")],
-    ("POST", "/v1/plans/{id}/coordinator"): [("handover", "plan")],
-    ("GET", "/v1/plans/{id}/actions"): [("read", "actions")],
-    ("POST", "/v1/plans/{id}/actions"): [("create", "action")],
-    ("GET", "/v1/plans/{id}/meetings"): [("read", "meetings")],
-    ("POST", "/v1/plans/{id}/meetings"): [("create", "meeting")],
-    ("GET", "/v1/actions/{id}"): [("read", "action")],
-    ("PATCH", "/v1/actions/{id}"): [("update", "action")],
-    ("GET", "/v1/actions/{id}/history"): [("read", "action_history")],
-    ("GET", "/v1/meetings/{id}"): [("read", "meeting")],
-    ("PATCH", "/v1/meetings/{id}"): [("update", "meeting")],
-    ("GET", "/v1/meetings/{id}/agenda"): [("read", "agenda")],
-    ("POST", "/v1/meetings/{id}/cancel"): [("cancel", "meeting")],
-    ("PUT", "/v1/meetings/{id}/invitees/{pid}/response"): [("respond", "meeting")],
-    ("POST", "/v1/meetings/{id}/outcome"): [("outcome", "meeting")],
+    ("GET", "/v1/plans/{id}"): [("plan.read", "plan")],
+    ("PATCH", "/v1/plans/{id}"): [("plan.update", "plan")],
+    ("POST", "/v1/plans/{id}/close"): [("plan.close", "plan")],
+    ("GET", "/v1/plans/{id}/history"): [("plan.history", "history")],
+    ("GET", "/v1/plans/{id}/access-log"): [("plan.access_log", "plan")],
+    ("GET", "/v1/plans/{id}/participants"): [("participant.list", "participants")],
+    ("POST", "/v1/plans/{id}/participants"): [("participant.create", "participant")],
+    ("GET", "/v1/plans/{id}/participants/{pid}"): [("participant.read", "participant")],
+    ("PATCH", "/v1/plans/{id}/participants/{pid}"): [("participant.update", "participant")],
+    ("DELETE", "/v1/plans/{id}/participants/{pid}"): [("participant.leave", "participant")],
+    ("GET", "/v1/plans/{id}/consent"): [("consent.read", "consent")],
+    ("POST", "/v1/plans/{id}/consent"): [("consent.create", "consent")],
+    ("POST", "/v1/plans/{id}/consent/withdraw"): [("consent.withdraw", "consent")],
+    ("POST", "/v1/plans/{id}/coordinator"): [("plan.handover", "plan")],
+    ("GET", "/v1/plans/{id}/actions"): [("action.list", "actions")],
+    ("POST", "/v1/plans/{id}/actions"): [("action.create", "action")],
+    ("GET", "/v1/plans/{id}/meetings"): [("meeting.list", "meetings")],
+    ("POST", "/v1/plans/{id}/meetings"): [("meeting.create", "meeting")],
+    ("GET", "/v1/actions/{id}"): [("action.read", "action")],
+    ("PATCH", "/v1/actions/{id}"): [("action.update", "action")],
+    ("GET", "/v1/actions/{id}/history"): [("action.history", "action_history")],
+    ("GET", "/v1/meetings/{id}"): [("meeting.read", "meeting")],
+    ("PATCH", "/v1/meetings/{id}"): [("meeting.update", "meeting")],
+    ("GET", "/v1/meetings/{id}/agenda"): [("meeting.agenda", "agenda")],
+    ("POST", "/v1/meetings/{id}/cancel"): [("meeting.cancel", "meeting")],
+    ("PUT", "/v1/meetings/{id}/invitees/{pid}/response"): [("meeting.respond", "meeting")],
+    ("POST", "/v1/meetings/{id}/outcome"): [("meeting.outcome", "meeting")],
+}
+
+# Lists write one record per plan they show: (caller, action, resource,
+# the plan ids the answer shows).
+AUDIT_LISTS = {
+    ("GET", "/v1/plans"): ("tovholder", "plan.list", "plan",
+                           lambda r: {p["id"] for p in r.json()["items"]}),
+    ("GET", "/v1/me/actions"): ("participant", "action.list_mine", "action",
+                                lambda r: {a["plan_id"] for a in r.json()["items"]}),
+    ("GET", "/v1/me/meetings"): ("participant", "meeting.list_mine", "meeting",
+                                 lambda r: {m["plan_id"] for m in r.json()["items"]}),
+    ("GET", "/v1/me/calendar.ics"): ("participant", "calendar.mine", "calendar", None),
+    ("GET", "/v1/calendar-feeds/{id}"): ("participant", "calendar.feed", "calendar", None),
 }
 
 
 def test_every_plan_route_has_its_audit_row():
-    missing = sorted(k for k, v in ROUTES.items() if v.kind in ("read", "write", "list") and k not in AUDIT)
+    missing = sorted(k for k, v in ROUTES.items()
+                     if v.kind in ("read", "write", "list") and k not in AUDIT and k not in AUDIT_LISTS)
     assert not missing, f"plan routes without an expected audit record in AUDIT: {missing}"
 
 
@@ -438,3 +453,34 @@ def test_audit_record_of(cast, route, kipd, pg):
     want = sorted((a, res, w.plan["id"], who.user["id"], cast.own["id"], "127.0.0.1")
                   for a, res in AUDIT[route])
     assert got == want, f"{route}: audit rows {got}, want {want}"
+
+
+def _audit_rows(pg, kipd, rid):
+    rows = pg.psql("SELECT action || '|' || resource || '|' || coalesce(plan_id::text, '') || '|' || "
+                   "coalesce(user_id::text, '') FROM kip.audit "
+                   f"WHERE request_id = '{rid}' ORDER BY id", db=kipd.db).splitlines()
+    return [tuple(x.split("|")) for x in rows]
+
+
+@pytest.mark.parametrize("route", sorted(AUDIT_LISTS), ids=[f"{m} {p}" for m, p in sorted(AUDIT_LISTS)])
+def test_audit_records_of_list(cast, route, kipd, pg):
+    """A list writes one record per plan it shows, and none for the rest."""
+    who_name, action, resource, shown = AUDIT_LISTS[route]
+    who = getattr(cast, who_name)
+    w = _world(cast)
+    rid = "audit-" + uuid.uuid4().hex
+    if route == ("GET", "/v1/calendar-feeds/{id}"):
+        feed = _ok(who.post("/v1/me/calendar-feed"), "feed")["url"]
+        r = cast.anonymous.get(feed[feed.index("/v1/"):], headers={"X-Request-Id": rid})
+    else:
+        method, path, body, headers = ROUTES[route].make(w)
+        r = who.request(method, path, json=body, headers={**headers, "X-Request-Id": rid})
+    assert r.status_code == 200, r.text
+    rows = _audit_rows(pg, kipd, rid)
+    assert rows, f"{route}: no audit record"
+    assert all(a == action and res == resource and u == who.user["id"] for a, res, _, u in rows), rows
+    plans = [p for _, _, p, _ in rows]
+    assert len(plans) == len(set(plans)), f"{route}: one record per plan, got {plans}"
+    assert w.plan["id"] in plans, f"{route}: the plan shown has no record"
+    if shown is not None:
+        assert set(plans) == shown(r), f"{route}: records for {set(plans)}, shown {shown(r)}"
