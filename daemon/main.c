@@ -6,6 +6,7 @@
  * close the pool, stop the cluster, exit 0.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "api/api.h"
 #include "app/app.h"
 #include "app/daily.h"
+#include "app/sealer.h"
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "db/pg_pool.h"
@@ -29,10 +31,14 @@ typedef struct kipd_s {
   uv_loop_t *loop;
   kipd_config_t cfg;
   cluster_t *cluster;
-  pg_pool_t *pool;
+  pg_pool_t *pool;        /* the runtime role: serves every request */
+  pg_pool_t *owner_pool;  /* the owner role: migrations only, closed after them */
+  bool owner_closing;
+  pg_pool_t *owner_pool_closed;
   app_t *app;
   http_server_t *server;
   daily_t *daily;
+  sealer_t *sealer;
   route_t *routes;
   size_t n_routes;
   uv_signal_t sigterm;
@@ -66,28 +72,32 @@ static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
   uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
 }
 
-static void kipd_on_daily_closed(void *data) {
+/* The timers that use the pool stop first: the daily pass, then the sealer. */
+static void kipd_close_timers(void *data) {
   kipd_t *k = data;
-  pg_pool_close(k->pool, kipd_on_pool_closed, k);
-}
-
-static void kipd_on_server_closed(http_server_t *server, void *data) {
-  kipd_t *k = data;
-  log_infof("HTTP server closed");
   if (k->daily != NULL) {
     daily_t *d = k->daily;
     k->daily = NULL;
-    daily_close(d, kipd_on_daily_closed, k);
+    daily_close(d, kipd_close_timers, k);
+    return;
+  }
+  if (k->sealer != NULL) {
+    sealer_t *s = k->sealer;
+    k->sealer = NULL;
+    sealer_close(s, kipd_close_timers, k);
     return;
   }
   pg_pool_close(k->pool, kipd_on_pool_closed, k);
 }
 
-static void kipd_stop(kipd_t *k, int exit_code) {
-  if (k->stopping)
-    return;
-  k->stopping = true;
-  k->exit_code = exit_code;
+static void kipd_on_server_closed(http_server_t *server, void *data) {
+  log_infof("HTTP server closed");
+  kipd_close_timers(data);
+}
+
+static int kipd_bootstrap(kipd_t *k);
+
+static void kipd_stop_rest(kipd_t *k) {
   if (k->server != NULL)
     http_server_shutdown(k->server, k->cfg.shutdown_grace_ms, kipd_on_server_closed, k);
   else if (k->pool != NULL)
@@ -98,6 +108,35 @@ static void kipd_stop(kipd_t *k, int exit_code) {
     uv_close((uv_handle_t *)&k->sigterm, kipd_on_signal_closed);
     uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
   }
+}
+
+/* The owner's pool is closed after the migrations, or first on a stop. */
+static void kipd_on_owner_pool_closed(pg_pool_t *pool, void *data) {
+  kipd_t *k = data;
+  k->owner_pool_closed = pool;  /* freed after the loop, never inside its own callback */
+  k->owner_pool = NULL;
+  k->owner_closing = false;
+  if (k->stopping) {
+    kipd_stop_rest(k);
+    return;
+  }
+  if (kipd_bootstrap(k) != 0)
+    kipd_stop(k, 1);
+}
+
+static void kipd_stop(kipd_t *k, int exit_code) {
+  if (k->stopping)
+    return;
+  k->stopping = true;
+  k->exit_code = exit_code;
+  if (k->owner_pool != NULL) {
+    if (!k->owner_closing) {
+      k->owner_closing = true;
+      pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);
+    }
+    return;
+  }
+  kipd_stop_rest(k);
 }
 
 static void kipd_on_signal(uv_signal_t *sig, int signum) {
@@ -138,6 +177,9 @@ static int kipd_serve(kipd_t *k) {
   snprintf(url, sizeof(url), v6 ? "http://[%s]:%d" : "http://%s:%d", k->cfg.listen_host, port);
   /* The daily pass: a first run soon after start-up, then every interval. */
   rc = daily_new(k->loop, k->pool, 2000, k->cfg.daily_pass_interval_s * 1000, &k->daily);
+  if (rc != 0)
+    return rc;
+  rc = sealer_new(k->loop, k->pool, k->cfg.audit_seal_interval_ms, &k->sealer);
   if (rc != 0)
     return rc;
   log_emit(LOG_INFO, "listening", json_pack("{s:s, s:i, s:s}", "url", url, "port", port,
@@ -220,6 +262,12 @@ static void kipd_on_migrated(void *data, int err, int applied, const char *messa
     kipd_stop(k, 0);
     return;
   }
+  if (k->owner_pool != NULL) {
+    /* The bootstrap follows once the owner's connection is closed. */
+    k->owner_closing = true;
+    pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);
+    return;
+  }
   if (kipd_bootstrap(k) != 0)
     kipd_stop(k, 1);
 }
@@ -229,6 +277,8 @@ static void kipd_on_cluster_restarted(cluster_t *c, void *data) {
   log_warnf("embedded PostgreSQL was restarted; reconnecting");
   if (k->pool != NULL)
     pg_pool_reconnect(k->pool);
+  if (k->owner_pool != NULL)
+    pg_pool_reconnect(k->owner_pool);
 }
 
 /* kipd refuses secrets that others can read. */
@@ -244,8 +294,62 @@ static int kipd_check_secret_file(const char *path) {
   return 0;
 }
 
+/* Embedded mode: the roles, made idempotently at every start by the cluster's
+ * superuser. kipd_owner owns the database and everything in it and runs the
+ * migrations; kipd_app serves, as a member of kipd_runtime (granted by
+ * schema/009_audit.sql). Objects a kipd before 009 made as the superuser are
+ * handed to kipd_owner. */
+#define KIPD_EMBEDDED_OWNER "kipd_owner"
+#define KIPD_EMBEDDED_RUNTIME "kipd_app"
+static const char kipd_embedded_roles_sql[] =
+  "DO $$\n"
+  "DECLARE r record;\n"
+  "BEGIN\n"
+  "  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'kipd_owner') THEN\n"
+  "    CREATE ROLE kipd_owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;\n"
+  "  END IF;\n"
+  "  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'kipd_runtime') THEN\n"
+  "    CREATE ROLE kipd_runtime NOLOGIN;\n"
+  "  END IF;\n"
+  "  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'kipd_app') THEN\n"
+  "    CREATE ROLE kipd_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;\n"
+  "  END IF;\n"
+  "  GRANT kipd_runtime TO kipd_app;\n"
+  "  IF (SELECT datdba FROM pg_database WHERE datname = current_database()) <> 'kipd_owner'::regrole THEN\n"
+  "    EXECUTE format('ALTER DATABASE %I OWNER TO kipd_owner', current_database());\n"
+  "  END IF;\n"
+  "  FOR r IN SELECT n.nspname FROM pg_namespace n\n"
+  "            WHERE n.nspname IN ('kip', 'kip_api') AND n.nspowner <> 'kipd_owner'::regrole LOOP\n"
+  "    EXECUTE format('ALTER SCHEMA %I OWNER TO kipd_owner', r.nspname);\n"
+  "  END LOOP;\n"
+  "  FOR r IN SELECT c.oid::regclass AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+  "            WHERE (n.nspname IN ('kip', 'kip_api') OR (n.nspname = 'public' AND c.relname = 'kipd_migrations'))\n"
+  "              AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relowner <> 'kipd_owner'::regrole LOOP\n"
+  "    EXECUTE format('ALTER TABLE %s OWNER TO kipd_owner', r.name);\n"
+  "  END LOOP;\n"
+  "  FOR r IN SELECT c.oid::regclass AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+  "            WHERE n.nspname IN ('kip', 'kip_api') AND c.relkind = 'S'\n"
+  "              AND c.relowner <> 'kipd_owner'::regrole LOOP\n"
+  "    EXECUTE format('ALTER SEQUENCE %s OWNER TO kipd_owner', r.name);\n"
+  "  END LOOP;\n"
+  "  FOR r IN SELECT p.oid::regprocedure AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace\n"
+  "            WHERE n.nspname IN ('kip', 'kip_api') AND p.prokind = 'f'\n"
+  "              AND p.proowner <> 'kipd_owner'::regrole LOOP\n"
+  "    EXECUTE format('ALTER FUNCTION %s OWNER TO kipd_owner', r.name);\n"
+  "  END LOOP;\n"
+  "  FOR r IN SELECT t.oid::regtype AS name, t.typtype FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace\n"
+  "            LEFT JOIN pg_class c ON c.oid = t.typrelid\n"
+  "            WHERE n.nspname IN ('kip', 'kip_api') AND t.typtype IN ('c', 'e', 'd', 'r')\n"
+  "              AND (t.typrelid = 0 OR c.relkind = 'c') AND t.typowner <> 'kipd_owner'::regrole LOOP\n"
+  "    EXECUTE format(CASE WHEN r.typtype = 'd' THEN 'ALTER DOMAIN %s OWNER TO kipd_owner'\n"
+  "                        ELSE 'ALTER TYPE %s OWNER TO kipd_owner' END, r.name);\n"
+  "  END LOOP;\n"
+  "END\n"
+  "$$;\n";
+
 int main(int argc, char **argv) {
   static kipd_t k;
+  char *owner_conninfo = NULL;
   char err[512] = "";
   signal(SIGPIPE, SIG_IGN);
   config_defaults(&k.cfg);
@@ -282,6 +386,7 @@ int main(int argc, char **argv) {
       .pg_bindir = k.cfg.pg_bindir,
       .pg_user = k.cfg.pg_user,
       .db_name = "kipd",
+      .setup_sql = kipd_embedded_roles_sql,
     };
     log_emit(LOG_INFO, "starting embedded PostgreSQL", json_pack("{s:s}", "data_dir", k.cfg.data_dir));
     rc = cluster_start(k.loop, &cc, kipd_on_cluster_restarted, &k, 120000, &k.cluster, err, sizeof(err));
@@ -291,17 +396,40 @@ int main(int argc, char **argv) {
       k.exit_code = 1;
       goto fail_signals;
     }
-    k.cfg.pool.conninfo = strdup(cluster_conninfo(k.cluster));
+    char runtime[PATH_MAX * 2 + 128], owner[PATH_MAX * 2 + 128];
+    if (cluster_conninfo_as(k.cluster, KIPD_EMBEDDED_RUNTIME, runtime, sizeof(runtime)) != 0 ||
+        cluster_conninfo_as(k.cluster, KIPD_EMBEDDED_OWNER, owner, sizeof(owner)) != 0) {
+      log_emit(LOG_ERROR, "data directory path too long", NULL);
+      kipd_stop(&k, 1);
+      uv_run(k.loop, UV_RUN_DEFAULT);
+      goto cleanup;
+    }
+    k.cfg.pool.conninfo = strdup(runtime);
+    owner_conninfo = strdup(owner);
   } else {
     k.cfg.pool.conninfo = strdup(k.cfg.db_url);
+    if (k.cfg.db_owner_url != NULL)
+      owner_conninfo = strdup(k.cfg.db_owner_url);
+    else
+      log_emit(LOG_WARN, "the audit trail is not append-only: without --db-owner the runtime role "
+               "runs the migrations and owns the tables, so it can change audit rows",
+               json_pack("{s:b, s:s}", "audit_append_only", 0, "fix",
+                         "give --db-owner (the owner role) and --db a role in kipd_runtime (docs/deploy.md)"));
   }
 
   rc = pg_pool_new(k.loop, &k.cfg.pool, &k.pool);
+  if (rc == 0 && owner_conninfo != NULL) {
+    pg_pool_config_t oc = k.cfg.pool;
+    oc.conninfo = owner_conninfo;
+    oc.size = 1;
+    rc = pg_pool_new(k.loop, &oc, &k.owner_pool);
+  }
   if (rc != 0) {
     log_emit(LOG_ERROR, "cannot create the database pool", json_pack("{s:i}", "error", rc));
     kipd_stop(&k, 1);
   } else {
-    rc = migrate_run(k.pool, k.cfg.schema_dir, kipd_on_migrated, &k);
+    rc = migrate_run(k.owner_pool != NULL ? k.owner_pool : k.pool, k.cfg.schema_dir,
+                     kipd_on_migrated, &k);
     if (rc != 0) {
       log_emit(LOG_ERROR, "cannot read migrations", json_pack("{s:s}", "schema_dir", k.cfg.schema_dir));
       kipd_stop(&k, 1);
@@ -320,6 +448,7 @@ cleanup:
     http_server_free(k.server);
   if (k.pool != NULL)
     pg_pool_free(k.pool);
+  pg_pool_free(k.owner_pool_closed);
   if (k.cluster != NULL)
     cluster_free(k.cluster);
   app_free(k.app);
@@ -329,6 +458,7 @@ cleanup:
   if (rc != 0)
     log_warnf("loop closed with handles open: %s", uv_strerror(rc));
   log_emit(LOG_INFO, "stopped", json_pack("{s:i}", "exit_code", k.exit_code));
+  free(owner_conninfo);
   config_free(&k.cfg);
   return k.exit_code;
 }

@@ -26,6 +26,8 @@ extern const route_t api_meetings_routes[];
 extern const size_t api_meetings_n_routes;
 extern const route_t api_calendar_routes[];
 extern const size_t api_calendar_n_routes;
+extern const route_t api_audit_routes[];
+extern const size_t api_audit_n_routes;
 
 /* The calendar feed's time zone (Europe/Copenhagen), read from the system's
  * zoneinfo once at start-up, before the loop serves anyone. Returns 0 or

@@ -24,6 +24,7 @@ static const config_opt_t config__opts[] = {
   {"listen", "KIPD_LISTEN", OPT_LISTEN, 0, "HOST:PORT to serve HTTP on (127.0.0.1:8080)"},
   {"data-dir", "KIPD_DATA_DIR", OPT_STR, OFF(data_dir), "data folder of the embedded PostgreSQL and the admin token"},
   {"db", "KIPD_DB", OPT_STR, OFF(db_url), "external PostgreSQL URI/conninfo; disables the embedded cluster"},
+  {"db-owner", "KIPD_DB_OWNER", OPT_STR, OFF(db_owner_url), "external mode: conninfo of the role that owns the schema and runs the migrations (--db is then the runtime role); without it --db runs them and the audit is not append-only"},
   {"admin-token-file", "KIPD_ADMIN_TOKEN_FILE", OPT_STR, OFF(admin_token_file), "where the bootstrap admin token is written (DATA_DIR/admin-token)"},
   {"schema-dir", "KIPD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "folder of numbered SQL migrations"},
   {"pg-bindir", "KIPD_PG_BINDIR", OPT_STR, OFF(pg_bindir), "PostgreSQL server binaries for the embedded cluster"},
@@ -41,6 +42,7 @@ static const config_opt_t config__opts[] = {
   {"meeting-min-minutes", "KIPD_MEETING_MIN_MINUTES", OPT_INT, OFF(meeting_min_minutes), "shortest KIP meeting (90)"},
   {"next-meeting-max-months", "KIPD_NEXT_MEETING_MAX_MONTHS", OPT_INT, OFF(next_meeting_max_months), "latest next meeting after a meeting (6)"},
   {"daily-pass-interval-s", "KIPD_DAILY_PASS_INTERVAL_S", OPT_U64, OFF(daily_pass_interval_s), "how often the daily pass marks due actions, consents, plans and meetings (3600; 0 = never)"},
+  {"audit-seal-interval-ms", "KIPD_AUDIT_SEAL_INTERVAL_MS", OPT_U64, OFF(audit_seal_interval_ms), "how often new audit rows are sealed into the hash chain (1000; 0 = only at verification)"},
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
   {"config", "KIPD_CONFIG", OPT_STR, OFF(config_file), "JSON config file whose keys are these option names"},
 };
@@ -57,6 +59,7 @@ void config_defaults(kipd_config_t *cfg) {
   cfg->meeting_min_minutes = 90;
   cfg->next_meeting_max_months = 6;
   cfg->daily_pass_interval_s = 3600;
+  cfg->audit_seal_interval_ms = 1000;
   cfg->http.max_body_bytes = 1024 * 1024;
   cfg->http.max_header_bytes = 16 * 1024;
   cfg->http.read_timeout_ms = 10000;
@@ -76,6 +79,7 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->listen_host);
   free(cfg->data_dir);
   free(cfg->db_url);
+  free(cfg->db_owner_url);
   free(cfg->admin_token_file);
   free(cfg->schema_dir);
   free(cfg->pg_bindir);
@@ -267,6 +271,10 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
   }
   if (cfg->db_url == NULL && cfg->data_dir == NULL) {
     snprintf(err, err_len, "give --data-dir DIR (embedded PostgreSQL) or --db URI (external)");
+    return -EINVAL;
+  }
+  if (cfg->db_owner_url != NULL && cfg->db_url == NULL) {
+    snprintf(err, err_len, "--db-owner needs --db (the runtime role's conninfo)");
     return -EINVAL;
   }
   if (cfg->admin_token_file == NULL) {

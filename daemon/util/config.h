@@ -38,7 +38,8 @@ typedef struct kipd_config_s {
   char *listen_host;            /* "127.0.0.1" */
   int listen_port;              /* 8080 */
   char *data_dir;               /* embedded mode: cluster, socket, tokens */
-  char *db_url;                 /* external mode when set */
+  char *db_url;                 /* external mode when set: the runtime role */
+  char *db_owner_url;           /* external mode: the owner role, for migrations */
   char *admin_token_file;       /* default DATA_DIR/admin-token */
   char *schema_dir;             /* numbered migrations */
   char *pg_bindir;              /* /usr/lib/postgresql/15/bin */
@@ -50,6 +51,7 @@ typedef struct kipd_config_s {
   int meeting_min_minutes;      /* 90 */
   int next_meeting_max_months;  /* 6 */
   uint64_t daily_pass_interval_s; /* the daily pass runs this often: 3600; 0 = never */
+  uint64_t audit_seal_interval_ms; /* the audit sealer runs this often: 1000; 0 = never */
   http_limits_t http;
   pg_pool_config_t pool;
 } kipd_config_t;

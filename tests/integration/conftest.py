@@ -46,7 +46,7 @@ def workroot():
 
 @pytest.fixture(scope="session")
 def pg(workroot):
-    cluster = PgCluster(workroot / "pg").init().start()
+    cluster = PgCluster(workroot / "pg").init().start().ensure_runtime_role()
     yield cluster
     cluster.stop("fast")
 
@@ -68,7 +68,8 @@ def kipd_factory(pg, workroot, new_db):
     def start(extra_args=(), env=None, db=None, wait=True, name="kipd"):
         db = db or new_db()
         workdir = kiptest.make_workdir(workroot, kiptest.unique(f"{name}-"))
-        k = Kipd.external(workdir, pg.url(db), extra_args=extra_args, env=env, name=name)
+        k = Kipd.external(workdir, pg.runtime_url(db), extra_args=extra_args, env=env, name=name,
+                          owner_url=pg.url(db))
         k.db = db
         started.append(k)
         k.start(wait=wait)
@@ -93,7 +94,7 @@ def kipd(request, pg, workroot, new_db):
     db = new_db()
     name = request.module.__name__.replace("test_", "")
     workdir = kiptest.make_workdir(workroot, kiptest.unique(f"{name}-"))
-    k = Kipd.external(workdir, pg.url(db), name=name)
+    k = Kipd.external(workdir, pg.runtime_url(db), name=name, owner_url=pg.url(db))
     k.db = db
     with kiptest.running_kipd(k):
         yield k
