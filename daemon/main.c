@@ -253,7 +253,10 @@ static int kipd_bootstrap(kipd_t *k) {
 static void kipd_on_migrated(void *data, int err, int applied, const char *message) {
   kipd_t *k = data;
   if (err != 0) {
-    log_emit(LOG_ERROR, "migration failed", json_pack("{s:s}", "error", message ? message : "unknown"));
+    pg_pool_t *mp = k->owner_pool != NULL ? k->owner_pool : k->pool;
+    const char *why = mp != NULL ? pg_pool_last_error(mp) : "";
+    log_emit(LOG_ERROR, "migration failed", json_pack("{s:s, s:s?}", "error", message ? message : "unknown",
+                                                      "database", why[0] ? why : NULL));
     kipd_stop(k, 1);
     return;
   }
@@ -417,6 +420,9 @@ int main(int argc, char **argv) {
                          "give --db-owner (the owner role) and --db a role in kipd_runtime (docs/deploy.md)"));
   }
 
+  /* The cluster's start blocked the loop for seconds (initdb): timers set
+   * from now on (the connect timeouts) must not start from a stale clock. */
+  uv_update_time(k.loop);
   rc = pg_pool_new(k.loop, &k.cfg.pool, &k.pool);
   if (rc == 0 && owner_conninfo != NULL) {
     pg_pool_config_t oc = k.cfg.pool;
