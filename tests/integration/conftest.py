@@ -1,8 +1,11 @@
 """Fixtures for kipd's integration tests.
 
-Session: one throwaway PostgreSQL 15 cluster (`pg`).
+Session: one throwaway PostgreSQL 15 cluster (`pg`), with the runtime login
+         role kiptest.RUNTIME_ROLE (a member of kipd_runtime).
 Module:  one kipd per test module on its own fresh database (`kipd`), and
-         the bootstrap admin's client (`admin`).
+         the bootstrap admin's client (`admin`). kipd serves as the runtime
+         role (--db) and migrates as the superuser (--db-owner), so the
+         audit log is append-only as in production.
 Test:    factories for organisations, users (each returned as a client with
          its own token) and plans, so tests never share data.
 """
