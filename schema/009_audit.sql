@@ -108,7 +108,8 @@ $$;
 
 -- Append the committed, unsealed rows to the chain: first the skipped ids
 -- that have become visible, then the new rows after the highest sealed id,
--- at most p_max in all. One sealer at a time (advisory lock). SECURITY
+-- at most p_max in all. One sealer at a time (advisory lock; a second one
+-- returns at once with sealed = 0 and no head). SECURITY
 -- DEFINER: kipd_runtime cannot write the seal tables itself.
 CREATE FUNCTION kip.audit_seal(p_max integer DEFAULT 10000,
                                p_gap_expiry interval DEFAULT interval '10 minutes')
@@ -127,7 +128,13 @@ DECLARE
   v_hashes bytea[] := '{}';
   a kip.audit;
 BEGIN
-  PERFORM pg_advisory_xact_lock(7305872417);
+  -- Another sealer (another kipd, or a verification) is at work: it seals
+  -- these rows, so this one need not wait, holding a pool connection.
+  IF NOT pg_try_advisory_xact_lock(7305872417) THEN
+    sealed := 0;
+    RETURN NEXT;
+    RETURN;
+  END IF;
   SELECT s.seq, s.hash INTO v_seq, v_hash FROM kip.audit_seal s ORDER BY s.seq DESC LIMIT 1;
   v_seq := coalesce(v_seq, 0);
   v_hash := coalesce(v_hash, decode(repeat('00', 32), 'hex'));
@@ -135,6 +142,7 @@ BEGIN
   v_last := v_tail;
   -- Late rows: ids skipped earlier whose transaction has committed since.
   FOR a IN SELECT au.* FROM kip.audit au JOIN kip.audit_seal_gap g ON g.audit_id = au.id
+            WHERE NOT EXISTS (SELECT 1 FROM kip.audit_seal s WHERE s.audit_id = au.id)
             ORDER BY au.id LIMIT p_max LOOP
     v_seqs := v_seqs || (v_seq + 1);
     v_ids := v_ids || a.id;
