@@ -269,12 +269,12 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
     if (c >= 1000 && (rc = config__set(cfg, &config__opts[c - 1000], optarg, "command line", err, err_len)) != 0)
       return rc;
   }
-  if (cfg->db_url == NULL && cfg->data_dir == NULL) {
-    snprintf(err, err_len, "give --data-dir DIR (embedded PostgreSQL) or --db URI (external)");
-    return -EINVAL;
-  }
   if (cfg->db_owner_url != NULL && cfg->db_url == NULL) {
     snprintf(err, err_len, "--db-owner needs --db (the runtime role's conninfo)");
+    return -EINVAL;
+  }
+  if (cfg->db_url == NULL && cfg->data_dir == NULL) {
+    snprintf(err, err_len, "give --data-dir DIR (embedded PostgreSQL) or --db URI (external)");
     return -EINVAL;
   }
   if (cfg->admin_token_file == NULL) {

@@ -2,6 +2,8 @@
 grants, a hash chain that reveals tampering, the auditor's log and the
 citizen's access log, and 503 when a record cannot be written."""
 
+import os
+import subprocess
 import time
 import uuid
 
@@ -377,3 +379,22 @@ def test_a_coordinator_of_a_consented_organisation_is_refused(coordinator, make_
     items = coordinator.get(f"/v1/plans/{plan['id']}/access-log").json()["items"]
     assert any(i["user"]["id"] == guest.user["id"] and i["organisation"]["id"] == other["id"]
                and i["action"] == "plan.read" for i in items)
+
+
+def test_migrate_only_with_two_roles_and_the_db_owner_option_checked(pg, new_db, workroot):
+    db = new_db()
+    token = workroot / kiptest.unique("two-roles-token-")
+    base = [str(kiptest.KIPD_BIN), "--migrate-only", "--schema-dir", str(kiptest.SCHEMA_DIR),
+            "--admin-token-file", str(token)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIPD_") or k == "KIPD_PG_BINDIR"}
+    r = subprocess.run(base + ["--db", pg.runtime_url(db), "--db-owner", pg.url(db)], capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "not append-only" not in r.stderr
+    assert pg.psql("SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n "
+                   "ON n.oid = c.relnamespace WHERE n.nspname = 'kip'", db=db) == "postgres"
+    assert pg.psql("SELECT kip.audit_append_only()", db=db, user=RUNTIME_ROLE) == "t"
+    # --db-owner alone is refused: --db names the runtime role.
+    r = subprocess.run(base + ["--db-owner", pg.url(db)], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 2 and "--db-owner needs --db" in r.stderr, r.stderr
