@@ -18,6 +18,7 @@
 #include "api/api.h"
 #include "app/app.h"
 #include "app/daily.h"
+#include "app/roles.h"
 #include "app/sealer.h"
 #include "db/cluster.h"
 #include "db/migrate.h"
@@ -297,59 +298,6 @@ static int kipd_check_secret_file(const char *path) {
   return 0;
 }
 
-/* Embedded mode: the roles, made idempotently at every start by the cluster's
- * superuser. kipd_owner owns the database and everything in it and runs the
- * migrations; kipd_app serves, as a member of kipd_runtime (granted by
- * schema/009_audit.sql). Objects a kipd before 009 made as the superuser are
- * handed to kipd_owner. */
-#define KIPD_EMBEDDED_OWNER "kipd_owner"
-#define KIPD_EMBEDDED_RUNTIME "kipd_app"
-static const char kipd_embedded_roles_sql[] =
-  "DO $$\n"
-  "DECLARE r record;\n"
-  "BEGIN\n"
-  "  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'kipd_owner') THEN\n"
-  "    CREATE ROLE kipd_owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;\n"
-  "  END IF;\n"
-  "  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'kipd_runtime') THEN\n"
-  "    CREATE ROLE kipd_runtime NOLOGIN;\n"
-  "  END IF;\n"
-  "  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'kipd_app') THEN\n"
-  "    CREATE ROLE kipd_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;\n"
-  "  END IF;\n"
-  "  GRANT kipd_runtime TO kipd_app;\n"
-  "  IF (SELECT datdba FROM pg_database WHERE datname = current_database()) <> 'kipd_owner'::regrole THEN\n"
-  "    EXECUTE format('ALTER DATABASE %I OWNER TO kipd_owner', current_database());\n"
-  "  END IF;\n"
-  "  FOR r IN SELECT n.nspname FROM pg_namespace n\n"
-  "            WHERE n.nspname IN ('kip', 'kip_api') AND n.nspowner <> 'kipd_owner'::regrole LOOP\n"
-  "    EXECUTE format('ALTER SCHEMA %I OWNER TO kipd_owner', r.nspname);\n"
-  "  END LOOP;\n"
-  "  FOR r IN SELECT c.oid::regclass AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
-  "            WHERE (n.nspname IN ('kip', 'kip_api') OR (n.nspname = 'public' AND c.relname = 'kipd_migrations'))\n"
-  "              AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relowner <> 'kipd_owner'::regrole LOOP\n"
-  "    EXECUTE format('ALTER TABLE %s OWNER TO kipd_owner', r.name);\n"
-  "  END LOOP;\n"
-  "  FOR r IN SELECT c.oid::regclass AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
-  "            WHERE n.nspname IN ('kip', 'kip_api') AND c.relkind = 'S'\n"
-  "              AND c.relowner <> 'kipd_owner'::regrole LOOP\n"
-  "    EXECUTE format('ALTER SEQUENCE %s OWNER TO kipd_owner', r.name);\n"
-  "  END LOOP;\n"
-  "  FOR r IN SELECT p.oid::regprocedure AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace\n"
-  "            WHERE n.nspname IN ('kip', 'kip_api') AND p.prokind = 'f'\n"
-  "              AND p.proowner <> 'kipd_owner'::regrole LOOP\n"
-  "    EXECUTE format('ALTER FUNCTION %s OWNER TO kipd_owner', r.name);\n"
-  "  END LOOP;\n"
-  "  FOR r IN SELECT t.oid::regtype AS name, t.typtype FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace\n"
-  "            LEFT JOIN pg_class c ON c.oid = t.typrelid\n"
-  "            WHERE n.nspname IN ('kip', 'kip_api') AND t.typtype IN ('c', 'e', 'd', 'r')\n"
-  "              AND (t.typrelid = 0 OR c.relkind = 'c') AND t.typowner <> 'kipd_owner'::regrole LOOP\n"
-  "    EXECUTE format(CASE WHEN r.typtype = 'd' THEN 'ALTER DOMAIN %s OWNER TO kipd_owner'\n"
-  "                        ELSE 'ALTER TYPE %s OWNER TO kipd_owner' END, r.name);\n"
-  "  END LOOP;\n"
-  "END\n"
-  "$$;\n";
-
 int main(int argc, char **argv) {
   static kipd_t k;
   char *owner_conninfo = NULL;
@@ -389,7 +337,7 @@ int main(int argc, char **argv) {
       .pg_bindir = k.cfg.pg_bindir,
       .pg_user = k.cfg.pg_user,
       .db_name = "kipd",
-      .setup_sql = kipd_embedded_roles_sql,
+      .setup_sql = roles_embedded_setup_sql,
     };
     log_emit(LOG_INFO, "starting embedded PostgreSQL", json_pack("{s:s}", "data_dir", k.cfg.data_dir));
     rc = cluster_start(k.loop, &cc, kipd_on_cluster_restarted, &k, 120000, &k.cluster, err, sizeof(err));
@@ -400,8 +348,8 @@ int main(int argc, char **argv) {
       goto fail_signals;
     }
     char runtime[PATH_MAX * 2 + 128], owner[PATH_MAX * 2 + 128];
-    if (cluster_conninfo_as(k.cluster, KIPD_EMBEDDED_RUNTIME, runtime, sizeof(runtime)) != 0 ||
-        cluster_conninfo_as(k.cluster, KIPD_EMBEDDED_OWNER, owner, sizeof(owner)) != 0) {
+    if (cluster_conninfo_as(k.cluster, ROLES_EMBEDDED_RUNTIME, runtime, sizeof(runtime)) != 0 ||
+        cluster_conninfo_as(k.cluster, ROLES_EMBEDDED_OWNER, owner, sizeof(owner)) != 0) {
       log_emit(LOG_ERROR, "data directory path too long", NULL);
       kipd_stop(&k, 1);
       uv_run(k.loop, UV_RUN_DEFAULT);
