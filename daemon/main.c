@@ -6,6 +6,7 @@
  * close the pool, stop the cluster, exit 0.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@
 #include "app/app.h"
 #include "app/cpr_store.h"
 #include "app/daily.h"
+#include "app/roles.h"
+#include "app/sealer.h"
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "db/pg_pool.h"
@@ -30,10 +33,14 @@ typedef struct kipd_s {
   uv_loop_t *loop;
   kipd_config_t cfg;
   cluster_t *cluster;
-  pg_pool_t *pool;
+  pg_pool_t *pool;        /* the runtime role: serves every request */
+  pg_pool_t *owner_pool;  /* the owner role: migrations only, closed after them */
+  bool owner_closing;
+  pg_pool_t *owner_pool_closed;
   app_t *app;
   http_server_t *server;
   daily_t *daily;
+  sealer_t *sealer;
   route_t *routes;
   size_t n_routes;
   cpr_keyring_t *keyring;     /* CPR keys: from the key file, or created at first start */
@@ -68,28 +75,32 @@ static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
   uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
 }
 
-static void kipd_on_daily_closed(void *data) {
+/* The timers that use the pool stop first: the daily pass, then the sealer. */
+static void kipd_close_timers(void *data) {
   kipd_t *k = data;
-  pg_pool_close(k->pool, kipd_on_pool_closed, k);
-}
-
-static void kipd_on_server_closed(http_server_t *server, void *data) {
-  kipd_t *k = data;
-  log_infof("HTTP server closed");
   if (k->daily != NULL) {
     daily_t *d = k->daily;
     k->daily = NULL;
-    daily_close(d, kipd_on_daily_closed, k);
+    daily_close(d, kipd_close_timers, k);
+    return;
+  }
+  if (k->sealer != NULL) {
+    sealer_t *s = k->sealer;
+    k->sealer = NULL;
+    sealer_close(s, kipd_close_timers, k);
     return;
   }
   pg_pool_close(k->pool, kipd_on_pool_closed, k);
 }
 
-static void kipd_stop(kipd_t *k, int exit_code) {
-  if (k->stopping)
-    return;
-  k->stopping = true;
-  k->exit_code = exit_code;
+static void kipd_on_server_closed(http_server_t *server, void *data) {
+  log_infof("HTTP server closed");
+  kipd_close_timers(data);
+}
+
+static int kipd_bootstrap(kipd_t *k);
+
+static void kipd_stop_rest(kipd_t *k) {
   if (k->server != NULL)
     http_server_shutdown(k->server, k->cfg.shutdown_grace_ms, kipd_on_server_closed, k);
   else if (k->pool != NULL)
@@ -100,6 +111,37 @@ static void kipd_stop(kipd_t *k, int exit_code) {
     uv_close((uv_handle_t *)&k->sigterm, kipd_on_signal_closed);
     uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
   }
+}
+
+/* The owner's pool is closed after the migrations, or first on a stop. */
+static int kipd_after_migrations(kipd_t *k);
+
+static void kipd_on_owner_pool_closed(pg_pool_t *pool, void *data) {
+  kipd_t *k = data;
+  k->owner_pool_closed = pool;  /* freed after the loop, never inside its own callback */
+  k->owner_pool = NULL;
+  k->owner_closing = false;
+  if (k->stopping) {
+    kipd_stop_rest(k);
+    return;
+  }
+  if (kipd_after_migrations(k) != 0)
+    kipd_stop(k, 1);
+}
+
+static void kipd_stop(kipd_t *k, int exit_code) {
+  if (k->stopping)
+    return;
+  k->stopping = true;
+  k->exit_code = exit_code;
+  if (k->owner_pool != NULL) {
+    if (!k->owner_closing) {
+      k->owner_closing = true;
+      pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);
+    }
+    return;
+  }
+  kipd_stop_rest(k);
 }
 
 static void kipd_on_signal(uv_signal_t *sig, int signum) {
@@ -142,6 +184,9 @@ static int kipd_serve(kipd_t *k) {
   snprintf(url, sizeof(url), v6 ? "http://[%s]:%d" : "http://%s:%d", k->cfg.listen_host, port);
   /* The daily pass: a first run soon after start-up, then every interval. */
   rc = daily_new(k->loop, k->pool, 2000, k->cfg.daily_pass_interval_s * 1000, &k->daily);
+  if (rc != 0)
+    return rc;
+  rc = sealer_new(k->loop, k->pool, k->cfg.audit_seal_interval_ms, &k->sealer);
   if (rc != 0)
     return rc;
   log_emit(LOG_INFO, "listening", json_pack("{s:s, s:i, s:s}", "url", url, "port", port,
@@ -242,10 +287,21 @@ static void kipd_on_rotated(void *data, int err, long count, const char *message
   kipd_stop(k, 0);
 }
 
+/* After the migrations, on the runtime role's pool: the CPR keys checked
+ * against the database and pending numbers sealed (or, with --rotate-key,
+ * everything re-encrypted), then the bootstrap admin. */
+static int kipd_after_migrations(kipd_t *k) {
+  return k->cfg.rotate_key ? cpr_store_rotate(k->pool, k->cfg.key_file, k->keyring, kipd_on_rotated, k)
+                           : cpr_store_open(k->pool, k->cfg.key_file, &k->keyring, kipd_on_cpr_ready, k);
+}
+
 static void kipd_on_migrated(void *data, int err, int applied, const char *message) {
   kipd_t *k = data;
   if (err != 0) {
-    log_emit(LOG_ERROR, "migration failed", json_pack("{s:s}", "error", message ? message : "unknown"));
+    pg_pool_t *mp = k->owner_pool != NULL ? k->owner_pool : k->pool;
+    const char *why = mp != NULL ? pg_pool_last_error(mp) : "";
+    log_emit(LOG_ERROR, "migration failed", json_pack("{s:s, s:s?}", "error", message ? message : "unknown",
+                                                      "database", why[0] ? why : NULL));
     kipd_stop(k, 1);
     return;
   }
@@ -254,10 +310,14 @@ static void kipd_on_migrated(void *data, int err, int applied, const char *messa
     kipd_stop(k, 0);
     return;
   }
-  int rc = k->cfg.rotate_key
-               ? cpr_store_rotate(k->pool, k->cfg.key_file, k->keyring, kipd_on_rotated, k)
-               : cpr_store_open(k->pool, k->cfg.key_file, &k->keyring, kipd_on_cpr_ready, k);
-  if (rc != 0)
+  if (k->owner_pool != NULL) {
+    /* The CPR step and the bootstrap follow once the owner's connection
+     * is closed: kipd serves as the runtime role only. */
+    k->owner_closing = true;
+    pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);
+    return;
+  }
+  if (kipd_after_migrations(k) != 0)
     kipd_stop(k, 1);
 }
 
@@ -266,6 +326,8 @@ static void kipd_on_cluster_restarted(cluster_t *c, void *data) {
   log_warnf("embedded PostgreSQL was restarted; reconnecting");
   if (k->pool != NULL)
     pg_pool_reconnect(k->pool);
+  if (k->owner_pool != NULL)
+    pg_pool_reconnect(k->owner_pool);
 }
 
 /* kipd refuses secrets that others can read. */
@@ -283,6 +345,7 @@ static int kipd_check_secret_file(const char *path) {
 
 int main(int argc, char **argv) {
   static kipd_t k;
+  char *owner_conninfo = NULL;
   char err[512] = "";
   signal(SIGPIPE, SIG_IGN);
   config_defaults(&k.cfg);
@@ -358,6 +421,7 @@ int main(int argc, char **argv) {
       .pg_bindir = k.cfg.pg_bindir,
       .pg_user = k.cfg.pg_user,
       .db_name = "kipd",
+      .setup_sql = roles_embedded_setup_sql,
     };
     log_emit(LOG_INFO, "starting embedded PostgreSQL", json_pack("{s:s}", "data_dir", k.cfg.data_dir));
     rc = cluster_start(k.loop, &cc, kipd_on_cluster_restarted, &k, 120000, &k.cluster, err, sizeof(err));
@@ -367,17 +431,43 @@ int main(int argc, char **argv) {
       k.exit_code = 1;
       goto fail_signals;
     }
-    k.cfg.pool.conninfo = strdup(cluster_conninfo(k.cluster));
+    char runtime[PATH_MAX * 2 + 128], owner[PATH_MAX * 2 + 128];
+    if (cluster_conninfo_as(k.cluster, ROLES_EMBEDDED_RUNTIME, runtime, sizeof(runtime)) != 0 ||
+        cluster_conninfo_as(k.cluster, ROLES_EMBEDDED_OWNER, owner, sizeof(owner)) != 0) {
+      log_emit(LOG_ERROR, "data directory path too long", NULL);
+      kipd_stop(&k, 1);
+      uv_run(k.loop, UV_RUN_DEFAULT);
+      goto cleanup;
+    }
+    k.cfg.pool.conninfo = strdup(runtime);
+    owner_conninfo = strdup(owner);
   } else {
     k.cfg.pool.conninfo = strdup(k.cfg.db_url);
+    if (k.cfg.db_owner_url != NULL)
+      owner_conninfo = strdup(k.cfg.db_owner_url);
+    else
+      log_emit(LOG_WARN, "the audit trail is not append-only: without --db-owner the runtime role "
+               "runs the migrations and owns the tables, so it can change audit rows",
+               json_pack("{s:b, s:s}", "audit_append_only", 0, "fix",
+                         "give --db-owner (the owner role) and --db a role in kipd_runtime (docs/deploy.md)"));
   }
 
+  /* The cluster's start blocked the loop for seconds (initdb): timers set
+   * from now on (the connect timeouts) must not start from a stale clock. */
+  uv_update_time(k.loop);
   rc = pg_pool_new(k.loop, &k.cfg.pool, &k.pool);
+  if (rc == 0 && owner_conninfo != NULL) {
+    pg_pool_config_t oc = k.cfg.pool;
+    oc.conninfo = owner_conninfo;
+    oc.size = 1;
+    rc = pg_pool_new(k.loop, &oc, &k.owner_pool);
+  }
   if (rc != 0) {
     log_emit(LOG_ERROR, "cannot create the database pool", json_pack("{s:i}", "error", rc));
     kipd_stop(&k, 1);
   } else {
-    rc = migrate_run(k.pool, k.cfg.schema_dir, kipd_on_migrated, &k);
+    rc = migrate_run(k.owner_pool != NULL ? k.owner_pool : k.pool, k.cfg.schema_dir,
+                     kipd_on_migrated, &k);
     if (rc != 0) {
       log_emit(LOG_ERROR, "cannot read migrations", json_pack("{s:s}", "schema_dir", k.cfg.schema_dir));
       kipd_stop(&k, 1);
@@ -396,6 +486,7 @@ cleanup:
     http_server_free(k.server);
   if (k.pool != NULL)
     pg_pool_free(k.pool);
+  pg_pool_free(k.owner_pool_closed);
   if (k.cluster != NULL)
     cluster_free(k.cluster);
   app_free(k.app);
@@ -406,6 +497,7 @@ cleanup:
     log_warnf("loop closed with handles open: %s", uv_strerror(rc));
   log_emit(LOG_INFO, "stopped", json_pack("{s:i}", "exit_code", k.exit_code));
   cpr_keyring_free(k.keyring);
+  free(owner_conninfo);
   config_free(&k.cfg);
   return k.exit_code;
 }

@@ -34,6 +34,8 @@ struct kreq_s;
 void api_user_create_handler(struct kreq_s *r);
 /* The password policy as a json_check format hook (util/password.h). */
 const char *api_format_password(json_t *parent, const char *key, json_t *value);
+extern const route_t api_audit_routes[];
+extern const size_t api_audit_n_routes;
 
 /* The calendar feed's time zone (Europe/Copenhagen), read from the system's
  * zoneinfo once at start-up, before the loop serves anyone. Returns 0 or

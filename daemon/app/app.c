@@ -384,9 +384,19 @@ static void kreq__db_error(kreq_t *r, PGresult *res) {
     kreq_exec(r, r->stmt, r->params, r->ok_status, r->on_result);
     return;
   }
+  bool ours = sqlstate != NULL && sqlstate[0] == 'K' && sqlstate[1] == 'P';
+  if (!ours && problem_is_audit_failure(PQresultErrorField(res, PG_DIAG_CONTEXT))) {
+    /* The audit record could not be written: the transaction is gone, and
+     * nothing read in it is sent. */
+    log_emit(LOG_ERROR, "audit record not written",
+             json_pack("{s:s, s:s, s:s, s:s}", "request_id", r->http->request_id,
+                       "statement", r->stmt ? r->stmt->name : "?", "sqlstate", sqlstate ? sqlstate : "",
+                       "error", primary ? primary : ""));
+    kreq_problem(r, 503, "the audit record could not be written; try again", NULL, NULL);
+    return;
+  }
   json_t *errors = NULL;
   json_t *extra = NULL;
-  bool ours = sqlstate != NULL && sqlstate[0] == 'K' && sqlstate[1] == 'P';
   if (ours && detail != NULL) {
     json_t *d = json_loads(detail, 0, NULL);
     if (d != NULL) {

@@ -3,14 +3,18 @@
 #include <stdio.h>
 #include <string.h>
 
-static const pg_stmt_t health__ping = {"health_ping", "SELECT 1", 0};
+/* The ping also says whether the serving role can only append to the audit
+ * log (schema/009_audit.sql): false when kipd runs without --db-owner. */
+static const pg_stmt_t health__ping = {"health_ping", "SELECT kip.audit_append_only()", 0};
 
 void health_live(kreq_t *r) {
   kreq_reply_json(r, 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
 }
 
 static void health__on_ping(kreq_t *r, PGresult *res) {
-  kreq_reply_json(r, 200, json_pack("{s:s}", "status", "ready"), NULL, 0);
+  bool append_only = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+  kreq_reply_json(r, 200, json_pack("{s:s, s:{s:b}}", "status", "ready", "audit", "append_only",
+                                    append_only), NULL, 0);
 }
 
 void health_ready(kreq_t *r) {

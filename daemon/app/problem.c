@@ -116,3 +116,11 @@ problem_db_map_t problem_map_sqlstate(const char *sqlstate, const char *constrai
   if (strcmp(sqlstate, "25006") == 0) { m.status = 503; return m; }          /* read-only transaction */
   return m;
 }
+
+bool problem_is_audit_failure(const char *context) {
+  if (context == NULL)
+    return false;
+  return strstr(context, "function kip.audit(") != NULL ||
+         strstr(context, "function kip.audit_plans(") != NULL ||
+         strstr(context, "INSERT INTO kip.audit (") != NULL;
+}

@@ -34,4 +34,10 @@ typedef struct problem_db_map_s {
  * kipd's own SQL raises SQLSTATE "KPnnn" for HTTP status nnn. */
 problem_db_map_t problem_map_sqlstate(const char *sqlstate, const char *constraint);
 
+/* True when a database error arose while writing an audit record: its
+ * context (PG_DIAG_CONTEXT, borrowed, may be NULL) runs through kip.audit(),
+ * kip.audit_plans() or an INSERT INTO kip.audit. Such a request answers 503
+ * whatever the SQLSTATE: nothing is sent that was not audited. */
+bool problem_is_audit_failure(const char *context);
+
 #endif

@@ -733,6 +733,21 @@ static int cluster__ensure_db(cluster_t *c, const char *bindir, uint64_t deadlin
   return 0;
 }
 
+/* The set-up SQL, as the superuser, in the database; stops at the first error. */
+static int cluster__setup(cluster_t *c, const char *bindir, const char *sql, uint64_t deadline,
+                          char *err, size_t err_len) {
+  char psql[PATH_MAX];
+  if (cluster__bin(c, bindir, "psql", psql, sizeof(psql)) < 0)
+    return cluster__msg(err, err_len, -ENAMETOOLONG, "pg_bindir too long");
+  char *argv[] = {psql, "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-h", c->run_dir, "-p",
+                  CLUSTER_PORT, "-U", CLUSTER_SUPERUSER, "-d", c->db_name, "-c", (char *)sql, NULL};
+  int rc = cluster__run(c, argv, false, NULL, 0, deadline);
+  if (rc != 0)
+    return cluster__msg(err, err_len, rc < 0 ? rc : -EIO,
+                        "the database set-up failed (status %d; see %s)", rc, c->log_path);
+  return 0;
+}
+
 int cluster_start(uv_loop_t *loop, const cluster_config_t *cfg, cluster_event_cb restarted_cb,
                   void *cb_data, unsigned timeout_ms, cluster_t **out, char *err,
                   size_t err_len) {
@@ -882,6 +897,11 @@ int cluster_start(uv_loop_t *loop, const cluster_config_t *cfg, cluster_event_cb
   rc = cluster__ensure_db(c, cfg->pg_bindir, deadline, err, err_len);
   if (rc < 0)
     goto fail_child;
+  if (cfg->setup_sql != NULL) {
+    rc = cluster__setup(c, cfg->pg_bindir, cfg->setup_sql, deadline, err, err_len);
+    if (rc < 0)
+      goto fail_child;
+  }
 
   uv_timer_init(loop, &c->timer);  /* cannot fail on unix */
   c->state = CLUSTER_RUNNING;
@@ -924,6 +944,16 @@ long cluster_postmaster_alive(const char *data_dir) {
   if (cluster__read_pidfile(path, &pid, status, sizeof(status)) != 0 || pid <= 0)
     return 0;
   return cluster__alive((pid_t)pid) ? pid : 0;
+}
+
+int cluster_conninfo_as(const cluster_t *c, const char *user, char *buf, size_t len) {
+  if (user == NULL || !cluster__valid_db_name(user))
+    return -EINVAL;
+  char quoted_dir[PATH_MAX * 2 + 3];
+  cluster__quote(quoted_dir, sizeof(quoted_dir), c->run_dir);
+  int n = snprintf(buf, len, "host=%s port=" CLUSTER_PORT " dbname=%s user=%s", quoted_dir,
+                   c->db_name, user);
+  return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
 bool cluster_running(const cluster_t *c) {

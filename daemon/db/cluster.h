@@ -26,6 +26,9 @@ typedef struct cluster_config_s {
   const char *pg_bindir;   /* /usr/lib/postgresql/15/bin */
   const char *pg_user;     /* "postgres"; used only when running as root */
   const char *db_name;     /* "kipd" */
+  const char *setup_sql;   /* run as the superuser in db_name at every start, after the
+                              database exists (psql, ON_ERROR_STOP); NULL: none. It must
+                              be idempotent. */
 } cluster_config_t;
 
 typedef void (*cluster_event_cb)(cluster_t *c, void *data);
@@ -50,6 +53,10 @@ const char *cluster_conninfo(const cluster_t *c);
 /* The pid of a postmaster running on DATA_DIR/pg (of a kipd that is
  * running, or was killed), or 0. Blocking file reads: start-up only. */
 long cluster_postmaster_alive(const char *data_dir);
+/* The connection string for the cluster as another role (trust over the
+ * private socket). Returns 0, or -ENAMETOOLONG when buf (len bytes) is too
+ * small. user must be [A-Za-z0-9_]{1,63}, else -EINVAL. */
+int cluster_conninfo_as(const cluster_t *c, const char *user, char *buf, size_t len) KIPD_MUST_CHECK;
 
 /* True while the postmaster child is running. */
 bool cluster_running(const cluster_t *c);

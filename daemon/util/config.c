@@ -24,6 +24,7 @@ static const config_opt_t config__opts[] = {
   {"listen", "KIPD_LISTEN", OPT_LISTEN, 0, "HOST:PORT to serve HTTP on (127.0.0.1:8080)"},
   {"data-dir", "KIPD_DATA_DIR", OPT_STR, OFF(data_dir), "data folder of the embedded PostgreSQL and the admin token"},
   {"db", "KIPD_DB", OPT_STR, OFF(db_url), "external PostgreSQL URI/conninfo; disables the embedded cluster"},
+  {"db-owner", "KIPD_DB_OWNER", OPT_STR, OFF(db_owner_url), "external mode: conninfo of the role that owns the schema and runs the migrations (--db is then the runtime role); without it --db runs them and the audit is not append-only"},
   {"admin-token-file", "KIPD_ADMIN_TOKEN_FILE", OPT_STR, OFF(admin_token_file), "where the bootstrap admin token is written (DATA_DIR/admin-token)"},
   {"key-file", "KIPD_KEY_FILE", OPT_STR, OFF(key_file), "keyring of the CPR encryption keys, created 0600 when missing (DATA_DIR/cpr.key)"},
   {"schema-dir", "KIPD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "folder of numbered SQL migrations"},
@@ -53,6 +54,7 @@ static const config_opt_t config__opts[] = {
   {"argon2-t", "KIPD_ARGON2_T", OPT_UINT, OFF(argon2.t_cost), "Argon2id passes for new password hashes (3)"},
   {"argon2-m-kib", "KIPD_ARGON2_M_KIB", OPT_UINT, OFF(argon2.m_kib), "Argon2id memory in KiB for new password hashes (65536)"},
   {"argon2-p", "KIPD_ARGON2_P", OPT_UINT, OFF(argon2.parallelism), "Argon2id lanes (1)"},
+  {"audit-seal-interval-ms", "KIPD_AUDIT_SEAL_INTERVAL_MS", OPT_U64, OFF(audit_seal_interval_ms), "how often new audit rows are sealed into the hash chain (1000; 0 = only at verification)"},
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
   {"print-routes", "KIPD_PRINT_ROUTES", OPT_FLAG, OFF(print_routes), "print the route table as JSON lines and exit"},
   {"rotate-key", "KIPD_ROTATE_KEY", OPT_FLAG, OFF(rotate_key), "re-encrypt every CPR number under a new key, then exit (stop kipd first)"},
@@ -80,6 +82,7 @@ void config_defaults(kipd_config_t *cfg) {
   cfg->signin_delay_ms = 1000;
   cfg->password_jobs_max = 16;
   cfg->argon2 = (password_params_t){.t_cost = 3, .m_kib = 65536, .parallelism = 1};
+  cfg->audit_seal_interval_ms = 1000;
   cfg->http.max_body_bytes = 1024 * 1024;
   cfg->http.max_header_bytes = 16 * 1024;
   cfg->http.read_timeout_ms = 10000;
@@ -99,6 +102,7 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->listen_host);
   free(cfg->data_dir);
   free(cfg->db_url);
+  free(cfg->db_owner_url);
   free(cfg->admin_token_file);
   free(cfg->key_file);
   free(cfg->schema_dir);
@@ -289,6 +293,10 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
   while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
     if (c >= 1000 && (rc = config__set(cfg, &config__opts[c - 1000], optarg, "command line", err, err_len)) != 0)
       return rc;
+  }
+  if (cfg->db_owner_url != NULL && cfg->db_url == NULL) {
+    snprintf(err, err_len, "--db-owner needs --db (the runtime role's conninfo)");
+    return -EINVAL;
   }
   if (cfg->db_url == NULL && cfg->data_dir == NULL && !cfg->print_routes) {
     snprintf(err, err_len, "give --data-dir DIR (embedded PostgreSQL) or --db URI (external)");

@@ -39,7 +39,8 @@ typedef struct kipd_config_s {
   char *listen_host;            /* "127.0.0.1" */
   int listen_port;              /* 8080 */
   char *data_dir;               /* embedded mode: cluster, socket, tokens */
-  char *db_url;                 /* external mode when set */
+  char *db_url;                 /* external mode when set: the runtime role */
+  char *db_owner_url;           /* external mode: the owner role, for migrations */
   char *admin_token_file;       /* default DATA_DIR/admin-token */
   char *key_file;               /* CPR keyring: default DATA_DIR/cpr.key, else beside the admin token */
   char *schema_dir;             /* numbered migrations */
@@ -64,6 +65,7 @@ typedef struct kipd_config_s {
   uint64_t signin_delay_ms;     /* delay of the 3rd failure, doubling to 8x: 1000 */
   unsigned password_jobs_max;   /* Argon2 jobs queued or running before 429: 16 */
   password_params_t argon2;     /* t=3, m=65536 KiB, p=1 */
+  uint64_t audit_seal_interval_ms; /* the audit sealer runs this often: 1000; 0 = never */
   http_limits_t http;
   pg_pool_config_t pool;
 } kipd_config_t;

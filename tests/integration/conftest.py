@@ -1,8 +1,11 @@
 """Fixtures for kipd's integration tests.
 
-Session: one throwaway PostgreSQL 15 cluster (`pg`).
+Session: one throwaway PostgreSQL 15 cluster (`pg`), with the runtime login
+         role kiptest.RUNTIME_ROLE (a member of kipd_runtime).
 Module:  one kipd per test module on its own fresh database (`kipd`), and
-         the bootstrap admin's client (`admin`).
+         the bootstrap admin's client (`admin`). kipd serves as the runtime
+         role (--db) and migrates as the superuser (--db-owner), so the
+         audit log is append-only as in production.
 Test:    factories for organisations, users (each returned as a client with
          its own token) and plans, so tests never share data.
 """
@@ -67,7 +70,7 @@ def no_secret_in_any_log(workroot):
 
 @pytest.fixture(scope="session")
 def pg(workroot):
-    cluster = PgCluster(workroot / "pg").init().start()
+    cluster = PgCluster(workroot / "pg").init().start().ensure_runtime_role()
     yield cluster
     cluster.stop("fast")
 
@@ -89,7 +92,8 @@ def kipd_factory(pg, workroot, new_db):
     def start(extra_args=(), env=None, db=None, wait=True, name="kipd"):
         db = db or new_db()
         workdir = kiptest.make_workdir(workroot, kiptest.unique(f"{name}-"))
-        k = Kipd.external(workdir, pg.url(db), extra_args=extra_args, env=env, name=name)
+        k = Kipd.external(workdir, pg.runtime_url(db), extra_args=extra_args, env=env, name=name,
+                          owner_url=pg.url(db))
         k.db = db
         started.append(k)
         k.start(wait=wait)
@@ -114,7 +118,7 @@ def kipd(request, pg, workroot, new_db):
     db = new_db()
     name = request.module.__name__.replace("test_", "")
     workdir = kiptest.make_workdir(workroot, kiptest.unique(f"{name}-"))
-    k = Kipd.external(workdir, pg.url(db), name=name)
+    k = Kipd.external(workdir, pg.runtime_url(db), name=name, owner_url=pg.url(db))
     k.db = db
     with kiptest.running_kipd(k):
         yield k

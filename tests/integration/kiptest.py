@@ -221,6 +221,10 @@ def _pg_user_ids():
     return pw.pw_uid, pw.pw_gid
 
 
+# The integration tests' runtime login role (a member of kipd_runtime).
+RUNTIME_ROLE = "kipd_it_app"
+
+
 class PgCluster:
     """A throwaway cluster: data in base/data, socket in base/sock, no TCP."""
 
@@ -280,11 +284,27 @@ class PgCluster:
     def postmaster_pid(self):
         return read_postmaster_pid(self.datadir)
 
-    def url(self, db):
-        return f"postgresql:///{db}?host={self.sockdir}&user=postgres"
+    def url(self, db, user="postgres"):
+        return f"postgresql:///{db}?host={self.sockdir}&user={user}"
 
-    def psql(self, sql, db="postgres"):
-        r = subprocess.run([str(PG_BINDIR / "psql"), "-h", str(self.sockdir), "-U", "postgres", "-d", db,
+    def runtime_url(self, db):
+        """kipd's --db in the tests: a login role that is only a member of
+        kipd_runtime, while --db-owner is the superuser (url())."""
+        return self.url(db, RUNTIME_ROLE)
+
+    def ensure_runtime_role(self):
+        """The NOLOGIN group role the migrations grant to, and the runtime
+        login role in it (cluster-wide, so once per cluster)."""
+        self.psql("DO $$ BEGIN "
+                  "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'kipd_runtime') THEN "
+                  "CREATE ROLE kipd_runtime NOLOGIN; END IF; "
+                  f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{RUNTIME_ROLE}') THEN "
+                  f"CREATE ROLE {RUNTIME_ROLE} LOGIN NOSUPERUSER IN ROLE kipd_runtime; END IF; "
+                  "END $$")
+        return self
+
+    def psql(self, sql, db="postgres", user="postgres"):
+        r = subprocess.run([str(PG_BINDIR / "psql"), "-h", str(self.sockdir), "-U", user, "-d", db,
                             "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         if r.returncode != 0:
@@ -352,13 +372,15 @@ class Kipd:
 
     # constructors ---------------------------------------------------------
     @classmethod
-    def external(cls, workdir, db_url, extra_args=(), env=None, **kw):
+    def external(cls, workdir, db_url, extra_args=(), env=None, owner_url=None, **kw):
         token_file = Path(workdir) / "admin-token"
         args = ["--db", db_url, "--admin-token-file", str(token_file),
                 "--schema-dir", str(SCHEMA_DIR)] + list(extra_args)
         if "--key-file" not in args:
             # every kipd on one database shares its CPR key file
             args += ["--key-file", str(shared_key_file(db_url))]
+        if owner_url is not None:
+            args += ["--db-owner", owner_url]
         return cls(workdir, args, env=env, token_file=token_file, **kw)
 
     @classmethod

@@ -6,6 +6,7 @@ every test leaves it running.
 
 import os
 import signal
+import subprocess
 import stat
 import time
 
@@ -152,3 +153,28 @@ def test_embedded_unauthenticated_and_logs_are_json(embedded):
     problem(Api(k.url).get("/v1/me"), 401)
     records = k.log_records()
     assert any(r.get("msg") == "listening" for r in records)
+
+
+def _embedded_psql(k, user, sql):
+    return subprocess.run([str(kiptest.PG_BINDIR / "psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+                           "-h", str(k.data_dir / "run"), "-p", "5432", "-U", user, "-d", "kipd", "-c", sql],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+def test_embedded_serves_as_a_runtime_role_that_only_appends_audit(embedded):
+    """kipd_owner runs the migrations and owns everything; kipd_app serves
+    and may not change or remove audit rows (docs/audit.md)."""
+    k = _running(embedded)
+    admin, nurse = _people(k)
+    plan = kiptest.create_plan(nurse)
+    assert nurse.get(f"/v1/plans/{plan['id']}").status_code == 200
+    assert Api(k.url).get("/readyz").json()["audit"] == {"append_only": True}
+    r = _embedded_psql(k, "kipd", "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
+                       "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('kip', 'kip_api')")
+    assert r.returncode == 0 and r.stdout.split() == ["kipd_owner"], r
+    r = _embedded_psql(k, "kipd", "SELECT usename FROM pg_stat_activity WHERE datname = 'kipd' "
+                       "AND application_name LIKE 'kipd%' GROUP BY usename")
+    assert r.returncode == 0 and r.stdout.split() == ["kipd_app"], r
+    for sql in ("DELETE FROM kip.audit", "UPDATE kip.audit SET action = 'x'", "TRUNCATE kip.audit"):
+        r = _embedded_psql(k, "kipd_app", sql)
+        assert r.returncode != 0 and "permission denied" in r.stderr, (sql, r)

@@ -27,7 +27,7 @@ def test_healthz(anon):
 def test_readyz(anon):
     r = anon.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready"}
+    assert r.json() == {"status": "ready", "audit": {"append_only": True}}
 
 
 def test_health_needs_no_token_and_ignores_a_bad_one(kipd):

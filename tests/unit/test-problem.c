@@ -52,5 +52,20 @@ int main(void) {
   tap_is_str(problem_slug(415), "unsupported-media-type", "415 slug");
   tap_is_str(problem_slug(428), "precondition-required", "428 slug");
   tap_is_str(problem_slug(431), "headers-too-large", "431 slug");
+  /* An error while writing the audit row: PostgreSQL's context lines. */
+  tap_ok(problem_is_audit_failure("PL/pgSQL function kip.audit(text,uuid,text) line 3 at SQL statement\n"
+                                  "SQL statement \"SELECT kip.audit('read', p.id, 'plan')\""),
+         "kip.audit() in the context is an audit failure");
+  tap_ok(problem_is_audit_failure("SQL statement \"INSERT INTO kip.audit (user_id, action) VALUES ...\"\n"
+                                  "PL/pgSQL function kip.audit_plans(text,uuid[],text) line 3"),
+         "kip.audit_plans() in the context is an audit failure");
+  tap_ok(problem_is_audit_failure("PL/pgSQL function kip.test() line 1 at RAISE\n"
+                                  "SQL statement \"INSERT INTO kip.audit (user_id) VALUES (1)\""),
+         "a direct INSERT INTO kip.audit is an audit failure");
+  tap_ok(!problem_is_audit_failure("PL/pgSQL function kip_api.audit_list(jsonb,jsonb) line 20 at SQL statement"),
+         "the audit list route is not an audit write");
+  tap_ok(!problem_is_audit_failure("PL/pgSQL function kip.audit_seal(integer,interval) line 9"),
+         "the sealer is not an audit write");
+  tap_ok(!problem_is_audit_failure(NULL), "no context");
   return tap_done();
 }

@@ -1,0 +1,51 @@
+/* Oversight: the audit log for auditors, its hash-chain check, and the
+ * citizen's access log of one plan (schema/009_audit.sql, docs/audit.md). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "app/app.h"
+#include "util/validate.h"
+
+/* grace_seconds=0..86400: how long a row may stay unsealed before verify
+ * counts it as overdue. */
+static const char *format_grace(json_t *parent, const char *key, json_t *value) {
+  const char *s = json_string_value(value);
+  size_t len = strlen(s);
+  if (len == 0 || len > 5 || !validate_digits(s, len) || atoi(s) > 86400)
+    return "must be an integer from 0 to 86400";
+  if (parent != NULL && key != NULL)
+    json_object_set_new(parent, key, json_integer(atoi(s)));
+  return NULL;
+}
+
+static const jc_field_t audit_list_query[] = {
+  {.name = "limit", .type = JC_STRING, .format = api_format_limit},
+  {.name = "cursor", .type = JC_STRING, .max_len = 512},
+  {.name = "plan_id", .type = JC_STRING, .format = jc_format_uuid},
+  {.name = "user_id", .type = JC_STRING, .format = jc_format_uuid},
+  {.name = "organisation_id", .type = JC_STRING, .format = jc_format_uuid},
+  {.name = "action", .type = JC_STRING, .min_len = 1, .max_len = 100},
+  {.name = "from", .type = JC_STRING, .format = jc_format_datetime},
+  {.name = "to", .type = JC_STRING, .format = jc_format_datetime},
+  {NULL},
+};
+
+static const jc_field_t audit_verify_query[] = {
+  {.name = "grace_seconds", .type = JC_STRING, .format = format_grace},
+  {NULL},
+};
+
+static const pg_stmt_t audit_list = {"audit_list",
+  "SELECT * FROM kip_api.audit_list($1::jsonb, $2::jsonb)", 2};
+static const pg_stmt_t audit_verify = {"audit_verify",
+  "SELECT * FROM kip_api.audit_verify($1::jsonb, $2::jsonb)", 2};
+static const pg_stmt_t plan_access_log = {"plan_access_log",
+  "SELECT * FROM kip_api.plan_access_log($1::jsonb, $2::uuid, $3::jsonb)", 3};
+
+const route_t api_audit_routes[] = {
+  {"GET", "/v1/audit", NULL, NULL, audit_list_query, &audit_list, 200, 0},
+  {"GET", "/v1/audit/verify", NULL, NULL, audit_verify_query, &audit_verify, 200, 0},
+  {"GET", "/v1/plans/{id}/access-log", NULL, NULL, api_page_query, &plan_access_log, 200, 0},
+};
+const size_t api_audit_n_routes = KIPD_ARRAY_SIZE(api_audit_routes);

@@ -1,0 +1,400 @@
+"""The audit trail (issue 5): one record per read and write, append-only by
+grants, a hash chain that reveals tampering, the auditor's log and the
+citizen's access log, and 503 when a record cannot be written."""
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+import kiptest
+from kiptest import Api, Kipd, RUNTIME_ROLE, problem
+
+GIVEN_AT = "2025-03-01T12:00:00+01:00"
+
+
+@pytest.fixture
+def auditor(make_org, make_user):
+    return make_user(make_org(), ["auditor"])
+
+
+def _rows(pg, db, where, params=""):
+    """Audit rows as (id, action, plan_id, resource) tuples, by id."""
+    out = pg.psql(f"SELECT id, action, coalesce(plan_id::text, ''), resource FROM kip.audit "
+                  f"WHERE {where} ORDER BY id", db=db)
+    return [tuple(line.split("|")) for line in out.splitlines() if line]
+
+
+def _request_rows(pg, db, resp):
+    rid = resp.headers["X-Request-Id"]
+    assert all(c in "0123456789abcdef-" for c in rid), rid
+    return _rows(pg, db, f"request_id = '{rid}'")
+
+
+def _verify(client, **params):
+    r = client.get("/v1/audit/verify", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+# ------------------------------------------------------------- one per read
+
+def test_single_reads_and_writes_write_one_row_each(pg, kipd, coordinator, make_plan):
+    plan = make_plan(coordinator)
+    r = coordinator.get(f"/v1/plans/{plan['id']}")
+    assert r.status_code == 200
+    assert [row[1:] for row in _request_rows(pg, kipd.db, r)] == [("plan.read", plan["id"], "plan")]
+    r = coordinator.patch(f"/v1/plans/{plan['id']}", json={"reason": "Ny grund"}, headers={"If-Match": '"1"'})
+    assert r.status_code == 200, r.text
+    assert [row[1:] for row in _request_rows(pg, kipd.db, r)] == [("plan.update", plan["id"], "plan")]
+    r = coordinator.get(f"/v1/plans/{plan['id']}/history")
+    assert [row[1:] for row in _request_rows(pg, kipd.db, r)] == [("plan.history", plan["id"], "history")]
+
+
+def test_list_writes_one_row_per_plan_shown(pg, kipd, coordinator, make_plan):
+    plans = [make_plan(coordinator) for _ in range(3)]
+    r = coordinator.get("/v1/plans", params={"limit": 2})
+    assert r.status_code == 200
+    shown = [p["id"] for p in r.json()["items"]]
+    assert len(shown) == 2 and r.json()["next_cursor"]
+    rows = _request_rows(pg, kipd.db, r)
+    assert sorted(row[2] for row in rows) == sorted(shown)
+    assert {row[1] for row in rows} == {"plan.list"}
+    # An empty page writes nothing.
+    r = coordinator.get("/v1/plans", params={"q": "ingen-borger-med-dette-navn"})
+    assert r.json()["items"] == [] and _request_rows(pg, kipd.db, r) == []
+    assert {p["id"] for p in plans} >= set(shown)
+
+
+def test_worklist_audits_only_the_plans_shown(pg, kipd, coordinator, make_plan):
+    """GET /v1/me/actions: one action.list_mine row per plan whose actions are
+    on the page, not the look-ahead row's plan."""
+    first, second = make_plan(coordinator), make_plan(coordinator)
+    for plan in (first, second):
+        # The creating coordinator is the plan's tovholder participant.
+        r = coordinator.post(f"/v1/plans/{plan['id']}/actions",
+                             json={"title": "Ring til lægen", "area": "somatic_health",
+                                   "responsible_participant_id": plan["coordinator"]})
+        assert r.status_code == 201, r.text
+    r = coordinator.get("/v1/me/actions", params={"limit": 1})
+    assert r.status_code == 200 and len(r.json()["items"]) == 1
+    rows = _request_rows(pg, kipd.db, r)
+    assert [row[1:] for row in rows] == [("action.list_mine", r.json()["items"][0]["plan_id"], "action")]
+
+
+# ------------------------------------------------------ append-only grants
+
+def test_runtime_role_cannot_change_or_remove_audit_rows(pg, kipd, coordinator, make_plan):
+    plan = make_plan(coordinator)
+    coordinator.get(f"/v1/plans/{plan['id']}")
+    for sql in ("DELETE FROM kip.audit",
+                "UPDATE kip.audit SET action = 'x'",
+                "TRUNCATE kip.audit",
+                "DELETE FROM kip.audit_seal",
+                "UPDATE kip.audit_seal SET hash = hash",
+                "INSERT INTO kip.audit_seal (seq, audit_id, prev_hash, hash) "
+                "VALUES (999999, 1, sha256(''), sha256(''))",
+                "ALTER TABLE kip.audit DISABLE TRIGGER ALL",
+                "DROP TABLE kip.audit"):
+        with pytest.raises(RuntimeError) as e:
+            pg.psql(sql, db=kipd.db, user=RUNTIME_ROLE)
+        assert "permission denied" in str(e.value) or "must be owner" in str(e.value), (sql, str(e.value))
+    # It may read and add, which is all kipd does.
+    assert int(pg.psql("SELECT count(*) FROM kip.audit", db=kipd.db, user=RUNTIME_ROLE)) > 0
+    assert pg.psql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+                   db=kipd.db, user=RUNTIME_ROLE) == "f"
+    assert pg.psql("SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles "
+                   "WHERE rolname = current_user)", db=kipd.db, user=RUNTIME_ROLE) == "0"
+    assert pg.psql("SELECT kip.audit_append_only()", db=kipd.db, user=RUNTIME_ROLE) == "t"
+    assert kiptest.Api(kipd.url).get("/readyz").json()["audit"] == {"append_only": True}
+
+
+def test_without_db_owner_kipd_warns_that_the_audit_is_not_append_only(pg, workroot, new_db):
+    db = new_db()
+    k = Kipd.external(kiptest.make_workdir(workroot, kiptest.unique("single-role-")), pg.url(db),
+                      name="single-role")
+    with kiptest.running_kipd(k):
+        assert Api(k.url).get("/readyz").json()["audit"] == {"append_only": False}
+        warnings = [rec for rec in k.log_records() if rec.get("level") == "warn"
+                    and "not append-only" in rec.get("msg", "")]
+        assert len(warnings) == 1 and warnings[0]["audit_append_only"] is False, k.log_records()
+
+
+# ------------------------------------------------------------ 503 on failure
+
+def test_a_read_whose_audit_row_cannot_be_written_answers_503(pg, kipd, coordinator, make_plan):
+    plan = make_plan(coordinator)
+    pg.psql("REVOKE INSERT ON kip.audit FROM kipd_runtime", db=kipd.db)
+    try:
+        r = coordinator.get(f"/v1/plans/{plan['id']}")
+        body = problem(r, 503)
+        assert plan["citizen"]["name"] not in r.text and plan["citizen"]["cpr"] not in r.text
+        assert "audit" in body["detail"]
+        problem(coordinator.get("/v1/plans"), 503)
+        # A write is rolled back with its audit row.
+        r = coordinator.patch(f"/v1/plans/{plan['id']}", json={"reason": "Aldrig"}, headers={"If-Match": '"1"'})
+        problem(r, 503)
+    finally:
+        pg.psql("GRANT INSERT ON kip.audit TO kipd_runtime", db=kipd.db)
+    r = coordinator.get(f"/v1/plans/{plan['id']}")
+    assert r.status_code == 200 and r.json()["version"] == 1 and r.json()["reason"] == plan["reason"]
+    assert any(rec.get("msg") == "audit record not written" for rec in kipd.log_records())
+
+
+def test_any_error_in_the_audit_insert_answers_503(pg, kipd, coordinator, make_plan):
+    """A trigger that raises (as the owner could add) stands for any failure
+    inside the insert: a full disk, a broken constraint, a timeout."""
+    plan = make_plan(coordinator)
+    pg.psql("CREATE FUNCTION kip.test_audit_fails() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no audit today' USING ERRCODE = '23514'; END $$; "
+            "CREATE TRIGGER test_audit_fails BEFORE INSERT ON kip.audit "
+            "FOR EACH ROW EXECUTE FUNCTION kip.test_audit_fails()", db=kipd.db)
+    try:
+        problem(coordinator.get(f"/v1/plans/{plan['id']}"), 503)
+        problem(coordinator.get("/v1/plans"), 503)
+        problem(coordinator.get(f"/v1/plans/{plan['id']}/participants"), 503)
+    finally:
+        pg.psql("DROP TRIGGER test_audit_fails ON kip.audit; DROP FUNCTION kip.test_audit_fails()",
+                db=kipd.db)
+    assert coordinator.get(f"/v1/plans/{plan['id']}").status_code == 200
+
+
+# ------------------------------------------------------------ the auditor
+
+def test_audit_log_is_for_auditors_only(admin, anon, coordinator, auditor, make_user):
+    for client in (coordinator, admin, make_user(coordinator.org, ["caseworker", "integration"])):
+        problem(client.get("/v1/audit"), 403)
+        problem(client.get("/v1/audit/verify"), 403)
+    problem(anon.get("/v1/audit"), 401)
+    problem(anon.get("/v1/audit/verify"), 401)
+    assert auditor.get("/v1/audit").status_code == 200
+
+
+def test_audit_log_filters_and_pages(pg, kipd, coordinator, auditor, make_user, make_plan):
+    plan = make_plan(coordinator)
+    colleague = make_user(coordinator.org, ["caseworker"])
+    t0 = pg.psql("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", db=kipd.db)
+    for _ in range(3):
+        assert colleague.get(f"/v1/plans/{plan['id']}").status_code == 200
+    r = auditor.get("/v1/audit", params={"plan_id": plan["id"]})
+    items = r.json()["items"]
+    assert [i["action"] for i in items] == ["plan.read"] * 3 + ["plan.create"]
+    assert [i["id"] for i in items] == sorted((i["id"] for i in items), reverse=True)
+    first = items[0]
+    assert first["user_id"] == colleague.user["id"] and first["organisation_id"] == coordinator.org["id"]
+    assert first["plan_id"] == plan["id"] and first["resource"] == "plan"
+    assert first["remote_addr"] == "127.0.0.1" and first["request_id"]
+    # Each filter narrows.
+    by_user = auditor.get("/v1/audit", params={"plan_id": plan["id"], "user_id": colleague.user["id"]}).json()
+    assert len(by_user["items"]) == 3
+    by_action = auditor.get("/v1/audit", params={"plan_id": plan["id"], "action": "plan.create"}).json()
+    assert [i["user_id"] for i in by_action["items"]] == [coordinator.user["id"]]
+    by_org = auditor.get("/v1/audit", params={"organisation_id": coordinator.org["id"], "limit": 500}).json()
+    assert {i["organisation_id"] for i in by_org["items"]} == {coordinator.org["id"]}
+    def plan_rows(page):   # (the auditor's own reads of this plan's log are in it too)
+        return [i for i in page if i["action"] != "audit.list"]
+    since = auditor.get("/v1/audit", params={"plan_id": plan["id"], "from": t0}).json()
+    assert [i["action"] for i in plan_rows(since["items"])] == ["plan.read"] * 3
+    until = auditor.get("/v1/audit", params={"plan_id": plan["id"], "to": t0}).json()
+    assert [i["action"] for i in until["items"]] == ["plan.create"]
+    # Pages: keyset on id, newest first.
+    seen = kiptest.collect_all(auditor, "/v1/audit", {"plan_id": plan["id"]}, limit=1)
+    assert [i["id"] for i in plan_rows(seen)] == [i["id"] for i in items]
+    # Reading the log is audited, naming the plan whose log was read.
+    reads = auditor.get("/v1/audit", params={"plan_id": plan["id"], "action": "audit.list"}).json()["items"]
+    assert reads and all(i["user_id"] == auditor.user["id"] and i["resource"] == "audit" for i in reads)
+
+
+@pytest.mark.parametrize("params,status,field", [
+    ({"plan_id": "not-a-uuid"}, 422, "plan_id"),
+    ({"user_id": "123"}, 422, "user_id"),
+    ({"organisation_id": ""}, 422, "organisation_id"),
+    ({"from": "2026-01-01"}, 422, "from"),
+    ({"to": "yesterday"}, 422, "to"),
+    ({"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, 422, "to"),
+    ({"limit": "0"}, 422, "limit"),
+    ({"cursor": "zz"}, 400, "cursor"),
+    ({"bogus": "1"}, 400, "bogus"),
+])
+def test_audit_log_query_is_checked(auditor, params, status, field):
+    problem(auditor.get("/v1/audit", params=params), status, field=field)
+
+
+def test_verify_rejects_a_bad_grace(auditor):
+    problem(auditor.get("/v1/audit/verify", params={"grace_seconds": "soon"}), 422, field="grace_seconds")
+
+
+# ------------------------------------------------------------------ sealing
+
+def test_sealer_seals_new_rows_within_seconds(kipd, coordinator, auditor, make_plan):
+    plan = make_plan(coordinator)
+    coordinator.get(f"/v1/plans/{plan['id']}")
+
+    def sealed():
+        items = auditor.get("/v1/audit", params={"plan_id": plan["id"]}, validate=False).json()["items"]
+        mine = [i for i in items if i["action"] in ("plan.read", "plan.create")]
+        return len(mine) == 2 and all(i["hash"] and i["seq"] for i in mine)
+    kiptest.wait_until(sealed, 5.0, interval=0.2, what="the sealer to seal the rows")
+    heads = [rec for rec in kipd.log_records() if rec.get("msg") == "audit sealed"]
+    assert heads and len(heads[-1]["head_hash"]) == 64 and int(heads[-1]["head_seq"]) > 0
+
+
+def test_verify_is_ok_on_a_clean_chain(coordinator, auditor, make_plan):
+    plan = make_plan(coordinator)
+    for _ in range(5):
+        coordinator.get(f"/v1/plans/{plan['id']}")
+    result = _verify(auditor)
+    assert result["ok"] is True, result
+    assert result["broken"] == 0 and result["first_broken"] is None
+    assert result["checked"] >= 6 and result["head"]["seq"] == result["checked"]
+    assert result["unsealed_overdue"] == 0
+
+
+def _fresh(kipd_factory, seal_ms="3600000"):
+    """A kipd on its own database (tampering must not break the module's
+    chain), whose sealer stays out of the way: verify seals on demand."""
+    k = kipd_factory(extra_args=["--audit-seal-interval-ms", seal_ms])
+    admin = Api(k.url, k.admin_token(), name="admin")
+    org = kiptest.create_org(admin)
+    nurse = kiptest.create_user(admin, org, ["coordinator"])
+    auditor = kiptest.create_user(admin, kiptest.create_org(admin), ["auditor"])
+    return k, nurse, auditor
+
+
+def test_verify_reports_a_changed_row_then_a_deleted_one(pg, kipd_factory):
+    k, nurse, auditor = _fresh(kipd_factory)
+    plan = kiptest.create_plan(nurse)
+    for _ in range(4):
+        nurse.get(f"/v1/plans/{plan['id']}")
+    assert _verify(auditor)["ok"] is True
+    reads = [int(r[0]) for r in _rows(pg, k.db, f"plan_id = '{plan['id']}' AND action = 'plan.read'")]
+    changed, deleted = reads[1], reads[2]
+    # Someone with the owner's rights rewrites who read the plan...
+    pg.psql(f"UPDATE kip.audit SET user_id = '{uuid.uuid4()}' WHERE id = {changed}", db=k.db)
+    result = _verify(auditor)
+    assert result["ok"] is False and result["broken"] == 1, result
+    assert result["first_broken"]["id"] == changed and result["first_broken"]["problem"] == "row_changed"
+    assert result["first_broken"]["at"] is not None
+    # ...and when the row is put back as it was, the chain verifies again.
+    pg.psql(f"UPDATE kip.audit SET user_id = '{nurse.user['id']}' WHERE id = {changed}", db=k.db)
+    assert _verify(auditor)["ok"] is True
+    pg.psql(f"DELETE FROM kip.audit WHERE id = {deleted}", db=k.db)
+    result = _verify(auditor)
+    assert result["ok"] is False and result["broken"] == 1, result
+    assert result["first_broken"]["id"] == deleted and result["first_broken"]["problem"] == "row_deleted"
+    assert result["first_broken"]["at"] is None
+
+
+def test_verify_reports_a_changed_or_deleted_seal(pg, kipd_factory):
+    k, nurse, auditor = _fresh(kipd_factory)
+    plan = kiptest.create_plan(nurse)
+    for _ in range(3):
+        nurse.get(f"/v1/plans/{plan['id']}")
+    assert _verify(auditor)["ok"] is True
+    seq = int(pg.psql("SELECT max(seq) - 2 FROM kip.audit_seal", db=k.db))
+    pg.psql(f"UPDATE kip.audit_seal SET hash = sha256(hash) WHERE seq = {seq}", db=k.db)
+    result = _verify(auditor)
+    assert result["first_broken"]["seq"] == seq and result["first_broken"]["problem"] == "seal_changed", result
+    pg.psql(f"DELETE FROM kip.audit_seal WHERE seq = {seq - 1}", db=k.db)
+    result = _verify(auditor)
+    assert result["first_broken"]["seq"] == seq and result["first_broken"]["problem"] == "seal_missing", result
+
+
+def test_rows_that_commit_late_are_sealed(pg, kipd_factory):
+    """A row whose transaction commits after later rows were sealed is
+    sealed at the next pass, not skipped."""
+    k, nurse, auditor = _fresh(kipd_factory)
+    plan = kiptest.create_plan(nurse)
+    # Take an id, then let the sealer run past it before the row is visible.
+    late = int(pg.psql("SELECT nextval('kip.audit_id_seq')", db=k.db))
+    nurse.get(f"/v1/plans/{plan['id']}")
+    assert _verify(auditor)["ok"] is True
+    pg.psql(f"INSERT INTO kip.audit (id, action, resource) VALUES ({late}, 'test.late', 'test')", db=k.db)
+    result = _verify(auditor, grace_seconds=0)
+    assert result["ok"] is True and result["unsealed"] <= 1, result   # (only verify's own row)
+    items = auditor.get("/v1/audit", params={"action": "test.late"}).json()["items"]
+    assert items[0]["id"] == late and items[0]["hash"]
+
+
+def test_unsealed_rows_beyond_the_grace_are_reported(pg, kipd_factory):
+    k, nurse, auditor = _fresh(kipd_factory)
+    kiptest.create_plan(nurse)
+    assert _verify(auditor)["ok"] is True
+    # A row slipped in under an id the sealer gave up on long ago.
+    pg.psql("INSERT INTO kip.audit (id, at, action, resource) VALUES (0, now() - interval '1 hour', "
+            "'test.forged', 'test')", db=k.db)
+    result = _verify(auditor)
+    assert result["ok"] is False and result["broken"] == 0, result
+    assert result["unsealed_overdue"] == 1 and result["oldest_unsealed_overdue_id"] == 0
+
+
+# ----------------------------------------------------- the citizen's access
+
+def test_access_log_shows_who_saw_the_plan(coordinator, make_user, make_plan):
+    plan = make_plan(coordinator)
+    colleague = make_user(coordinator.org, ["caseworker"], display_name="Kirsten Sagsbehandler")
+    assert colleague.get(f"/v1/plans/{plan['id']}").status_code == 200
+    assert colleague.get("/v1/plans").status_code == 200
+    r = coordinator.get(f"/v1/plans/{plan['id']}/access-log")
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert [i["action"] for i in items[:3]] == ["plan.list", "plan.read", "plan.create"]
+    assert items[0]["user"] == {"id": colleague.user["id"], "display_name": "Kirsten Sagsbehandler"}
+    assert items[0]["organisation"] == {"id": coordinator.org["id"], "name": coordinator.org["name"]}
+    assert items[2]["user"]["id"] == coordinator.user["id"]
+    # The look itself is logged, and pages work.
+    items = coordinator.get(f"/v1/plans/{plan['id']}/access-log").json()["items"]
+    assert items[0]["action"] == "plan.access_log" and items[0]["user"]["id"] == coordinator.user["id"]
+    paged = [i["id"] for i in kiptest.collect_all(coordinator, f"/v1/plans/{plan['id']}/access-log", limit=2)]
+    assert paged == sorted(paged, reverse=True) and set(paged) >= {i["id"] for i in items}
+
+
+def test_access_log_is_for_the_owning_coordinators(admin, coordinator, auditor, make_org, make_user,
+                                                   make_plan):
+    plan = make_plan(coordinator)
+    path = f"/v1/plans/{plan['id']}/access-log"
+    # Sees the plan, but is not a coordinator of the owning organisation: 403.
+    problem(make_user(coordinator.org, ["caseworker"]).get(path), 403)
+    # Cannot see the plan at all: 404, as for a plan that does not exist.
+    problem(make_user(make_org(), ["coordinator"]).get(path), 404)
+    problem(auditor.get(path), 404)
+    problem(admin.get(path), 404)
+    problem(coordinator.get(f"/v1/plans/{uuid.uuid4()}/access-log"), 404)
+    problem(coordinator.get(path, params={"cursor": "nope"}), 400, field="cursor")
+
+
+def test_a_coordinator_of_a_consented_organisation_is_refused(coordinator, make_org, make_user, make_plan):
+    plan = make_plan(coordinator)
+    other = make_org()
+    r = coordinator.post(f"/v1/plans/{plan['id']}/consent",
+                         json={"kip_consent": True, "form": "verbal", "given_at": GIVEN_AT,
+                               "contact_organisation_ids": [other["id"]]})
+    assert r.status_code == 201, r.text
+    guest = make_user(other, ["coordinator"])
+    assert guest.get(f"/v1/plans/{plan['id']}").status_code == 200
+    problem(guest.get(f"/v1/plans/{plan['id']}/access-log"), 403)
+    # The owner's log shows the guest's read under their own organisation.
+    items = coordinator.get(f"/v1/plans/{plan['id']}/access-log").json()["items"]
+    assert any(i["user"]["id"] == guest.user["id"] and i["organisation"]["id"] == other["id"]
+               and i["action"] == "plan.read" for i in items)
+
+
+def test_migrate_only_with_two_roles_and_the_db_owner_option_checked(pg, new_db, workroot):
+    db = new_db()
+    token = workroot / kiptest.unique("two-roles-token-")
+    base = [str(kiptest.KIPD_BIN), "--migrate-only", "--schema-dir", str(kiptest.SCHEMA_DIR),
+            "--admin-token-file", str(token)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIPD_") or k == "KIPD_PG_BINDIR"}
+    r = subprocess.run(base + ["--db", pg.runtime_url(db), "--db-owner", pg.url(db)], capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "not append-only" not in r.stderr
+    assert pg.psql("SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n "
+                   "ON n.oid = c.relnamespace WHERE n.nspname = 'kip'", db=db) == "postgres"
+    assert pg.psql("SELECT kip.audit_append_only()", db=db, user=RUNTIME_ROLE) == "t"
+    # --db-owner alone is refused: --db names the runtime role.
+    r = subprocess.run(base + ["--db-owner", pg.url(db)], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 2 and "--db-owner needs --db" in r.stderr, r.stderr
