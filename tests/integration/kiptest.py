@@ -340,7 +340,11 @@ def shared_key_file(db_url):
         import atexit, shutil, tempfile
         _key_dir.append(Path(tempfile.mkdtemp(prefix="kipd-keys-")))
         atexit.register(shutil.rmtree, _key_dir[0], True)
-    return _key_dir[0] / (uuid.uuid5(uuid.NAMESPACE_URL, db_url).hex + ".key")
+    # One database, whichever role connects: the URL without its user.
+    parts = urllib.parse.urlsplit(db_url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "user"]
+    key = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(sorted(query))))
+    return _key_dir[0] / (uuid.uuid5(uuid.NAMESPACE_URL, key).hex + ".key")
 
 
 class KipdDied(AssertionError):

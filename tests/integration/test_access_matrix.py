@@ -130,8 +130,9 @@ def _outcome(w):
 
 # ------------------------------------------------------------------ routes
 
-def read(make):
-    return SimpleNamespace(kind="read", make=make)
+def read(make, only=None):
+    """only: the readers this read is for; other readers get 403."""
+    return SimpleNamespace(kind="read", make=make, only=only)
 
 
 def write(make, writers="plan", withdrawn_ok=200):
@@ -176,6 +177,8 @@ ROUTES = {
     ("POST", "/v1/session"): not_plan("sign-in; public"),
     ("DELETE", "/v1/session"): not_plan("sign-out of the caller's own session"),
     ("PUT", "/v1/me/password"): not_plan("the caller's own password"),
+    ("GET", "/v1/audit"): not_plan("the audit log, for the auditor role only (test_audit.py); no plan content"),
+    ("GET", "/v1/audit/verify"): not_plan("the hash chain check, for the auditor role only (test_audit.py)"),
 
     # One plan.
     ("POST", "/v1/plans"): not_plan("creates a new plan in the caller's own organisation"),
@@ -184,6 +187,9 @@ ROUTES = {
     ("POST", "/v1/plans/{id}/close"): write(
         lambda w: ("POST", f"{w.url}/close", {"reason": "completed"}, STAR)),
     ("GET", "/v1/plans/{id}/history"): read(lambda w: ("GET", f"{w.url}/history", None, {})),
+    # The citizen's right of access: for the owning organisation's coordinators.
+    ("GET", "/v1/plans/{id}/access-log"): read(lambda w: ("GET", f"{w.url}/access-log", None, {}),
+                                              only={"tovholder", "own_coordinator"}),
     ("GET", "/v1/plans/{id}/participants"): read(lambda w: ("GET", f"{w.url}/participants", None, {})),
     ("POST", "/v1/plans/{id}/participants"): write(lambda w: (
         "POST", f"{w.url}/participants",
@@ -286,7 +292,7 @@ def _expected(row, caller, withdrawn):
     if caller not in readers:
         return 404
     if row.kind == "read":
-        return 200
+        return 200 if row.only is None or caller in row.only else 403
     writers = {"plan": PLAN_WRITERS_WITHDRAWN if withdrawn else PLAN_WRITERS,
                "action": ACTION_WRITERS_WITHDRAWN if withdrawn else ACTION_WRITERS}[row.writers]
     if caller not in writers:
