@@ -193,7 +193,7 @@ static void pw__read_failures(kreq_t *r, PGresult *res, pw_job_t *job) {
 static void pw__log_failure(kreq_t *r, const char *what, pw_job_t *job, uint64_t delay_ms) {
   json_t *f = json_pack("{s:s, s:i, s:b, s:I, s:s}", "request_id", r->http->request_id, "failures",
                         job->failures, "locked", job->now_locked, "delay_ms", (json_int_t)delay_ms,
-                        "remote_addr", r->http->remote_addr);
+                        "remote_addr", r->client_addr);
   json_object_set_new(f, "user_id", r->user_id[0] ? json_string(r->user_id) : json_null());
   log_emit(LOG_WARN, job->now_locked ? what : "signin failed", f);
 }

@@ -1,5 +1,6 @@
 #include "app/app.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +24,8 @@ typedef struct app_seen_s {
   char user_id[40];
 } app_seen_t;
 
+#define APP_MAX_PROXIES 16
+
 struct app_s {
   app_seen_t seen[APP_SEEN_SLOTS];
   const kipd_config_t *cfg;
@@ -33,7 +36,75 @@ struct app_s {
   const route_t *routes;
   size_t n_routes;
   const cpr_keyring_t *keyring;
+  /* Reverse proxies whose X-Forwarded-For is believed, as inet_ntop text. */
+  char proxies[APP_MAX_PROXIES][INET6_ADDRSTRLEN];
+  size_t n_proxies;
 };
+
+/* An IP address (IPv4 or IPv6, surrounding spaces allowed) in its
+ * canonical text form. Returns false for anything else. */
+static bool app__ip_text(const char *s, size_t len, char out[INET6_ADDRSTRLEN]) {
+  while (len > 0 && (*s == ' ' || *s == '\t')) {
+    s++;
+    len--;
+  }
+  while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+    len--;
+  char buf[INET6_ADDRSTRLEN];
+  if (len == 0 || len >= sizeof(buf))
+    return false;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  unsigned char bin[sizeof(struct in6_addr)];
+  if (inet_pton(AF_INET, buf, bin) == 1)
+    return inet_ntop(AF_INET, bin, out, INET6_ADDRSTRLEN) != NULL;
+  if (inet_pton(AF_INET6, buf, bin) == 1)
+    return inet_ntop(AF_INET6, bin, out, INET6_ADDRSTRLEN) != NULL;
+  return false;
+}
+
+static int app__parse_proxies(app_t *app, const char *list) {
+  for (const char *p = list; p != NULL && *p;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (app->n_proxies == APP_MAX_PROXIES) {
+      log_errorf("trusted-proxies: at most %d addresses", APP_MAX_PROXIES);
+      return -EINVAL;
+    }
+    if (!app__ip_text(p, len, app->proxies[app->n_proxies])) {
+      log_errorf("trusted-proxies: '%.*s' is not an IP address", (int)len, p);
+      return -EINVAL;
+    }
+    app->n_proxies++;
+    p = comma ? comma + 1 : NULL;
+  }
+  return 0;
+}
+
+/* The client behind the request: the TCP peer, unless the peer is a
+ * trusted proxy that said who its client was. The last X-Forwarded-For hop
+ * is the one the proxy itself appended; earlier hops come from the client
+ * and are not believed. */
+static const char *app__client_addr(app_t *app, http_request_t *req) {
+  if (app->n_proxies == 0)
+    return req->remote_addr;
+  char peer[INET6_ADDRSTRLEN];
+  if (!app__ip_text(req->remote_addr, strlen(req->remote_addr), peer))
+    return req->remote_addr;
+  bool trusted = false;
+  for (size_t i = 0; i < app->n_proxies && !trusted; i++)
+    trusted = strcmp(app->proxies[i], peer) == 0;
+  const char *xff = trusted ? http_request_header(req, "x-forwarded-for") : NULL;
+  if (xff == NULL)
+    return req->remote_addr;
+  const char *last = strrchr(xff, ',');
+  last = last ? last + 1 : xff;
+  char client[INET6_ADDRSTRLEN];
+  if (!app__ip_text(last, strlen(last), client))
+    return req->remote_addr;
+  char *copy = arena_strdup(&req->arena, client);
+  return copy ? copy : req->remote_addr;
+}
 
 /* ---- construction ---- */
 
@@ -66,6 +137,11 @@ int app_new(const kipd_config_t *cfg, pg_pool_t *pool, const route_t *routes, si
   app->pool = pool;
   app->routes = routes;
   app->n_routes = n_routes;
+  int rc = app__parse_proxies(app, cfg->trusted_proxies);
+  if (rc != 0) {
+    free(app);
+    return rc;
+  }
   *out = app;
   return 0;
 }
@@ -229,7 +305,7 @@ const char *kreq_ctx(kreq_t *r) {
       json_object_set_new(ctx, "csrf_hash", json_string(r->csrf_hash));
   }
   json_object_set_new(ctx, "request_id", json_string(r->http->request_id));
-  json_object_set_new(ctx, "remote_addr", json_string(r->http->remote_addr));
+  json_object_set_new(ctx, "remote_addr", json_string(r->client_addr));
   if (r->if_match >= 0)
     json_object_set_new(ctx, "if_match", json_integer(r->if_match));
   /* Domain limits from the configuration, for the SQL rules that use them. */
@@ -708,6 +784,7 @@ void app_handle(http_request_t *req, void *data) {
   r->http = req;
   r->app = app;
   r->if_match = -1;
+  r->client_addr = app__client_addr(app, req);
   req->user = r;
   jc_result_init(&r->jc, &req->arena);
 
@@ -820,6 +897,9 @@ void app_access_log(const http_request_t *req, int status, void *data) {
   double ms = req->start_ns ? (double)(uv_hrtime() - req->start_ns) / 1e6 : 0.0;
   json_object_set_new(f, "duration_ms", json_real((double)(long long)(ms * 1000) / 1000.0));
   json_object_set_new(f, "user_id", (r && r->user_id[0]) ? json_string(r->user_id) : json_null());
-  json_object_set_new(f, "remote_addr", json_string(req->remote_addr));
+  const char *client = (r && r->client_addr) ? r->client_addr : req->remote_addr;
+  json_object_set_new(f, "remote_addr", json_string(client));
+  if (strcmp(client, req->remote_addr) != 0)
+    json_object_set_new(f, "proxy_addr", json_string(req->remote_addr));
   log_emit(LOG_INFO, "request", f);
 }

@@ -42,6 +42,8 @@ struct kreq_s {
   json_t *body;             /* owned; NULL when the route takes none */
   json_t *query;            /* owned; object of query parameters */
   char token_hash[65];      /* SHA-256 hex of the bearer token, "" if none */
+  const char *client_addr;  /* the client: the TCP peer, or X-Forwarded-For's last hop when the
+                             * peer is a trusted proxy (--trusted-proxies) */
   char session_hash[65];    /* SHA-256 hex of the session cookie, "" if none */
   char csrf_hash[65];       /* SHA-256 hex of X-CSRF-Token, "" if none */
   bool csrf_required;       /* a state-changing request with the session cookie */

@@ -45,6 +45,7 @@ static const config_opt_t config__opts[] = {
   {"daily-pass-interval-s", "KIPD_DAILY_PASS_INTERVAL_S", OPT_U64, OFF(daily_pass_interval_s), "how often the daily pass marks due actions, consents, plans and meetings (3600; 0 = never)"},
   {"session-idle-s", "KIPD_SESSION_IDLE_S", OPT_U64, OFF(session_idle_s), "a sign-in session unused this long expires (1800)"},
   {"session-max-s", "KIPD_SESSION_MAX_S", OPT_U64, OFF(session_max_s), "absolute lifetime of a sign-in session (43200)"},
+  {"trusted-proxies", "KIPD_TRUSTED_PROXIES", OPT_STR, OFF(trusted_proxies), "comma-separated IP addresses of reverse proxies whose X-Forwarded-For names the client (none)"},
   {"cookie-secure", "KIPD_COOKIE_SECURE", OPT_STR, OFF(cookie_secure), "Secure on the session cookie: auto (when X-Forwarded-Proto is https), always or never (auto)"},
   {"signin-lock-after", "KIPD_SIGNIN_LOCK_AFTER", OPT_INT, OFF(signin_lock_after), "consecutive failed sign-ins that lock a username (5)"},
   {"signin-lock-s", "KIPD_SIGNIN_LOCK_S", OPT_U64, OFF(signin_lock_s), "how long a locked username stays locked (900)"},
@@ -111,6 +112,7 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->config_file);
   free(cfg->log_level);
   free(cfg->cookie_secure);
+  free(cfg->trusted_proxies);
   free((char *)cfg->pool.conninfo);
   memset(cfg, 0, sizeof(*cfg));
 }

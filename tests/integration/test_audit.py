@@ -398,3 +398,42 @@ def test_migrate_only_with_two_roles_and_the_db_owner_option_checked(pg, new_db,
     r = subprocess.run(base + ["--db-owner", pg.url(db)], capture_output=True, text=True, timeout=30,
                        stdin=subprocess.DEVNULL, env=env)
     assert r.returncode == 2 and "--db-owner needs --db" in r.stderr, r.stderr
+
+
+def test_remote_addr_behind_a_trusted_proxy(pg, kipd_factory):
+    """The audit record names the client behind a trusted reverse proxy (the
+    last X-Forwarded-For hop, the one the proxy appended); from anyone else
+    X-Forwarded-For is ignored, and the access log keeps the proxy too."""
+    k = kipd_factory(extra_args=["--trusted-proxies", "10.9.8.7, 127.0.0.1"])
+    admin = Api(k.url, k.admin_token(), name="admin")
+    org = kiptest.create_org(admin, "region_hospital")
+    coord = kiptest.create_user(admin, org, ["coordinator"])
+    plan = kiptest.create_plan(coord)
+    cases = [("203.0.113.9", "203.0.113.9"),
+             ("198.51.100.1, 203.0.113.10", "203.0.113.10"),   # the client's own claim is not believed
+             ("2001:db8::1", "2001:db8::1"),
+             ("not-an-address", "127.0.0.1")]
+    for header, want in cases:
+        r = coord.get(f"/v1/plans/{plan['id']}", headers={"X-Forwarded-For": header})
+        assert r.status_code == 200, r.text
+        got = pg.psql(f"SELECT remote_addr FROM kip.audit WHERE request_id = "
+                      f"'{r.headers['X-Request-Id']}'", db=k.db)
+        assert got == want, (header, got)
+    line = [x for x in k.log_records() if x.get("msg") == "request" and x.get("remote_addr") == "203.0.113.9"]
+    assert line and line[0]["proxy_addr"] == "127.0.0.1", line
+
+    # Without --trusted-proxies the header is ignored.
+    k2 = kipd_factory()
+    admin2 = Api(k2.url, k2.admin_token(), name="admin")
+    coord2 = kiptest.create_user(admin2, kiptest.create_org(admin2, "region_hospital"), ["coordinator"])
+    plan2 = kiptest.create_plan(coord2)
+    r = coord2.get(f"/v1/plans/{plan2['id']}", headers={"X-Forwarded-For": "203.0.113.9"})
+    got = pg.psql(f"SELECT remote_addr FROM kip.audit WHERE request_id = '{r.headers['X-Request-Id']}'",
+                  db=k2.db)
+    assert got == "127.0.0.1", got
+
+
+def test_trusted_proxies_must_be_addresses(kipd_factory):
+    k = kipd_factory(extra_args=["--trusted-proxies", "proxy.example"], wait=False)
+    assert k.wait_exit(20) not in (None, 0)
+    assert any("trusted-proxies" in line for line in k.stderr_lines())
