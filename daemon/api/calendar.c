@@ -192,8 +192,7 @@ static void calendar_done(kreq_t *r, PGresult *res) {
     kreq_problem(r, 500, "could not build the calendar", NULL, NULL);
     return;
   }
-  static const http_header_t hdrs[] = {{"Cache-Control", "no-store"}};
-  kreq_reply_raw(r, 200, "text/calendar; charset=utf-8", text, strlen(text), hdrs, KIPD_ARRAY_SIZE(hdrs));
+  kreq_reply_raw(r, 200, "text/calendar; charset=utf-8", text, strlen(text), NULL, 0);
   free(text);
 }
 

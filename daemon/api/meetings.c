@@ -460,12 +460,9 @@ static void agenda_done(kreq_t *r, PGresult *res) {
     kreq_reply_row(r, res);
     return;
   }
-  json_t *doc = kreq_row_body(r, res);
-  if (!json_is_object(doc)) {
-    json_decref(doc);
-    kreq_problem(r, 500, "unexpected database answer", NULL, NULL);
+  json_t *doc = kreq_row_object(r, res);
+  if (doc == NULL)
     return;
-  }
   html_t h = {0};
   agenda_html(&h, doc);
   json_decref(doc);
@@ -477,7 +474,6 @@ static void agenda_done(kreq_t *r, PGresult *res) {
   /* Its one inline style sheet is the only thing the page may load. */
   static const http_header_t hdrs[] = {
     {"Vary", "Accept"},
-    {"Cache-Control", "no-store"},
     {"Content-Security-Policy",
      "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
   };

@@ -231,12 +231,9 @@ static void signin__created(kreq_t *r, PGresult *res) {
     signin__failed_done(r, res);
     return;
   }
-  json_t *doc = kreq_row_body(r, res);
-  if (!json_is_object(doc)) {
-    json_decref(doc);
-    kreq_problem(r, 500, "unexpected database answer", NULL, NULL);
+  json_t *doc = kreq_row_object(r, res);
+  if (doc == NULL)
     return;
-  }
   json_object_set_new(doc, "csrf_token", json_string(job->csrf_token));
   const kipd_config_t *cfg = app_config(r->app);
   const char *proto = http_request_header(r->http, "x-forwarded-proto");
@@ -244,7 +241,7 @@ static void signin__created(kreq_t *r, PGresult *res) {
                 (strcmp(cfg->cookie_secure, "auto") == 0 && proto != NULL && strcasecmp(proto, "https") == 0);
   char *cookie = arena_sprintf(&r->http->arena, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s",
                                APP_SESSION_COOKIE, job->session_id, secure ? "; Secure" : "");
-  http_header_t hdrs[] = {{"Set-Cookie", cookie}, {"Cache-Control", "no-store"}};
+  http_header_t hdrs[] = {{"Set-Cookie", cookie}};
   /* The reply may free the arena: nothing of the request is touched after
    * it. The job's secrets are wiped on release (pw__on_release). */
   kreq_reply_json(r, 201, doc, hdrs, KIPD_ARRAY_SIZE(hdrs));
@@ -338,7 +335,6 @@ static void session_deleted(kreq_t *r, PGresult *res) {
   json_decref(ignored);
   http_header_t hdrs[] = {
     {"Set-Cookie", APP_SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"},
-    {"Cache-Control", "no-store"},
   };
   kreq_reply_raw(r, 204, NULL, "", 0, hdrs, KIPD_ARRAY_SIZE(hdrs));
 }

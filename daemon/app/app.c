@@ -449,6 +449,15 @@ json_t *kreq_row_body(kreq_t *r, PGresult *res) {
   return text ? json_loadb(text, len, 0, NULL) : NULL;
 }
 
+json_t *kreq_row_object(kreq_t *r, PGresult *res) {
+  json_t *doc = kreq_row_body(r, res);
+  if (json_is_object(doc))
+    return doc;
+  json_decref(doc);
+  kreq_problem(r, 500, "unexpected database answer", NULL, NULL);
+  return NULL;
+}
+
 static void kreq__db_error(kreq_t *r, PGresult *res) {
   const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
   const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);

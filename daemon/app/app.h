@@ -140,6 +140,10 @@ int kreq_seal_cpr(kreq_t *r, json_t *citizen) KIPD_MUST_CHECK;
  * DDMMYY-NNNN. Returns 0 or -EINVAL. */
 int kreq_cpr_index(kreq_t *r, const char *cpr, char out[65]) KIPD_MUST_CHECK;
 
+/* kreq_row_body() for a row whose body must be a JSON object: new
+ * reference, or NULL after answering 500 (the caller then returns). */
+json_t *kreq_row_object(kreq_t *r, PGresult *res);
+
 /* The generic handler: passes ctx, the path parameters, the body and the
  * query (each as text) to route->stmt. */
 void kreq_generic(kreq_t *r);
