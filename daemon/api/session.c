@@ -474,8 +474,8 @@ void api_user_create_handler(kreq_t *r) {
 }
 
 const route_t api_session_routes[] = {
-  {"POST", "/v1/session", session_create_handler, session_body, NULL, NULL, 201, ROUTE_PUBLIC | ROUTE_BODY},
-  {"DELETE", "/v1/session", session_delete_handler, NULL, NULL, NULL, 204, 0},
-  {"PUT", "/v1/me/password", password_put_handler, password_body, NULL, NULL, 204, ROUTE_BODY},
+  {"POST", "/v1/session", session_create_handler, session_body, NULL, &session_create, 201, ROUTE_PUBLIC | ROUTE_BODY},
+  {"DELETE", "/v1/session", session_delete_handler, NULL, NULL, &session_delete, 204, 0},
+  {"PUT", "/v1/me/password", password_put_handler, password_body, NULL, &password_set, 204, ROUTE_BODY},
 };
 const size_t api_session_n_routes = KIPD_ARRAY_SIZE(api_session_routes);
