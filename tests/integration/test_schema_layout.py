@@ -246,6 +246,26 @@ def test_every_route_names_its_function_in_the_file_of_its_family(layout):
             f"{r['method']} {r['path']} ({c_file.name}) calls {r['function']}, not defined in {sql_file}"
 
 
+def test_the_route_table_in_the_docs_is_true():
+    """docs/architecture.md, "Where each route lives": one row per route,
+    naming its C file, its function, its SQL file and an existing test file."""
+    doc = (kiptest.ROOT / "docs" / "architecture.md").read_text()
+    rows = {}
+    for line in doc.split("## Where each route lives", 1)[1].splitlines():
+        m = re.match(r"^\| `(\w+) (\S+)` \| `([^`]+)`[^|]*\| ([^|]*) \| ([^|]*) \| `([^`]+)` \|$", line)
+        if m:
+            rows[(m.group(1), m.group(2))] = m.groups()[2:]
+    routes = _routes()
+    assert set(rows) == {(r["method"], r["path"]) for r in routes}
+    for r in routes:
+        c_file, function, sql_file, test_file = rows[(r["method"], r["path"])]
+        assert c_file == str(_c_file_of(r).relative_to(kiptest.ROOT)), r
+        assert (kiptest.ROOT / test_file).is_file(), test_file
+        if r["function"] is not None:
+            assert function == f"`{r['function']}`", r
+            assert sql_file == f"`schema/functions/{_family_file(_c_file_of(r))}`", r
+
+
 def test_every_api_function_is_called(layout):
     """Every kip_api function is called from daemon/api/ (route tables and
     handlers), and every kip_api function called there is defined."""
