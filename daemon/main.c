@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "app/access_log.h"
 #include "app/app.h"
 #include "app/cpr_store.h"
 #include "app/daily.h"
@@ -168,7 +169,7 @@ static int kipd_serve(kipd_t *k) {
   rc = http_server_new(k->loop, &k->cfg.http, app_handle, k->app, &k->server);
   if (rc != 0)
     return rc;
-  http_server_set_access_cb(k->server, app_access_log, k->app);
+  http_server_set_access_cb(k->server, access_log_request, NULL);
   app_set_server(k->app, k->server);
   app_set_loop(k->app, k->loop);
   app_set_keyring(k->app, k->keyring);

@@ -184,8 +184,8 @@ static char *calendar_render(json_t *doc) {
   return text;
 }
 
-static void calendar_done(kreq_t *r, PGresult *res) {
-  json_t *doc = kreq_row_body(r, res);
+static void calendar_done(kreq_t *r, const kreq_row_t *row) {
+  json_t *doc = kreq_row_body(r, row);
   char *text = json_is_object(doc) && calendar_tz != NULL ? calendar_render(doc) : NULL;
   json_decref(doc);
   if (text == NULL) {
@@ -246,9 +246,9 @@ typedef struct feed_state_s {
   char url[128];
 } feed_state_t;
 
-static void calendar_feed_create_done(kreq_t *r, PGresult *res) {
+static void calendar_feed_create_done(kreq_t *r, const kreq_row_t *row) {
   feed_state_t *st = r->handler_data;
-  kreq_reply_row_with(r, res, "url", st->url);
+  kreq_reply_row_with(r, row, "url", st->url);
   memset(st->url, 0, sizeof(st->url));
 }
 

@@ -455,12 +455,12 @@ static void agenda_html(html_t *h, json_t *a) {
               "</body>\n</html>\n");
 }
 
-static void agenda_done(kreq_t *r, PGresult *res) {
+static void agenda_done(kreq_t *r, const kreq_row_t *row) {
   if (r->handler_data == NULL) {
-    kreq_reply_row(r, res);
+    kreq_reply_row(r, row);
     return;
   }
-  json_t *doc = kreq_row_object(r, res);
+  json_t *doc = kreq_row_object(r, row);
   if (doc == NULL)
     return;
   html_t h = {0};

@@ -21,19 +21,12 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "db/pg_stmt.h"
 #include "util/config.h"
 #include "util/error.h"
 
 typedef struct pg_pool_s pg_pool_t;
 typedef struct pg_conn_s pg_conn_t;
-
-/* A statement with a stable name. Declare these as static const; the pool
- * prepares each on each connection the first time it is used. */
-typedef struct pg_stmt_s {
-  const char *name;   /* unique, e.g. "plans_get" */
-  const char *sql;    /* with $1..$n placeholders */
-  int nparams;
-} pg_stmt_t;
 
 /* Result of one query.
  *   err == 0:  res is the PGresult (PGRES_TUPLES_OK / PGRES_COMMAND_OK).
