@@ -1,6 +1,6 @@
 /* api: kipd's HTTP resources. Each file holds one resource family: its
- * request specs (util/json_check), its SQL statements (kip_api.* functions,
- * schema/003_api.sql) and its routes. */
+ * request specs (util/json_check), its SQL statements (each calls one
+ * kip_api.* function) and its routes. */
 #ifndef KIPD_API_API_H
 #define KIPD_API_API_H
 
