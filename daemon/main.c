@@ -44,6 +44,11 @@ typedef struct kipd_s {
   sealer_t *sealer;
   route_t *routes;
   size_t n_routes;
+  api_t *api;                 /* the API layer's state (the calendar's time zone) */
+  char *conninfo;             /* the runtime role's */
+  http_limits_t http_limits;
+  pg_pool_config_t pool_cfg;
+  app_config_t app_cfg;
   cpr_keyring_t *keyring;     /* CPR keys: from the key file, or created at first start */
   uv_signal_t sigterm;
   uv_signal_t sigint;
@@ -158,15 +163,16 @@ static int kipd_serve(kipd_t *k) {
   if (rc != 0)
     return rc;
   /* The calendar's time zone is read from zoneinfo now, never on the loop. */
-  rc = api_calendar_init();
+  rc = api_new(&k->api);
   if (rc != 0) {
     log_emit(LOG_ERROR, "cannot load the Europe/Copenhagen time zone", json_pack("{s:i}", "error", rc));
     return rc;
   }
-  rc = app_new(&k->cfg, k->pool, k->routes, k->n_routes, &k->app);
+  rc = app_new(&k->app_cfg, k->pool, k->routes, k->n_routes, &k->app);
   if (rc != 0)
     return rc;
-  rc = http_server_new(k->loop, &k->cfg.http, app_handle, k->app, &k->server);
+  app_set_api(k->app, k->api);
+  rc = http_server_new(k->loop, &k->http_limits, app_handle, k->app, &k->server);
   if (rc != 0)
     return rc;
   http_server_set_access_cb(k->server, access_log_request, NULL);
@@ -331,6 +337,43 @@ static void kipd_on_cluster_restarted(cluster_t *c, void *data) {
     pg_pool_reconnect(k->owner_pool);
 }
 
+/* Each layer's configuration, from the parsed values (util/config only
+ * parses). Strings stay borrowed from cfg. */
+static void kipd_configure_layers(kipd_t *k) {
+  const kipd_config_t *c = &k->cfg;
+  k->http_limits = (http_limits_t){
+    .max_body_bytes = c->http_max_body_bytes,
+    .max_header_bytes = c->http_max_header_bytes,
+    .read_timeout_ms = c->http_read_timeout_ms,
+    .keepalive_timeout_ms = c->http_keepalive_timeout_ms,
+    .write_timeout_ms = c->http_write_timeout_ms,
+    .max_connections = c->http_max_connections,
+  };
+  k->pool_cfg = (pg_pool_config_t){
+    .size = c->pool_size,
+    .max_queue = c->pool_max_queue,
+    .queue_timeout_ms = c->pool_queue_timeout_ms,
+    .statement_timeout_ms = c->pool_statement_timeout_ms,
+    .connect_timeout_ms = c->pool_connect_timeout_ms,
+    .backoff_min_ms = c->pool_backoff_min_ms,
+    .backoff_max_ms = c->pool_backoff_max_ms,
+  };
+  k->app_cfg = (app_config_t){
+    .meeting_min_minutes = c->meeting_min_minutes,
+    .next_meeting_max_months = c->next_meeting_max_months,
+    .session_idle_s = c->session_idle_s,
+    .session_max_s = c->session_max_s,
+    .cookie_secure = c->cookie_secure,
+    .trusted_proxies = c->trusted_proxies,
+    .signin_lock_after = c->signin_lock_after,
+    .signin_lock_s = c->signin_lock_s,
+    .signin_window_s = c->signin_window_s,
+    .signin_delay_ms = c->signin_delay_ms,
+    .password_jobs_max = c->password_jobs_max,
+    .argon2 = {.t_cost = c->argon2_t, .m_kib = c->argon2_m_kib, .parallelism = c->argon2_p},
+  };
+}
+
 /* kipd refuses secrets that others can read. */
 static int kipd_check_secret_file(const char *path) {
   struct stat st;
@@ -378,6 +421,7 @@ int main(int argc, char **argv) {
     config_free(&k.cfg);
     return rc == 0 ? 0 : 1;
   }
+  kipd_configure_layers(&k);
   const char *lv = k.cfg.log_level;
   log_set_level(strcmp(lv, "debug") == 0 ? LOG_DEBUG : strcmp(lv, "warn") == 0 ? LOG_WARN
                 : strcmp(lv, "error") == 0 ? LOG_ERROR : LOG_INFO);
@@ -397,7 +441,7 @@ int main(int argc, char **argv) {
   }
   if (k.cfg.rotate_key) {
     /* One connection, so any other connection named kipd is a running kipd. */
-    k.cfg.pool.size = 1;
+    k.pool_cfg.size = 1;
     long pid = k.cfg.db_url == NULL ? cluster_postmaster_alive(k.cfg.data_dir) : 0;
     if (pid > 0) {
       log_emit(LOG_ERROR, "refusing to rotate: the embedded PostgreSQL is running; stop kipd first",
@@ -423,6 +467,7 @@ int main(int argc, char **argv) {
       .pg_user = k.cfg.pg_user,
       .db_name = "kipd",
       .setup_sql = roles_embedded_setup_sql,
+      .nosync = k.cfg.pg_nosync,
     };
     log_emit(LOG_INFO, "starting embedded PostgreSQL", json_pack("{s:s}", "data_dir", k.cfg.data_dir));
     rc = cluster_start(k.loop, &cc, kipd_on_cluster_restarted, &k, 120000, &k.cluster, err, sizeof(err));
@@ -440,10 +485,10 @@ int main(int argc, char **argv) {
       uv_run(k.loop, UV_RUN_DEFAULT);
       goto cleanup;
     }
-    k.cfg.pool.conninfo = strdup(runtime);
+    k.conninfo = strdup(runtime);
     owner_conninfo = strdup(owner);
   } else {
-    k.cfg.pool.conninfo = strdup(k.cfg.db_url);
+    k.conninfo = strdup(k.cfg.db_url);
     if (k.cfg.db_owner_url != NULL)
       owner_conninfo = strdup(k.cfg.db_owner_url);
     else
@@ -456,9 +501,10 @@ int main(int argc, char **argv) {
   /* The cluster's start blocked the loop for seconds (initdb): timers set
    * from now on (the connect timeouts) must not start from a stale clock. */
   uv_update_time(k.loop);
-  rc = pg_pool_new(k.loop, &k.cfg.pool, &k.pool);
+  k.pool_cfg.conninfo = k.conninfo;
+  rc = pg_pool_new(k.loop, &k.pool_cfg, &k.pool);
   if (rc == 0 && owner_conninfo != NULL) {
-    pg_pool_config_t oc = k.cfg.pool;
+    pg_pool_config_t oc = k.pool_cfg;
     oc.conninfo = owner_conninfo;
     oc.size = 1;
     rc = pg_pool_new(k.loop, &oc, &k.owner_pool);
@@ -492,13 +538,14 @@ cleanup:
     cluster_free(k.cluster);
   app_free(k.app);
   free(k.routes);
-  api_calendar_cleanup();
+  api_free(k.api);
   rc = uv_loop_close(k.loop);
   if (rc != 0)
     log_warnf("loop closed with handles open: %s", uv_strerror(rc));
   log_emit(LOG_INFO, "stopped", json_pack("{s:i}", "exit_code", k.exit_code));
   cpr_keyring_free(k.keyring);
   free(owner_conninfo);
+  free(k.conninfo);
   config_free(&k.cfg);
   return k.exit_code;
 }

@@ -152,7 +152,7 @@ static void pw__queue_failed(kreq_t *r, pw_job_t *job, int rc) {
 
 /* The lockout settings (and session lifetimes) the SQL applies, as JSON. */
 static const char *pw__settings(kreq_t *r) {
-  const kipd_config_t *cfg = app_config(r->app);
+  const app_config_t *cfg = app_config(r->app);
   const char *ua = http_request_header(r->http, "user-agent");
   json_t *s = json_pack("{s:i, s:I, s:I, s:I, s:I}", "lock_after", cfg->signin_lock_after,
                         "lock_s", (json_int_t)cfg->signin_lock_s, "window_s",
@@ -243,7 +243,7 @@ static void signin__created(kreq_t *r, const kreq_row_t *row) {
   if (doc == NULL)
     return;
   json_object_set_new(doc, "csrf_token", json_string(job->csrf_token));
-  const kipd_config_t *cfg = app_config(r->app);
+  const app_config_t *cfg = app_config(r->app);
   const char *proto = http_request_header(r->http, "x-forwarded-proto");
   bool secure = strcmp(cfg->cookie_secure, "always") == 0 ||
                 (strcmp(cfg->cookie_secure, "auto") == 0 && proto != NULL && strcasecmp(proto, "https") == 0);

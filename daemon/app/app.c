@@ -24,7 +24,7 @@ static size_t app__count_params(const char *pattern) {
   return n;
 }
 
-int app_new(const kipd_config_t *cfg, pg_pool_t *pool, const route_t *routes, size_t n_routes,
+int app_new(const app_config_t *cfg, pg_pool_t *pool, const route_t *routes, size_t n_routes,
             app_t **out) {
   for (size_t i = 0; i < n_routes; i++) {
     const route_t *rt = &routes[i];
@@ -41,7 +41,7 @@ int app_new(const kipd_config_t *cfg, pg_pool_t *pool, const route_t *routes, si
   app_t *app = calloc(1, sizeof(*app));
   if (app == NULL)
     return -ENOMEM;
-  app->cfg = cfg;
+  app->cfg = *cfg;
   app->pool = pool;
   app->routes = routes;
   app->n_routes = n_routes;
@@ -58,7 +58,9 @@ void app_free(app_t *app) { free(app); }
 void app_set_server(app_t *app, http_server_t *server) { app->server = server; }
 void app_set_loop(app_t *app, uv_loop_t *loop) { app->loop = loop; }
 void app_set_keyring(app_t *app, const cpr_keyring_t *keyring) { app->keyring = keyring; }
-const kipd_config_t *app_config(const app_t *app) { return app->cfg; }
+void app_set_api(app_t *app, void *api) { app->api = api; }
+const app_config_t *app_config(const app_t *app) { return &app->cfg; }
+void *app_api(const app_t *app) { return app->api; }
 pg_pool_t *app_pool(const app_t *app) { return app->pool; }
 http_server_t *app_server(const app_t *app) { return app->server; }
 

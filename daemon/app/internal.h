@@ -17,7 +17,8 @@
 
 struct app_s {
   seen_t seen;                 /* the users behind credentials, for the access log */
-  const kipd_config_t *cfg;
+  app_config_t cfg;
+  void *api;                   /* the API layer's state, opaque here */
   uv_loop_t *loop;
   unsigned jobs;               /* kreq_work_queue() jobs queued or running */
   pg_pool_t *pool;

@@ -34,8 +34,8 @@ const char *kreq_ctx(kreq_t *r) {
   if (r->if_match >= 0)
     json_object_set_new(ctx, "if_match", json_integer(r->if_match));
   /* Domain limits from the configuration, for the SQL rules that use them. */
-  json_object_set_new(ctx, "meeting_min_minutes", json_integer(r->app->cfg->meeting_min_minutes));
-  json_object_set_new(ctx, "next_meeting_max_months", json_integer(r->app->cfg->next_meeting_max_months));
+  json_object_set_new(ctx, "meeting_min_minutes", json_integer(r->app->cfg.meeting_min_minutes));
+  json_object_set_new(ctx, "next_meeting_max_months", json_integer(r->app->cfg.next_meeting_max_months));
   char *text = kreq_json_text(r, ctx);
   json_decref(ctx);
   return text;

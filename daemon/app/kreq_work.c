@@ -25,7 +25,7 @@ int kreq_work_queue(kreq_t *r, kreq_work_fn work, kreq_work_then_fn then, void *
   app_t *app = r->app;
   if (app->loop == NULL)
     return -EINVAL;
-  if (app->jobs >= app->cfg->password_jobs_max)
+  if (app->jobs >= app->cfg.password_jobs_max)
     return -ENOSPC;
   kreq_work_job_t *job = arena_calloc(&r->http->arena, sizeof(*job));
   if (job == NULL)

@@ -22,8 +22,19 @@
 #include <uv.h>
 
 #include "db/pg_stmt.h"
-#include "util/config.h"
 #include "util/error.h"
+
+/* The pool's configuration (its part of kipd's; main.c fills it). */
+typedef struct pg_pool_config_s {
+  const char *conninfo;         /* libpq connection string or URI */
+  unsigned size;                /* connections: 8 */
+  unsigned max_queue;           /* waiting requests before 503: 1024 */
+  uint64_t queue_timeout_ms;    /* a waiting request gives up: 5 s */
+  uint64_t statement_timeout_ms;/* server-side statement_timeout: 10 s */
+  uint64_t connect_timeout_ms;  /* one connection attempt: 5 s */
+  uint64_t backoff_min_ms;      /* reconnect backoff start: 100 ms */
+  uint64_t backoff_max_ms;      /* reconnect backoff cap: 5 s */
+} pg_pool_config_t;
 
 typedef struct pg_pool_s pg_pool_t;
 typedef struct pg_conn_s pg_conn_t;
