@@ -1,6 +1,7 @@
 /* app/internal: what the files of the app layer share with each other.
  *
- * Nothing outside daemon/app/ includes this file. Functions here carry a
+ * Nothing outside daemon/app/ includes this file (but its unit tests, e.g.
+ * tests/unit/test-kreq_row.c). Functions here carry a
  * double underscore after their file's prefix (libuv's uv__ convention for
  * non-static internals). It is the one app header that shows libpq.
  */
