@@ -1,21 +1,30 @@
 /* kipd: parse the configuration, build the objects, run the loop.
  *
- * Start-up, in order: the embedded PostgreSQL (unless --db), the pool, the
- * migrations, the bootstrap admin, the HTTP server. Shutdown on SIGTERM or
- * SIGINT runs the other way: stop accepting and finish in-flight requests,
- * close the pool, stop the cluster, exit 0.
+ * Start-up is one state machine with one dispatcher, kipd_on_event(), like
+ * the connection and pool objects:
+ *
+ *   STARTUP_CLUSTER → STARTUP_POOL → STARTUP_MIGRATE → STARTUP_KEYS →
+ *   STARTUP_ADMIN → STARTUP_LISTEN → RUNNING → STOPPING
+ *
+ * Each state starts its work on KIPD_EV_ENTER and moves on at KIPD_EV_DONE;
+ * KIPD_EV_FAILED (exit 1) and KIPD_EV_SIGNAL (SIGTERM or SIGINT, exit 0)
+ * lead from any state to STOPPING, which runs the shutdown the other way:
+ * stop accepting and finish in-flight requests, stop the timers, close the
+ * pool, stop the cluster, close the signal handles. --migrate-only and
+ * --rotate-key stop (exit 0) after their state's work.
  */
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/print_routes.h"
+#include "app/access_log.h"
+#include "app/admin_token.h"
 #include "app/app.h"
 #include "app/cpr_store.h"
 #include "app/daily.h"
@@ -26,17 +35,41 @@
 #include "db/pg_pool.h"
 #include "http/server.h"
 #include "util/config.h"
-#include "util/crypto.h"
 #include "util/log.h"
 
+typedef enum kipd_state_e {
+  KIPD_STARTUP_CLUSTER,  /* the embedded PostgreSQL (with --db: only the conninfo) */
+  KIPD_STARTUP_POOL,     /* the runtime role's pool, and the owner's for the migrations */
+  KIPD_STARTUP_MIGRATE,  /* the migrations as the owner; then the owner's pool is closed */
+  KIPD_STARTUP_KEYS,     /* the CPR keys against the database (or --rotate-key) */
+  KIPD_STARTUP_ADMIN,    /* the bootstrap admin and its token file */
+  KIPD_STARTUP_LISTEN,   /* the app, the HTTP listener, the daily pass and the sealer */
+  KIPD_RUNNING,
+  KIPD_STOPPING,
+} kipd_state_t;
+
+typedef enum kipd_event_e {
+  KIPD_EV_ENTER,   /* the state was entered: start its work */
+  KIPD_EV_DONE,    /* the state's work is done */
+  KIPD_EV_FAILED,  /* it failed (already logged): stop with exit code 1 */
+  KIPD_EV_SIGNAL,  /* SIGTERM or SIGINT: stop with exit code 0 */
+} kipd_event_t;
+
 typedef struct kipd_s {
+  kipd_state_t state;
   uv_loop_t *loop;
-  kipd_config_t cfg;
+  kipd_config_t cfg;          /* as parsed */
+  http_limits_t http_limits;  /* each layer's part of it */
+  pg_pool_config_t pool_cfg;
+  app_config_t app_cfg;
+  char *conninfo;             /* the runtime role's */
+  char *owner_conninfo;       /* the owner's, when it differs; NULL otherwise */
   cluster_t *cluster;
-  pg_pool_t *pool;        /* the runtime role: serves every request */
-  pg_pool_t *owner_pool;  /* the owner role: migrations only, closed after them */
+  pg_pool_t *pool;            /* the runtime role: serves every request */
+  pg_pool_t *owner_pool;      /* the owner role: migrations only, closed after them */
   bool owner_closing;
   pg_pool_t *owner_pool_closed;
+  api_t *api;                 /* the API layer's state (the calendar's time zone) */
   app_t *app;
   http_server_t *server;
   daily_t *daily;
@@ -46,23 +79,29 @@ typedef struct kipd_s {
   cpr_keyring_t *keyring;     /* CPR keys: from the key file, or created at first start */
   uv_signal_t sigterm;
   uv_signal_t sigint;
-  bool stopping;
   int exit_code;
-  char token[CRYPTO_TOKEN_LEN + 1];
-  char token_tmp[4096];
 } kipd_t;
 
-static void kipd_stop(kipd_t *k, int exit_code);
+static void kipd_on_event(kipd_t *k, kipd_event_t ev);
 
-/* ---- shutdown ---- */
+static void kipd_enter(kipd_t *k, kipd_state_t state) {
+  k->state = state;
+  kipd_on_event(k, KIPD_EV_ENTER);
+}
+
+/* ---- STOPPING: the shutdown, in order ---- */
 
 static void kipd_on_signal_closed(uv_handle_t *h) { (void)h; }
+
+static void kipd_close_signals(kipd_t *k) {
+  uv_close((uv_handle_t *)&k->sigterm, kipd_on_signal_closed);
+  uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
+}
 
 static void kipd_on_cluster_stopped(cluster_t *c, void *data) {
   kipd_t *k = data;
   log_infof("embedded PostgreSQL stopped");
-  uv_close((uv_handle_t *)&k->sigterm, kipd_on_signal_closed);
-  uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
+  kipd_close_signals(k);
 }
 
 static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
@@ -71,8 +110,7 @@ static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
     cluster_stop(k->cluster, kipd_on_cluster_stopped, k);
     return;
   }
-  uv_close((uv_handle_t *)&k->sigterm, kipd_on_signal_closed);
-  uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
+  kipd_close_signals(k);
 }
 
 /* The timers that use the pool stop first: the daily pass, then the sealer. */
@@ -98,8 +136,7 @@ static void kipd_on_server_closed(http_server_t *server, void *data) {
   kipd_close_timers(data);
 }
 
-static int kipd_bootstrap(kipd_t *k);
-
+/* Everything after the owner's pool. */
 static void kipd_stop_rest(kipd_t *k) {
   if (k->server != NULL)
     http_server_shutdown(k->server, k->cfg.shutdown_grace_ms, kipd_on_server_closed, k);
@@ -107,34 +144,28 @@ static void kipd_stop_rest(kipd_t *k) {
     pg_pool_close(k->pool, kipd_on_pool_closed, k);
   else if (k->cluster != NULL)
     cluster_stop(k->cluster, kipd_on_cluster_stopped, k);
-  else {
-    uv_close((uv_handle_t *)&k->sigterm, kipd_on_signal_closed);
-    uv_close((uv_handle_t *)&k->sigint, kipd_on_signal_closed);
-  }
+  else
+    kipd_close_signals(k);
 }
-
-/* The owner's pool is closed after the migrations, or first on a stop. */
-static int kipd_after_migrations(kipd_t *k);
 
 static void kipd_on_owner_pool_closed(pg_pool_t *pool, void *data) {
   kipd_t *k = data;
   k->owner_pool_closed = pool;  /* freed after the loop, never inside its own callback */
   k->owner_pool = NULL;
   k->owner_closing = false;
-  if (k->stopping) {
+  if (k->state == KIPD_STOPPING)
     kipd_stop_rest(k);
-    return;
-  }
-  if (kipd_after_migrations(k) != 0)
-    kipd_stop(k, 1);
+  else
+    kipd_on_event(k, KIPD_EV_DONE);  /* STARTUP_MIGRATE is over */
 }
 
 static void kipd_stop(kipd_t *k, int exit_code) {
-  if (k->stopping)
+  if (k->state == KIPD_STOPPING)
     return;
-  k->stopping = true;
+  k->state = KIPD_STOPPING;
   k->exit_code = exit_code;
   if (k->owner_pool != NULL) {
+    /* The owner's pool is closed first (also mid-migration). */
     if (!k->owner_closing) {
       k->owner_closing = true;
       pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);
@@ -147,28 +178,183 @@ static void kipd_stop(kipd_t *k, int exit_code) {
 static void kipd_on_signal(uv_signal_t *sig, int signum) {
   kipd_t *k = sig->data;
   log_emit(LOG_INFO, "shutting down", json_pack("{s:s}", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+  kipd_on_event(k, KIPD_EV_SIGNAL);
+}
+
+/* ---- STARTUP_CLUSTER ---- */
+
+static void kipd_on_cluster_restarted(cluster_t *c, void *data) {
+  kipd_t *k = data;
+  log_warnf("embedded PostgreSQL was restarted; reconnecting");
+  if (k->pool != NULL)
+    pg_pool_reconnect(k->pool);
+  if (k->owner_pool != NULL)
+    pg_pool_reconnect(k->owner_pool);
+}
+
+/* The embedded cluster (it blocks while initdb runs: start-up, before the
+ * loop serves anyone), or the external database's conninfo. */
+static int kipd_start_cluster(kipd_t *k) {
+  if (k->cfg.db_url != NULL) {
+    k->conninfo = strdup(k->cfg.db_url);
+    if (k->cfg.db_owner_url != NULL)
+      k->owner_conninfo = strdup(k->cfg.db_owner_url);
+    else
+      log_emit(LOG_WARN, "the audit trail is not append-only: without --db-owner the runtime role "
+               "runs the migrations and owns the tables, so it can change audit rows",
+               json_pack("{s:b, s:s}", "audit_append_only", 0, "fix",
+                         "give --db-owner (the owner role) and --db a role in kipd_runtime (docs/deploy.md)"));
+    return 0;
+  }
+  cluster_config_t cc = {
+    .data_dir = k->cfg.data_dir,
+    .pg_bindir = k->cfg.pg_bindir,
+    .pg_user = k->cfg.pg_user,
+    .db_name = "kipd",
+    .setup_sql = roles_embedded_setup_sql,
+    .nosync = k->cfg.pg_nosync,
+  };
+  char err[512] = "";
+  log_emit(LOG_INFO, "starting embedded PostgreSQL", json_pack("{s:s}", "data_dir", k->cfg.data_dir));
+  int rc = cluster_start(k->loop, &cc, kipd_on_cluster_restarted, k, 120000, &k->cluster, err, sizeof(err));
+  if (rc != 0) {
+    log_emit(LOG_ERROR, "cannot start the embedded PostgreSQL", json_pack("{s:s}", "error", err));
+    k->cluster = NULL;
+    return rc;
+  }
+  char runtime[PATH_MAX * 2 + 128], owner[PATH_MAX * 2 + 128];
+  if (cluster_conninfo_as(k->cluster, ROLES_EMBEDDED_RUNTIME, runtime, sizeof(runtime)) != 0 ||
+      cluster_conninfo_as(k->cluster, ROLES_EMBEDDED_OWNER, owner, sizeof(owner)) != 0) {
+    log_emit(LOG_ERROR, "data directory path too long", NULL);
+    return -ENAMETOOLONG;
+  }
+  k->conninfo = strdup(runtime);
+  k->owner_conninfo = strdup(owner);
+  return 0;
+}
+
+/* ---- STARTUP_POOL ---- */
+
+static int kipd_start_pools(kipd_t *k) {
+  /* The cluster's start blocked the loop for seconds (initdb): timers set
+   * from now on (the connect timeouts) must not start from a stale clock. */
+  uv_update_time(k->loop);
+  k->pool_cfg.conninfo = k->conninfo;
+  int rc = pg_pool_new(k->loop, &k->pool_cfg, &k->pool);
+  if (rc == 0 && k->owner_conninfo != NULL) {
+    pg_pool_config_t oc = k->pool_cfg;
+    oc.conninfo = k->owner_conninfo;
+    oc.size = 1;
+    rc = pg_pool_new(k->loop, &oc, &k->owner_pool);
+  }
+  if (rc != 0)
+    log_emit(LOG_ERROR, "cannot create the database pool", json_pack("{s:i}", "error", rc));
+  return rc;
+}
+
+/* ---- STARTUP_MIGRATE ---- */
+
+static void kipd_on_migrated(void *data, int err, int applied, const char *message) {
+  kipd_t *k = data;
+  if (err != 0) {
+    pg_pool_t *mp = k->owner_pool != NULL ? k->owner_pool : k->pool;
+    const char *why = mp != NULL ? pg_pool_last_error(mp) : "";
+    log_emit(LOG_ERROR, "migration failed", json_pack("{s:s, s:s?}", "error", message ? message : "unknown",
+                                                      "database", why[0] ? why : NULL));
+    kipd_on_event(k, KIPD_EV_FAILED);
+    return;
+  }
+  log_emit(LOG_INFO, "migrations applied", json_pack("{s:i}", "applied", applied));
+  if (k->cfg.migrate_only) {
+    kipd_stop(k, 0);
+    return;
+  }
+  if (k->owner_pool != NULL) {
+    /* The next states follow once the owner's connection is closed: kipd
+     * serves as the runtime role only (kipd_on_owner_pool_closed). */
+    k->owner_closing = true;
+    pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);
+    return;
+  }
+  kipd_on_event(k, KIPD_EV_DONE);
+}
+
+/* The migrations run as the owner role (on the runtime pool when there is
+ * no owner role, --db without --db-owner). */
+static int kipd_migrate(kipd_t *k) {
+  /* The schemas whose functions, views and triggers schema/functions/ defines. */
+  static const char *const code_schemas[] = {"kip", "kip_api", NULL};
+  int rc = migrate_run(k->owner_pool != NULL ? k->owner_pool : k->pool, k->cfg.schema_dir, code_schemas,
+                       kipd_on_migrated, k);
+  if (rc != 0)
+    log_emit(LOG_ERROR, "cannot read migrations", json_pack("{s:s}", "schema_dir", k->cfg.schema_dir));
+  return rc;
+}
+
+/* ---- STARTUP_KEYS ---- */
+
+/* The CPR keys checked against the database, and pending numbers sealed
+ * (app/cpr_store.h). */
+static void kipd_on_cpr_ready(void *data, int err, long count, const char *message) {
+  kipd_t *k = data;
+  if (err != 0) {
+    log_emit(LOG_ERROR, "refusing to start: the CPR keys do not fit the database",
+             json_pack("{s:s, s:s}", "key_file", k->cfg.key_file, "error", message ? message : "unknown"));
+    kipd_on_event(k, KIPD_EV_FAILED);
+    return;
+  }
+  if (count > 0)
+    log_emit(LOG_INFO, "sealed pending CPR numbers", json_pack("{s:i}", "count", (json_int_t)count));
+  kipd_on_event(k, KIPD_EV_DONE);
+}
+
+static void kipd_on_rotated(void *data, int err, long count, const char *message) {
+  kipd_t *k = data;
+  if (err != 0) {
+    log_emit(LOG_ERROR, "key rotation failed", json_pack("{s:s, s:s}", "key_file", k->cfg.key_file,
+                                                         "error", message ? message : "unknown"));
+    kipd_on_event(k, KIPD_EV_FAILED);
+    return;
+  }
+  log_emit(LOG_INFO, "rotated the CPR key",
+           json_pack("{s:s, s:s, s:i}", "key_file", k->cfg.key_file, "key_id",
+                     cpr_keyring_current(k->keyring)->id, "resealed", (json_int_t)count));
   kipd_stop(k, 0);
 }
 
-/* ---- serving ---- */
+/* On the runtime role's pool: the keys checked and pending numbers sealed,
+ * or, with --rotate-key, everything re-encrypted. */
+static int kipd_check_keys(kipd_t *k) {
+  return k->cfg.rotate_key ? cpr_store_rotate(k->pool, k->cfg.key_file, k->keyring, kipd_on_rotated, k)
+                           : cpr_store_open(k->pool, k->cfg.key_file, &k->keyring, kipd_on_cpr_ready, k);
+}
 
-static int kipd_serve(kipd_t *k) {
+/* ---- STARTUP_ADMIN ---- */
+
+static void kipd_on_admin(void *data, int err, bool created) {
+  kipd_on_event(data, err != 0 ? KIPD_EV_FAILED : KIPD_EV_DONE);
+}
+
+/* ---- STARTUP_LISTEN ---- */
+
+static int kipd_listen(kipd_t *k) {
   int rc = api_routes(&k->routes, &k->n_routes);
   if (rc != 0)
     return rc;
   /* The calendar's time zone is read from zoneinfo now, never on the loop. */
-  rc = api_calendar_init();
+  rc = api_new(&k->api);
   if (rc != 0) {
     log_emit(LOG_ERROR, "cannot load the Europe/Copenhagen time zone", json_pack("{s:i}", "error", rc));
     return rc;
   }
-  rc = app_new(&k->cfg, k->pool, k->routes, k->n_routes, &k->app);
+  rc = app_new(&k->app_cfg, k->pool, k->routes, k->n_routes, &k->app);
   if (rc != 0)
     return rc;
-  rc = http_server_new(k->loop, &k->cfg.http, app_handle, k->app, &k->server);
+  app_set_api(k->app, k->api);
+  rc = http_server_new(k->loop, &k->http_limits, app_handle, k->app, &k->server);
   if (rc != 0)
     return rc;
-  http_server_set_access_cb(k->server, app_access_log, k->app);
+  http_server_set_access_cb(k->server, access_log_request, NULL);
   app_set_server(k->app, k->server);
   app_set_loop(k->app, k->loop);
   app_set_keyring(k->app, k->keyring);
@@ -194,140 +380,105 @@ static int kipd_serve(kipd_t *k) {
   return 0;
 }
 
-/* ---- bootstrap ---- */
+/* ---- the dispatcher ---- */
 
-static const pg_stmt_t kipd_bootstrap_stmt = {"bootstrap", "SELECT kip.bootstrap($1::text)", 1};
-
-static void kipd_on_bootstrap(void *data, int err, PGresult *res) {
-  kipd_t *k = data;
-  memset(k->token, 0, sizeof(k->token));
-  if (err != 0) {
-    unlink(k->token_tmp);
-    log_emit(LOG_ERROR, "bootstrap failed",
-             json_pack("{s:s}", "error", res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : "database unavailable"));
-    kipd_stop(k, 1);
-    return;
-  }
-  bool created = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-  if (created) {
-    if (rename(k->token_tmp, k->cfg.admin_token_file) != 0) {
-      log_emit(LOG_ERROR, "cannot write the admin token",
-               json_pack("{s:s, s:s}", "file", k->cfg.admin_token_file, "error", strerror(errno)));
-      unlink(k->token_tmp);
-      kipd_stop(k, 1);
-      return;
-    }
-    log_emit(LOG_INFO, "created the admin user", json_pack("{s:s}", "admin_token_file", k->cfg.admin_token_file));
-  } else {
-    unlink(k->token_tmp);
-  }
-  if (kipd_serve(k) != 0)
-    kipd_stop(k, 1);
-}
-
-/* Write a fresh token to a temporary file next to the final one (0600), so
- * that it exists on disk before the database knows its hash. */
-static int kipd_bootstrap(kipd_t *k) {
-  char hash[65];
-  int rc = crypto_token_new(k->token);
-  if (rc == 0)
-    rc = crypto_sha256_hex(k->token, strlen(k->token), hash);
+/* A state's synchronous step: on to next, or stop. */
+static void kipd_step(kipd_t *k, int rc, kipd_state_t next) {
   if (rc != 0)
-    return rc;
-  snprintf(k->token_tmp, sizeof(k->token_tmp), "%s.tmp", k->cfg.admin_token_file);
-  int fd = open(k->token_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    log_emit(LOG_ERROR, "cannot write the admin token",
-             json_pack("{s:s, s:s}", "file", k->token_tmp, "error", strerror(errno)));
-    return -errno;
-  }
-  char line[CRYPTO_TOKEN_LEN + 2];
-  int n = snprintf(line, sizeof(line), "%s\n", k->token);
-  bool ok = fchmod(fd, 0600) == 0 && write(fd, line, (size_t)n) == n && fsync(fd) == 0;
-  memset(line, 0, sizeof(line));
-  close(fd);
-  if (!ok) {
-    unlink(k->token_tmp);
-    return -EIO;
-  }
-  const char *params[1] = {hash};
-  rc = pg_pool_exec(k->pool, &kipd_bootstrap_stmt, params, kipd_on_bootstrap, k);
+    kipd_stop(k, 1);
+  else
+    kipd_enter(k, next);
+}
+
+/* An asynchronous step started: its callback brings KIPD_EV_DONE or
+ * KIPD_EV_FAILED; if it could not start, stop. */
+static void kipd_started(kipd_t *k, int rc) {
   if (rc != 0)
-    unlink(k->token_tmp);
-  return rc;
-}
-
-/* The CPR keys checked against the database, and pending numbers sealed
- * (app/cpr_store.h); then the bootstrap admin. */
-static void kipd_on_cpr_ready(void *data, int err, long count, const char *message) {
-  kipd_t *k = data;
-  if (err != 0) {
-    log_emit(LOG_ERROR, "refusing to start: the CPR keys do not fit the database",
-             json_pack("{s:s, s:s}", "key_file", k->cfg.key_file, "error", message ? message : "unknown"));
-    kipd_stop(k, 1);
-    return;
-  }
-  if (count > 0)
-    log_emit(LOG_INFO, "sealed pending CPR numbers", json_pack("{s:i}", "count", (json_int_t)count));
-  if (kipd_bootstrap(k) != 0)
     kipd_stop(k, 1);
 }
 
-static void kipd_on_rotated(void *data, int err, long count, const char *message) {
-  kipd_t *k = data;
-  if (err != 0) {
-    log_emit(LOG_ERROR, "key rotation failed", json_pack("{s:s, s:s}", "key_file", k->cfg.key_file,
-                                                         "error", message ? message : "unknown"));
-    kipd_stop(k, 1);
-    return;
-  }
-  log_emit(LOG_INFO, "rotated the CPR key",
-           json_pack("{s:s, s:s, s:i}", "key_file", k->cfg.key_file, "key_id",
-                     cpr_keyring_current(k->keyring)->id, "resealed", (json_int_t)count));
-  kipd_stop(k, 0);
-}
-
-/* After the migrations, on the runtime role's pool: the CPR keys checked
- * against the database and pending numbers sealed (or, with --rotate-key,
- * everything re-encrypted), then the bootstrap admin. */
-static int kipd_after_migrations(kipd_t *k) {
-  return k->cfg.rotate_key ? cpr_store_rotate(k->pool, k->cfg.key_file, k->keyring, kipd_on_rotated, k)
-                           : cpr_store_open(k->pool, k->cfg.key_file, &k->keyring, kipd_on_cpr_ready, k);
-}
-
-static void kipd_on_migrated(void *data, int err, int applied, const char *message) {
-  kipd_t *k = data;
-  if (err != 0) {
-    pg_pool_t *mp = k->owner_pool != NULL ? k->owner_pool : k->pool;
-    const char *why = mp != NULL ? pg_pool_last_error(mp) : "";
-    log_emit(LOG_ERROR, "migration failed", json_pack("{s:s, s:s?}", "error", message ? message : "unknown",
-                                                      "database", why[0] ? why : NULL));
-    kipd_stop(k, 1);
-    return;
-  }
-  log_emit(LOG_INFO, "migrations applied", json_pack("{s:i}", "applied", applied));
-  if (k->cfg.migrate_only) {
+static void kipd_on_event(kipd_t *k, kipd_event_t ev) {
+  if (k->state == KIPD_STOPPING)
+    return;  /* late callbacks of the work being torn down */
+  if (ev == KIPD_EV_SIGNAL) {
     kipd_stop(k, 0);
     return;
   }
-  if (k->owner_pool != NULL) {
-    /* The CPR step and the bootstrap follow once the owner's connection
-     * is closed: kipd serves as the runtime role only. */
-    k->owner_closing = true;
-    pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);
+  if (ev == KIPD_EV_FAILED) {
+    kipd_stop(k, 1);
     return;
   }
-  if (kipd_after_migrations(k) != 0)
-    kipd_stop(k, 1);
+  switch (k->state) {
+  case KIPD_STARTUP_CLUSTER:
+    kipd_step(k, kipd_start_cluster(k), KIPD_STARTUP_POOL);
+    break;
+  case KIPD_STARTUP_POOL:
+    kipd_step(k, kipd_start_pools(k), KIPD_STARTUP_MIGRATE);
+    break;
+  case KIPD_STARTUP_MIGRATE:
+    if (ev == KIPD_EV_ENTER)
+      kipd_started(k, kipd_migrate(k));
+    else
+      kipd_enter(k, KIPD_STARTUP_KEYS);
+    break;
+  case KIPD_STARTUP_KEYS:
+    if (ev == KIPD_EV_ENTER)
+      kipd_started(k, kipd_check_keys(k));
+    else
+      kipd_enter(k, KIPD_STARTUP_ADMIN);
+    break;
+  case KIPD_STARTUP_ADMIN:
+    if (ev == KIPD_EV_ENTER)
+      kipd_started(k, admin_token_bootstrap(k->pool, k->cfg.admin_token_file, kipd_on_admin, k));
+    else
+      kipd_enter(k, KIPD_STARTUP_LISTEN);
+    break;
+  case KIPD_STARTUP_LISTEN:
+    kipd_step(k, kipd_listen(k), KIPD_RUNNING);
+    break;
+  case KIPD_RUNNING:
+  case KIPD_STOPPING:
+    break;
+  }
 }
 
-static void kipd_on_cluster_restarted(cluster_t *c, void *data) {
-  kipd_t *k = data;
-  log_warnf("embedded PostgreSQL was restarted; reconnecting");
-  if (k->pool != NULL)
-    pg_pool_reconnect(k->pool);
-  if (k->owner_pool != NULL)
-    pg_pool_reconnect(k->owner_pool);
+/* ---- before the loop ---- */
+
+/* Each layer's configuration, from the parsed values (util/config only
+ * parses). Strings stay borrowed from cfg. */
+static void kipd_configure_layers(kipd_t *k) {
+  const kipd_config_t *c = &k->cfg;
+  k->http_limits = (http_limits_t){
+    .max_body_bytes = c->http_max_body_bytes,
+    .max_header_bytes = c->http_max_header_bytes,
+    .read_timeout_ms = c->http_read_timeout_ms,
+    .keepalive_timeout_ms = c->http_keepalive_timeout_ms,
+    .write_timeout_ms = c->http_write_timeout_ms,
+    .max_connections = c->http_max_connections,
+  };
+  k->pool_cfg = (pg_pool_config_t){
+    .size = c->pool_size,
+    .max_queue = c->pool_max_queue,
+    .queue_timeout_ms = c->pool_queue_timeout_ms,
+    .statement_timeout_ms = c->pool_statement_timeout_ms,
+    .connect_timeout_ms = c->pool_connect_timeout_ms,
+    .backoff_min_ms = c->pool_backoff_min_ms,
+    .backoff_max_ms = c->pool_backoff_max_ms,
+  };
+  k->app_cfg = (app_config_t){
+    .meeting_min_minutes = c->meeting_min_minutes,
+    .next_meeting_max_months = c->next_meeting_max_months,
+    .session_idle_s = c->session_idle_s,
+    .session_max_s = c->session_max_s,
+    .cookie_secure = c->cookie_secure,
+    .trusted_proxies = c->trusted_proxies,
+    .signin_lock_after = c->signin_lock_after,
+    .signin_lock_s = c->signin_lock_s,
+    .signin_window_s = c->signin_window_s,
+    .signin_delay_ms = c->signin_delay_ms,
+    .password_jobs_max = c->password_jobs_max,
+    .argon2 = {.t_cost = c->argon2_t, .m_kib = c->argon2_m_kib, .parallelism = c->argon2_p},
+  };
 }
 
 /* kipd refuses secrets that others can read. */
@@ -345,7 +496,6 @@ static int kipd_check_secret_file(const char *path) {
 
 int main(int argc, char **argv) {
   static kipd_t k;
-  char *owner_conninfo = NULL;
   char err[512] = "";
   signal(SIGPIPE, SIG_IGN);
   config_defaults(&k.cfg);
@@ -360,30 +510,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (k.cfg.print_routes) {
-    /* The route table, one JSON object a line: the access-matrix test
-     * compares it with its own table, so a new route without a row fails;
-     * the schema-layout test finds each route's SQL function ("function",
-     * from its statement) in the file of its family. */
-    rc = api_routes(&k.routes, &k.n_routes);
-    for (size_t i = 0; rc == 0 && i < k.n_routes; i++) {
-      const route_t *rt = &k.routes[i];
-      char function[128] = "";
-      const char *call = rt->stmt != NULL ? strstr(rt->stmt->sql, "kip_api.") : NULL;
-      if (call != NULL)
-        snprintf(function, sizeof(function), "%.*s", (int)strspn(call, "abcdefghijklmnopqrstuvwxyz_.0123456789"), call);
-      json_t *j = json_pack("{s:s, s:s, s:b, s:b, s:b, s:s?}", "method", rt->method, "path", rt->pattern,
-                            "public", (rt->flags & ROUTE_PUBLIC) != 0, "body", (rt->flags & ROUTE_BODY) != 0,
-                            "if_match", (rt->flags & ROUTE_IF_MATCH) != 0,
-                            "function", function[0] ? function : NULL);
-      char *line = json_dumps(j, JSON_COMPACT);
-      printf("%s\n", line ? line : "{}");
-      free(line);
-      json_decref(j);
-    }
-    free(k.routes);
+    rc = print_routes(stdout);
     config_free(&k.cfg);
     return rc == 0 ? 0 : 1;
   }
+  kipd_configure_layers(&k);
   const char *lv = k.cfg.log_level;
   log_set_level(strcmp(lv, "debug") == 0 ? LOG_DEBUG : strcmp(lv, "warn") == 0 ? LOG_WARN
                 : strcmp(lv, "error") == 0 ? LOG_ERROR : LOG_INFO);
@@ -403,7 +534,7 @@ int main(int argc, char **argv) {
   }
   if (k.cfg.rotate_key) {
     /* One connection, so any other connection named kipd is a running kipd. */
-    k.cfg.pool.size = 1;
+    k.pool_cfg.size = 1;
     long pid = k.cfg.db_url == NULL ? cluster_postmaster_alive(k.cfg.data_dir) : 0;
     if (pid > 0) {
       log_emit(LOG_ERROR, "refusing to rotate: the embedded PostgreSQL is running; stop kipd first",
@@ -422,75 +553,9 @@ int main(int argc, char **argv) {
   uv_signal_start(&k.sigterm, kipd_on_signal, SIGTERM);
   uv_signal_start(&k.sigint, kipd_on_signal, SIGINT);
 
-  if (k.cfg.db_url == NULL) {
-    cluster_config_t cc = {
-      .data_dir = k.cfg.data_dir,
-      .pg_bindir = k.cfg.pg_bindir,
-      .pg_user = k.cfg.pg_user,
-      .db_name = "kipd",
-      .setup_sql = roles_embedded_setup_sql,
-    };
-    log_emit(LOG_INFO, "starting embedded PostgreSQL", json_pack("{s:s}", "data_dir", k.cfg.data_dir));
-    rc = cluster_start(k.loop, &cc, kipd_on_cluster_restarted, &k, 120000, &k.cluster, err, sizeof(err));
-    if (rc != 0) {
-      log_emit(LOG_ERROR, "cannot start the embedded PostgreSQL", json_pack("{s:s}", "error", err));
-      k.cluster = NULL;
-      k.exit_code = 1;
-      goto fail_signals;
-    }
-    char runtime[PATH_MAX * 2 + 128], owner[PATH_MAX * 2 + 128];
-    if (cluster_conninfo_as(k.cluster, ROLES_EMBEDDED_RUNTIME, runtime, sizeof(runtime)) != 0 ||
-        cluster_conninfo_as(k.cluster, ROLES_EMBEDDED_OWNER, owner, sizeof(owner)) != 0) {
-      log_emit(LOG_ERROR, "data directory path too long", NULL);
-      kipd_stop(&k, 1);
-      uv_run(k.loop, UV_RUN_DEFAULT);
-      goto cleanup;
-    }
-    k.cfg.pool.conninfo = strdup(runtime);
-    owner_conninfo = strdup(owner);
-  } else {
-    k.cfg.pool.conninfo = strdup(k.cfg.db_url);
-    if (k.cfg.db_owner_url != NULL)
-      owner_conninfo = strdup(k.cfg.db_owner_url);
-    else
-      log_emit(LOG_WARN, "the audit trail is not append-only: without --db-owner the runtime role "
-               "runs the migrations and owns the tables, so it can change audit rows",
-               json_pack("{s:b, s:s}", "audit_append_only", 0, "fix",
-                         "give --db-owner (the owner role) and --db a role in kipd_runtime (docs/deploy.md)"));
-  }
-
-  /* The cluster's start blocked the loop for seconds (initdb): timers set
-   * from now on (the connect timeouts) must not start from a stale clock. */
-  uv_update_time(k.loop);
-  rc = pg_pool_new(k.loop, &k.cfg.pool, &k.pool);
-  if (rc == 0 && owner_conninfo != NULL) {
-    pg_pool_config_t oc = k.cfg.pool;
-    oc.conninfo = owner_conninfo;
-    oc.size = 1;
-    rc = pg_pool_new(k.loop, &oc, &k.owner_pool);
-  }
-  if (rc != 0) {
-    log_emit(LOG_ERROR, "cannot create the database pool", json_pack("{s:i}", "error", rc));
-    kipd_stop(&k, 1);
-  } else {
-    /* The schemas whose functions, views and triggers schema/functions/ defines. */
-    static const char *const code_schemas[] = {"kip", "kip_api", NULL};
-    rc = migrate_run(k.owner_pool != NULL ? k.owner_pool : k.pool, k.cfg.schema_dir, code_schemas,
-                     kipd_on_migrated, &k);
-    if (rc != 0) {
-      log_emit(LOG_ERROR, "cannot read migrations", json_pack("{s:s}", "schema_dir", k.cfg.schema_dir));
-      kipd_stop(&k, 1);
-    }
-  }
-
+  kipd_enter(&k, KIPD_STARTUP_CLUSTER);
   uv_run(k.loop, UV_RUN_DEFAULT);
-  goto cleanup;
 
-fail_signals:
-  uv_close((uv_handle_t *)&k.sigterm, kipd_on_signal_closed);
-  uv_close((uv_handle_t *)&k.sigint, kipd_on_signal_closed);
-  uv_run(k.loop, UV_RUN_DEFAULT);
-cleanup:
   if (k.server != NULL)
     http_server_free(k.server);
   if (k.pool != NULL)
@@ -500,13 +565,14 @@ cleanup:
     cluster_free(k.cluster);
   app_free(k.app);
   free(k.routes);
-  api_calendar_cleanup();
+  api_free(k.api);
   rc = uv_loop_close(k.loop);
   if (rc != 0)
     log_warnf("loop closed with handles open: %s", uv_strerror(rc));
   log_emit(LOG_INFO, "stopped", json_pack("{s:i}", "exit_code", k.exit_code));
   cpr_keyring_free(k.keyring);
-  free(owner_conninfo);
+  free(k.owner_conninfo);
+  free(k.conninfo);
   config_free(&k.cfg);
   return k.exit_code;
 }

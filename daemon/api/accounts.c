@@ -82,9 +82,9 @@ typedef struct token_state_s {
   char token[CRYPTO_TOKEN_LEN + 1];
 } token_state_t;
 
-static void token_create_done(kreq_t *r, PGresult *res) {
+static void token_create_done(kreq_t *r, const kreq_row_t *row) {
   token_state_t *st = r->handler_data;
-  kreq_reply_row_with(r, res, "token", st->token);
+  kreq_reply_row_with(r, row, "token", st->token);
   memset(st->token, 0, sizeof(st->token));
 }
 

@@ -4,6 +4,7 @@
 #ifndef KIPD_API_API_H
 #define KIPD_API_API_H
 
+#include <libical/ical.h>
 #include <stddef.h>
 
 #include "app/router.h"
@@ -37,11 +38,21 @@ const char *api_format_password(json_t *parent, const char *key, json_t *value);
 extern const route_t api_audit_routes[];
 extern const size_t api_audit_n_routes;
 
-/* The calendar feed's time zone (Europe/Copenhagen), read from the system's
- * zoneinfo once at start-up, before the loop serves anyone. Returns 0 or
- * -errno. api_calendar_cleanup() frees it at exit. */
-int api_calendar_init(void) KIPD_MUST_CHECK;
-void api_calendar_cleanup(void);
+/* The API layer's own state, made once at start-up before the loop serves
+ * anyone (main.c), handed to the app with app_set_api() and reached from a
+ * handler with app_api(r->app). There is no file-global state in api/. */
+typedef struct api_s {
+  icaltimezone *calendar_tz;  /* owned: Europe/Copenhagen with a plain TZID (api/calendar.c) */
+} api_t;
+
+/* Build the state: reads the calendar's time zone from libical's zoneinfo
+ * (files: never on the loop). Returns 0 or -errno; *out is new. */
+int api_new(api_t **out) KIPD_MUST_CHECK;
+void api_free(api_t *api);
+
+/* The calendar's zone (api/calendar.c): new in *out, or -errno. */
+int api_calendar_zone_load(icaltimezone **out) KIPD_MUST_CHECK;
+void api_calendar_zone_free(icaltimezone *tz);
 
 /* The whole table, in one new array (free with free()). */
 int api_routes(route_t **out, size_t *n) KIPD_MUST_CHECK;

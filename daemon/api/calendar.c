@@ -4,7 +4,8 @@
  * (GET /v1/calendar-feeds/{id}?key=...), and the settings that shape it.
  *
  * Times are in Europe/Copenhagen with a VTIMEZONE. The zone is read from
- * the system's zoneinfo once, by api_calendar_init() at start-up; the loop
+ * libical's zoneinfo once, by api_new() at start-up, and kept in the API's
+ * state (api_t, reached with app_api()); the loop
  * never touches a file for a feed. The feed never holds a CPR number, and
  * the citizen's name only when the user chose it (initials otherwise). */
 #include <libical/ical.h>
@@ -18,12 +19,7 @@
 
 #define CALENDAR_TZID "Europe/Copenhagen"
 
-/* Owned: a copy of the builtin zone with the plain TZID "Europe/Copenhagen". */
-static icaltimezone *calendar_tz;
-
-int api_calendar_init(void) {
-  if (calendar_tz != NULL)
-    return 0;
+int api_calendar_zone_load(icaltimezone **out) {
   icaltimezone *builtin = icaltimezone_get_builtin_timezone(CALENDAR_TZID);
   icalcomponent *vtz = builtin ? icaltimezone_get_component(builtin) : NULL; /* borrowed */
   if (vtz == NULL)
@@ -47,14 +43,13 @@ int api_calendar_init(void) {
   /* Expand the zone's changes now, not on the first request. */
   struct icaltimetype probe = icaltime_from_timet_with_zone(0, 0, tz);
   (void)probe;
-  calendar_tz = tz;
+  *out = tz;
   return 0;
 }
 
-void api_calendar_cleanup(void) {
-  if (calendar_tz != NULL)
-    icaltimezone_free(calendar_tz, 1);
-  calendar_tz = NULL;
+void api_calendar_zone_free(icaltimezone *tz) {
+  if (tz != NULL)
+    icaltimezone_free(tz, 1);
   icaltimezone_free_builtin_timezones();
 }
 
@@ -76,9 +71,9 @@ static const char *label(const char *const table[][2], size_t n, const char *key
 static const char *jstr(json_t *obj, const char *key) { return json_string_value(json_object_get(obj, key)); }
 
 /* Local time of a Unix time in the feed's zone, with the zone attached. */
-static struct icaltimetype local_time(json_int_t t) {
-  struct icaltimetype tt = icaltime_from_timet_with_zone((time_t)t, 0, calendar_tz);
-  tt.zone = calendar_tz;
+static struct icaltimetype local_time(json_int_t t, icaltimezone *tz) {
+  struct icaltimetype tt = icaltime_from_timet_with_zone((time_t)t, 0, tz);
+  tt.zone = tz;
   return tt;
 }
 
@@ -87,14 +82,14 @@ static icalproperty *with_tzid(icalproperty *prop) {
   return prop;
 }
 
-static char *hhmm(char buf[8], json_int_t t) {
-  struct icaltimetype tt = local_time(t);
+static char *hhmm(char buf[8], json_int_t t, icaltimezone *tz) {
+  struct icaltimetype tt = local_time(t, tz);
   snprintf(buf, 8, "%02u:%02u", (unsigned)tt.hour % 100u, (unsigned)tt.minute % 100u);
   return buf;
 }
 
 /* One VEVENT (new). Strings go through libical, which escapes them. */
-static icalcomponent *calendar_event(json_t *e) {
+static icalcomponent *calendar_event(json_t *e, icaltimezone *tz) {
   json_int_t start = json_integer_value(json_object_get(e, "start"));
   json_int_t end = json_integer_value(json_object_get(e, "end"));
   const char *status = jstr(e, "status");
@@ -105,8 +100,8 @@ static icalcomponent *calendar_event(json_t *e) {
   icalcomponent_add_property(ev, icalproperty_new_dtstamp(icaltime_from_timet_with_zone(
                                    (time_t)json_integer_value(json_object_get(e, "stamp")), 0,
                                    icaltimezone_get_utc_timezone())));
-  icalcomponent_add_property(ev, with_tzid(icalproperty_new_dtstart(local_time(start))));
-  icalcomponent_add_property(ev, with_tzid(icalproperty_new_dtend(local_time(end))));
+  icalcomponent_add_property(ev, with_tzid(icalproperty_new_dtstart(local_time(start, tz))));
+  icalcomponent_add_property(ev, with_tzid(icalproperty_new_dtend(local_time(end, tz))));
   icalcomponent_add_property(ev, icalproperty_new_sequence((int)json_integer_value(json_object_get(e, "sequence"))));
   icalcomponent_add_property(ev, icalproperty_new_status(
                                    status && strcmp(status, "cancelled") == 0 ? ICAL_STATUS_CANCELLED
@@ -135,9 +130,9 @@ static icalcomponent *calendar_event(json_t *e) {
   if (mode != NULL) {
     if (json_is_true(json_object_get(e, "has_window")))
       (void)!asprintf(&attendance, "Din deltagelse: %s kl. %s-%s (mødet varer %s-%s).\n",
-                      label(mode_labels, KIPD_ARRAY_SIZE(mode_labels), mode), hhmm(s1, start),
-                      hhmm(s2, end), hhmm(s3, json_integer_value(json_object_get(e, "meeting_start"))),
-                      hhmm(s4, json_integer_value(json_object_get(e, "meeting_end"))));
+                      label(mode_labels, KIPD_ARRAY_SIZE(mode_labels), mode), hhmm(s1, start, tz),
+                      hhmm(s2, end, tz), hhmm(s3, json_integer_value(json_object_get(e, "meeting_start")), tz),
+                      hhmm(s4, json_integer_value(json_object_get(e, "meeting_end")), tz));
     else
       (void)!asprintf(&attendance, "Din deltagelse: %s.\n",
                       label(mode_labels, KIPD_ARRAY_SIZE(mode_labels), mode));
@@ -155,7 +150,7 @@ static icalcomponent *calendar_event(json_t *e) {
 }
 
 /* The whole VCALENDAR as text (new, free()), or NULL. doc is borrowed. */
-static char *calendar_render(json_t *doc) {
+static char *calendar_render(json_t *doc, icaltimezone *tz) {
   icalcomponent *cal = icalcomponent_new(ICAL_VCALENDAR_COMPONENT);
   if (cal == NULL)
     return NULL;
@@ -168,11 +163,11 @@ static char *calendar_render(json_t *doc) {
   icalproperty *zone = icalproperty_new_x(CALENDAR_TZID);
   icalproperty_set_x_name(zone, "X-WR-TIMEZONE");
   icalcomponent_add_property(cal, zone);
-  icalcomponent_add_component(cal, icalcomponent_new_clone(icaltimezone_get_component(calendar_tz)));
+  icalcomponent_add_component(cal, icalcomponent_new_clone(icaltimezone_get_component(tz)));
   size_t i;
   json_t *e;
   json_array_foreach(json_object_get(doc, "events"), i, e) {
-    icalcomponent *ev = calendar_event(e);
+    icalcomponent *ev = calendar_event(e, tz);
     if (ev == NULL) {
       icalcomponent_free(cal);
       return NULL;
@@ -184,9 +179,11 @@ static char *calendar_render(json_t *doc) {
   return text;
 }
 
-static void calendar_done(kreq_t *r, PGresult *res) {
-  json_t *doc = kreq_row_body(r, res);
-  char *text = json_is_object(doc) && calendar_tz != NULL ? calendar_render(doc) : NULL;
+static void calendar_done(kreq_t *r, const kreq_row_t *row) {
+  json_t *doc = kreq_row_body(r, row);
+  const api_t *api = app_api(r->app);
+  icaltimezone *tz = api != NULL ? api->calendar_tz : NULL;
+  char *text = json_is_object(doc) && tz != NULL ? calendar_render(doc, tz) : NULL;
   json_decref(doc);
   if (text == NULL) {
     kreq_problem(r, 500, "could not build the calendar", NULL, NULL);
@@ -246,9 +243,9 @@ typedef struct feed_state_s {
   char url[128];
 } feed_state_t;
 
-static void calendar_feed_create_done(kreq_t *r, PGresult *res) {
+static void calendar_feed_create_done(kreq_t *r, const kreq_row_t *row) {
   feed_state_t *st = r->handler_data;
-  kreq_reply_row_with(r, res, "url", st->url);
+  kreq_reply_row_with(r, row, "url", st->url);
   memset(st->url, 0, sizeof(st->url));
 }
 

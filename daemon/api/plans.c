@@ -123,7 +123,7 @@ static const pg_stmt_t plan_history = {"plan_history",
 /* The CPR number never reaches the database in clear: kipd seals it
  * (AES-256-GCM) and adds its blind index (util/cpr_crypt.h). */
 static void plan_seal_handler(kreq_t *r) {
-  if (kreq_seal_cpr(r, json_object_get(r->body, "citizen")) != 0) {
+  if (kreq_cpr_seal(r, json_object_get(r->body, "citizen")) != 0) {
     kreq_problem(r, 500, "the CPR number could not be sealed", NULL, NULL);
     return;
   }

@@ -36,6 +36,27 @@ const jc_field_t api_page_query[] = {
   {NULL},
 };
 
+int api_new(api_t **out) {
+  api_t *api = calloc(1, sizeof(*api));
+  if (api == NULL)
+    return -ENOMEM;
+  int rc = api_calendar_zone_load(&api->calendar_tz);
+  if (rc != 0) {
+    api_calendar_zone_free(NULL);
+    free(api);
+    return rc;
+  }
+  *out = api;
+  return 0;
+}
+
+void api_free(api_t *api) {
+  if (api == NULL)
+    return;
+  api_calendar_zone_free(api->calendar_tz);
+  free(api);
+}
+
 int api_routes(route_t **out, size_t *n) {
   struct {
     const route_t *routes;

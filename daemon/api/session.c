@@ -1,7 +1,7 @@
 /* Sign-in for people: POST/DELETE /v1/session, PUT /v1/me/password, and the
  * password of POST /v1/users.
  *
- * Argon2id runs on libuv's threadpool (kreq_queue_work), never on the loop.
+ * Argon2id runs on libuv's threadpool (kreq_work_queue), never on the loop.
  * A password is copied out of the request body into the request's arena,
  * wiped from the body at once and from the arena as soon as the hash work
  * is done; it never goes to the database or the log. The database keeps the
@@ -153,7 +153,7 @@ static void pw__queue_failed(kreq_t *r, pw_job_t *job, int rc) {
 
 /* The lockout settings (and session lifetimes) the SQL applies, as JSON. */
 static const char *pw__settings(kreq_t *r) {
-  const kipd_config_t *cfg = app_config(r->app);
+  const app_config_t *cfg = app_config(r->app);
   const char *ua = http_request_header(r->http, "user-agent");
   json_t *s = json_pack("{s:i, s:I, s:I, s:I, s:I}", "lock_after", cfg->signin_lock_after,
                         "lock_s", (json_int_t)cfg->signin_lock_s, "window_s",
@@ -183,9 +183,17 @@ static uint64_t pw__delay_ms(kreq_t *r, int failures, bool locked) {
   return base << doublings;
 }
 
+/* stored_hash/locked from a (password_hash, locked) row. */
+static void pw__read_hash(kreq_t *r, const kreq_row_t *row, pw_job_t *job) {
+  const char *hash = kreq_row_text(row, 0);
+  if (hash != NULL)
+    job->stored_hash = kreq_strdup(r, hash);
+  job->locked = kreq_row_bool(row, 1);
+}
+
 /* failures/locked from a {failures, locked} reply body. */
-static void pw__read_failures(kreq_t *r, PGresult *res, pw_job_t *job) {
-  json_t *b = kreq_row_body(r, res);
+static void pw__read_failures(kreq_t *r, const kreq_row_t *row, pw_job_t *job) {
+  json_t *b = kreq_row_body(r, row);
   job->failures = (int)json_integer_value(json_object_get(b, "failures"));
   job->now_locked = json_is_true(json_object_get(b, "locked"));
   json_decref(b);
@@ -207,12 +215,12 @@ static void signin__unauthorized(kreq_t *r, void *arg) {
   kreq_problem(r, 401, "the username or password is wrong", NULL, NULL);
 }
 
-static void signin__failed_done(kreq_t *r, PGresult *res) {
+static void signin__failed_done(kreq_t *r, const kreq_row_t *row) {
   pw_job_t *job = r->handler_data;
-  pw__read_failures(r, res, job);
+  pw__read_failures(r, row, job);
   uint64_t delay = pw__delay_ms(r, job->failures, job->now_locked);
   pw__log_failure(r, "signin locked", job, delay);
-  if (kreq_delay(r, delay, signin__unauthorized, NULL) != 0)
+  if (kreq_work_delay(r, delay, signin__unauthorized, NULL) != 0)
     signin__unauthorized(r, NULL);
 }
 
@@ -224,19 +232,19 @@ static void signin__fail(kreq_t *r, pw_job_t *job) {
   kreq_exec(r, &session_fail, params, 401, signin__failed_done);
 }
 
-static void signin__created(kreq_t *r, PGresult *res) {
+static void signin__created(kreq_t *r, const kreq_row_t *row) {
   pw_job_t *job = r->handler_data;
-  int status = PQgetisnull(res, 0, 0) ? 201 : atoi(PQgetvalue(res, 0, 0));
+  int status = kreq_row_status(r, row);
   if (status == 401) {
     /* Locked by a parallel attempt meanwhile: a failure after all. */
-    signin__failed_done(r, res);
+    signin__failed_done(r, row);
     return;
   }
-  json_t *doc = kreq_row_object(r, res);
+  json_t *doc = kreq_row_object(r, row);
   if (doc == NULL)
     return;
   json_object_set_new(doc, "csrf_token", json_string(job->csrf_token));
-  const kipd_config_t *cfg = app_config(r->app);
+  const app_config_t *cfg = app_config(r->app);
   const char *proto = http_request_header(r->http, "x-forwarded-proto");
   bool secure = strcmp(cfg->cookie_secure, "always") == 0 ||
                 (strcmp(cfg->cookie_secure, "auto") == 0 && proto != NULL && strcasecmp(proto, "https") == 0);
@@ -293,16 +301,12 @@ static void signin__verified(kreq_t *r, void *arg) {
   kreq_exec(r, &session_create, params, 201, signin__created);
 }
 
-static void signin__looked_up(kreq_t *r, PGresult *res) {
+static void signin__looked_up(kreq_t *r, const kreq_row_t *row) {
   pw_job_t *job = r->handler_data;
-  if (PQntuples(res) == 1 && PQnfields(res) >= 2) {
-    if (!PQgetisnull(res, 0, 0))
-      job->stored_hash = kreq_strdup(r, PQgetvalue(res, 0, 0));
-    job->locked = !PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-  }
+  pw__read_hash(r, row, job);
   /* Locked or not, known or not: the same Argon2 work, so the answer's
    * timing tells nothing. */
-  int rc = kreq_queue_work(r, signin__verify, signin__verified, job);
+  int rc = kreq_work_queue(r, signin__verify, signin__verified, job);
   if (rc != 0)
     pw__queue_failed(r, job, rc);
 }
@@ -331,8 +335,8 @@ static void session_create_handler(kreq_t *r) {
 
 /* ---- DELETE /v1/session ---- */
 
-static void session_deleted(kreq_t *r, PGresult *res) {
-  json_t *ignored = kreq_row_body(r, res);
+static void session_deleted(kreq_t *r, const kreq_row_t *row) {
+  json_t *ignored = kreq_row_body(r, row);
   json_decref(ignored);
   http_header_t hdrs[] = {
     {"Set-Cookie", APP_SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"},
@@ -352,12 +356,12 @@ static void password__wrong(kreq_t *r, void *arg) {
   kreq_problem(r, 403, "current_password: is wrong", "current_password", "is wrong");
 }
 
-static void password__failed_done(kreq_t *r, PGresult *res) {
+static void password__failed_done(kreq_t *r, const kreq_row_t *row) {
   pw_job_t *job = r->handler_data;
-  pw__read_failures(r, res, job);
+  pw__read_failures(r, row, job);
   uint64_t delay = pw__delay_ms(r, job->failures, job->now_locked);
   pw__log_failure(r, "signin locked", job, delay);
-  if (kreq_delay(r, delay, password__wrong, NULL) != 0)
+  if (kreq_work_delay(r, delay, password__wrong, NULL) != 0)
     password__wrong(r, NULL);
 }
 
@@ -390,14 +394,10 @@ static void password__checked(kreq_t *r, void *arg) {
   kreq_exec(r, &password_set, params, 204, NULL);
 }
 
-static void password__current(kreq_t *r, PGresult *res) {
+static void password__current(kreq_t *r, const kreq_row_t *row) {
   pw_job_t *job = r->handler_data;
-  if (PQntuples(res) == 1 && PQnfields(res) >= 2) {
-    if (!PQgetisnull(res, 0, 0))
-      job->stored_hash = kreq_strdup(r, PQgetvalue(res, 0, 0));
-    job->locked = !PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-  }
-  int rc = kreq_queue_work(r, password__check, password__checked, job);
+  pw__read_hash(r, row, job);
+  int rc = kreq_work_queue(r, password__check, password__checked, job);
   if (rc != 0)
     pw__queue_failed(r, job, rc);
 }
@@ -444,9 +444,9 @@ static void user__hashed(kreq_t *r, void *arg) {
   kreq_exec(r, &user_create_with_password, params, 201, NULL);
 }
 
-static void user__checked(kreq_t *r, PGresult *res) {
+static void user__checked(kreq_t *r, const kreq_row_t *row) {
   pw_job_t *job = r->handler_data;
-  int rc = kreq_queue_work(r, user__hash, user__hashed, job);
+  int rc = kreq_work_queue(r, user__hash, user__hashed, job);
   if (rc != 0)
     pw__queue_failed(r, job, rc);
 }

@@ -1,5 +1,7 @@
 #include "app/health.h"
 
+#include "app/internal.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -11,8 +13,8 @@ void health_live(kreq_t *r) {
   kreq_reply_json(r, 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
 }
 
-static void health__on_ping(kreq_t *r, PGresult *res) {
-  bool append_only = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+static void health__on_ping(kreq_t *r, const kreq_row_t *row) {
+  bool append_only = kreq_row_bool(row, 0);
   kreq_reply_json(r, 200, json_pack("{s:s, s:{s:b}}", "status", "ready", "audit", "append_only",
                                     append_only), NULL, 0);
 }

@@ -30,6 +30,16 @@ typedef struct problem_db_map_s {
   const char *message; /* a message for that field; may be NULL */
 } problem_db_map_t;
 
+/* A database error, decoded from the server's answer (app/kreq_row.c).
+ * Every string is borrowed and may be NULL. */
+typedef struct problem_db_error_s {
+  const char *sqlstate;    /* e.g. "23505", or "KP404" from kipd's own SQL */
+  const char *constraint;  /* the constraint that failed */
+  const char *primary;     /* the message */
+  const char *detail;      /* for KPnnn: JSON with errors, extra and user_id */
+  const char *context;     /* where it arose (for problem_is_audit_failure()) */
+} problem_db_error_t;
+
 /* Map a SQLSTATE (+ constraint name, may be NULL) to an HTTP answer.
  * kipd's own SQL raises SQLSTATE "KPnnn" for HTTP status nnn. */
 problem_db_map_t problem_map_sqlstate(const char *sqlstate, const char *constraint);

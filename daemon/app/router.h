@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "db/pg_pool.h"
+#include "db/pg_stmt.h"
 #include "util/json_check.h"
 
 #define ROUTER_MAX_PARAMS 4

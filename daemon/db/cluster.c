@@ -771,8 +771,7 @@ int cluster_start(uv_loop_t *loop, const cluster_config_t *cfg, cluster_event_cb
   c->backoff_ms = CLUSTER_RESTART_MIN_MS;
   c->restarted_cb = restarted_cb;
   c->cb_data = cb_data;
-  const char *nosync = getenv("KIPD_PG_NOSYNC");
-  c->nosync = nosync != NULL && strcmp(nosync, "1") == 0;
+  c->nosync = cfg->nosync;
 
   /* Who runs the cluster. */
   const char *user = cfg->pg_user != NULL ? cfg->pg_user : "postgres";

@@ -29,6 +29,7 @@ typedef struct cluster_config_s {
   const char *setup_sql;   /* run as the superuser in db_name at every start, after the
                               database exists (psql, ON_ERROR_STOP); NULL: none. It must
                               be idempotent. */
+  bool nosync;             /* initdb --no-sync and fsync=off: fast, for tests only */
 } cluster_config_t;
 
 typedef void (*cluster_event_cb)(cluster_t *c, void *data);

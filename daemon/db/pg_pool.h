@@ -21,19 +21,23 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "util/config.h"
+#include "db/pg_stmt.h"
 #include "util/error.h"
+
+/* The pool's configuration (its part of kipd's; main.c fills it). */
+typedef struct pg_pool_config_s {
+  const char *conninfo;         /* libpq connection string or URI */
+  unsigned size;                /* connections: 8 */
+  unsigned max_queue;           /* waiting requests before 503: 1024 */
+  uint64_t queue_timeout_ms;    /* a waiting request gives up: 5 s */
+  uint64_t statement_timeout_ms;/* server-side statement_timeout: 10 s */
+  uint64_t connect_timeout_ms;  /* one connection attempt: 5 s */
+  uint64_t backoff_min_ms;      /* reconnect backoff start: 100 ms */
+  uint64_t backoff_max_ms;      /* reconnect backoff cap: 5 s */
+} pg_pool_config_t;
 
 typedef struct pg_pool_s pg_pool_t;
 typedef struct pg_conn_s pg_conn_t;
-
-/* A statement with a stable name. Declare these as static const; the pool
- * prepares each on each connection the first time it is used. */
-typedef struct pg_stmt_s {
-  const char *name;   /* unique, e.g. "plans_get" */
-  const char *sql;    /* with $1..$n placeholders */
-  int nparams;
-} pg_stmt_t;
 
 /* Result of one query.
  *   err == 0:  res is the PGresult (PGRES_TUPLES_OK / PGRES_COMMAND_OK).

@@ -37,8 +37,17 @@
 #include <uv.h>
 
 #include "util/arena.h"
-#include "util/config.h"
 #include "util/error.h"
+
+/* The HTTP layer's limits (its part of the configuration; main.c fills it). */
+typedef struct http_limits_s {
+  size_t max_body_bytes;        /* 1 MiB: larger bodies get 413 */
+  size_t max_header_bytes;      /* 16 KiB of request line + headers: 431 */
+  uint64_t read_timeout_ms;     /* header/body must arrive within this: 10 s */
+  uint64_t keepalive_timeout_ms;/* idle keep-alive connection is closed: 60 s */
+  uint64_t write_timeout_ms;    /* a response must drain within this: 30 s */
+  unsigned max_connections;     /* further accepts are refused: 10000 */
+} http_limits_t;
 
 typedef struct http_server_s http_server_t;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kipd-build.h"
+#include "util/password.h"
 
 typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_UINT, OPT_SIZE, OPT_LISTEN, OPT_FLAG } opt_type_t;
 
@@ -31,14 +32,14 @@ static const config_opt_t config__opts[] = {
   {"pg-bindir", "KIPD_PG_BINDIR", OPT_STR, OFF(pg_bindir), "PostgreSQL server binaries for the embedded cluster"},
   {"pg-user", "KIPD_PG_USER", OPT_STR, OFF(pg_user), "system user that runs the embedded cluster when kipd is root (postgres)"},
   {"log-level", "KIPD_LOG_LEVEL", OPT_STR, OFF(log_level), "debug, info, warn or error (info)"},
-  {"pool-size", "KIPD_POOL_SIZE", OPT_UINT, OFF(pool.size), "database connections (8)"},
-  {"pool-queue", "KIPD_POOL_QUEUE", OPT_UINT, OFF(pool.max_queue), "requests that may wait for a connection before 503 (1024)"},
-  {"pool-queue-timeout-ms", "KIPD_POOL_QUEUE_TIMEOUT_MS", OPT_U64, OFF(pool.queue_timeout_ms), "longest wait for a connection (5000)"},
-  {"statement-timeout-ms", "KIPD_STATEMENT_TIMEOUT_MS", OPT_U64, OFF(pool.statement_timeout_ms), "PostgreSQL statement_timeout (10000)"},
-  {"http-read-timeout-ms", "KIPD_HTTP_READ_TIMEOUT_MS", OPT_U64, OFF(http.read_timeout_ms), "deadline for a request's headers and body (10000)"},
-  {"http-keepalive-timeout-ms", "KIPD_HTTP_KEEPALIVE_TIMEOUT_MS", OPT_U64, OFF(http.keepalive_timeout_ms), "idle keep-alive connections are closed after this (60000)"},
-  {"max-connections", "KIPD_MAX_CONNECTIONS", OPT_UINT, OFF(http.max_connections), "HTTP connections before new ones are refused (10000)"},
-  {"max-body-bytes", "KIPD_MAX_BODY_BYTES", OPT_SIZE, OFF(http.max_body_bytes), "largest request body (1048576)"},
+  {"pool-size", "KIPD_POOL_SIZE", OPT_UINT, OFF(pool_size), "database connections (8)"},
+  {"pool-queue", "KIPD_POOL_QUEUE", OPT_UINT, OFF(pool_max_queue), "requests that may wait for a connection before 503 (1024)"},
+  {"pool-queue-timeout-ms", "KIPD_POOL_QUEUE_TIMEOUT_MS", OPT_U64, OFF(pool_queue_timeout_ms), "longest wait for a connection (5000)"},
+  {"statement-timeout-ms", "KIPD_STATEMENT_TIMEOUT_MS", OPT_U64, OFF(pool_statement_timeout_ms), "PostgreSQL statement_timeout (10000)"},
+  {"http-read-timeout-ms", "KIPD_HTTP_READ_TIMEOUT_MS", OPT_U64, OFF(http_read_timeout_ms), "deadline for a request's headers and body (10000)"},
+  {"http-keepalive-timeout-ms", "KIPD_HTTP_KEEPALIVE_TIMEOUT_MS", OPT_U64, OFF(http_keepalive_timeout_ms), "idle keep-alive connections are closed after this (60000)"},
+  {"max-connections", "KIPD_MAX_CONNECTIONS", OPT_UINT, OFF(http_max_connections), "HTTP connections before new ones are refused (10000)"},
+  {"max-body-bytes", "KIPD_MAX_BODY_BYTES", OPT_SIZE, OFF(http_max_body_bytes), "largest request body (1048576)"},
   {"shutdown-grace-ms", "KIPD_SHUTDOWN_GRACE_MS", OPT_U64, OFF(shutdown_grace_ms), "time to finish in-flight requests on SIGTERM (10000)"},
   {"meeting-min-minutes", "KIPD_MEETING_MIN_MINUTES", OPT_INT, OFF(meeting_min_minutes), "shortest KIP meeting (90)"},
   {"next-meeting-max-months", "KIPD_NEXT_MEETING_MAX_MONTHS", OPT_INT, OFF(next_meeting_max_months), "latest next meeting after a meeting (6)"},
@@ -52,10 +53,11 @@ static const config_opt_t config__opts[] = {
   {"signin-window-s", "KIPD_SIGNIN_WINDOW_S", OPT_U64, OFF(signin_window_s), "failed sign-ins older than this are forgotten (900)"},
   {"signin-delay-ms", "KIPD_SIGNIN_DELAY_MS", OPT_U64, OFF(signin_delay_ms), "answer delay from the 3rd failed sign-in, doubling up to 8x (1000)"},
   {"password-jobs-max", "KIPD_PASSWORD_JOBS_MAX", OPT_UINT, OFF(password_jobs_max), "password hashes queued or running before 429 (16)"},
-  {"argon2-t", "KIPD_ARGON2_T", OPT_UINT, OFF(argon2.t_cost), "Argon2id passes for new password hashes (3)"},
-  {"argon2-m-kib", "KIPD_ARGON2_M_KIB", OPT_UINT, OFF(argon2.m_kib), "Argon2id memory in KiB for new password hashes (65536)"},
-  {"argon2-p", "KIPD_ARGON2_P", OPT_UINT, OFF(argon2.parallelism), "Argon2id lanes (1)"},
+  {"argon2-t", "KIPD_ARGON2_T", OPT_UINT, OFF(argon2_t), "Argon2id passes for new password hashes (3)"},
+  {"argon2-m-kib", "KIPD_ARGON2_M_KIB", OPT_UINT, OFF(argon2_m_kib), "Argon2id memory in KiB for new password hashes (65536)"},
+  {"argon2-p", "KIPD_ARGON2_P", OPT_UINT, OFF(argon2_p), "Argon2id lanes (1)"},
   {"audit-seal-interval-ms", "KIPD_AUDIT_SEAL_INTERVAL_MS", OPT_U64, OFF(audit_seal_interval_ms), "how often new audit rows are sealed into the hash chain (1000; 0 = only at verification)"},
+  {"pg-nosync", "KIPD_PG_NOSYNC", OPT_FLAG, OFF(pg_nosync), "embedded cluster: initdb and run PostgreSQL without fsync; for tests only, a crash can lose data"},
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
   {"print-routes", "KIPD_PRINT_ROUTES", OPT_FLAG, OFF(print_routes), "print the route table as JSON lines and exit"},
   {"rotate-key", "KIPD_ROTATE_KEY", OPT_FLAG, OFF(rotate_key), "re-encrypt every CPR number under a new key, then exit (stop kipd first)"},
@@ -82,21 +84,23 @@ void config_defaults(kipd_config_t *cfg) {
   cfg->signin_window_s = 900;
   cfg->signin_delay_ms = 1000;
   cfg->password_jobs_max = 16;
-  cfg->argon2 = (password_params_t){.t_cost = 3, .m_kib = 65536, .parallelism = 1};
+  cfg->argon2_t = 3;
+  cfg->argon2_m_kib = 65536;
+  cfg->argon2_p = 1;
   cfg->audit_seal_interval_ms = 1000;
-  cfg->http.max_body_bytes = 1024 * 1024;
-  cfg->http.max_header_bytes = 16 * 1024;
-  cfg->http.read_timeout_ms = 10000;
-  cfg->http.keepalive_timeout_ms = 60000;
-  cfg->http.write_timeout_ms = 30000;
-  cfg->http.max_connections = 10000;
-  cfg->pool.size = 8;
-  cfg->pool.max_queue = 1024;
-  cfg->pool.queue_timeout_ms = 5000;
-  cfg->pool.statement_timeout_ms = 10000;
-  cfg->pool.connect_timeout_ms = 5000;
-  cfg->pool.backoff_min_ms = 100;
-  cfg->pool.backoff_max_ms = 5000;
+  cfg->http_max_body_bytes = 1024 * 1024;
+  cfg->http_max_header_bytes = 16 * 1024;
+  cfg->http_read_timeout_ms = 10000;
+  cfg->http_keepalive_timeout_ms = 60000;
+  cfg->http_write_timeout_ms = 30000;
+  cfg->http_max_connections = 10000;
+  cfg->pool_size = 8;
+  cfg->pool_max_queue = 1024;
+  cfg->pool_queue_timeout_ms = 5000;
+  cfg->pool_statement_timeout_ms = 10000;
+  cfg->pool_connect_timeout_ms = 5000;
+  cfg->pool_backoff_min_ms = 100;
+  cfg->pool_backoff_max_ms = 5000;
 }
 
 void config_free(kipd_config_t *cfg) {
@@ -113,7 +117,6 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->log_level);
   free(cfg->cookie_secure);
   free(cfg->trusted_proxies);
-  free((char *)cfg->pool.conninfo);
   memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -335,7 +338,7 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
     else
       snprintf(cfg->key_file, len, "%.*s/cpr.key", (int)base_len, base);
   }
-  if (cfg->pool.size == 0 || cfg->http.max_connections == 0 || cfg->meeting_min_minutes <= 0) {
+  if (cfg->pool_size == 0 || cfg->http_max_connections == 0 || cfg->meeting_min_minutes <= 0) {
     snprintf(err, err_len, "pool-size, max-connections and meeting-min-minutes must be positive");
     return -EINVAL;
   }
@@ -353,7 +356,8 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
                            "signin-delay-ms at most 60000");
     return -EINVAL;
   }
-  const char *why = password_params_check(&cfg->argon2);
+  password_params_t argon2 = {.t_cost = cfg->argon2_t, .m_kib = cfg->argon2_m_kib, .parallelism = cfg->argon2_p};
+  const char *why = password_params_check(&argon2);
   if (why != NULL) {
     snprintf(err, err_len, "%s", why);
     return -EINVAL;

@@ -1,5 +1,11 @@
-/* config: kipd's settings, passed down as structs. There are no global
- * configuration variables: each layer receives the part it needs.
+/* config: kipd's settings as parsed from flags, environment and file.
+ *
+ * config only parses, into this neutral, flat representation. It knows no
+ * layer's types: each layer owns its own configuration struct
+ * (http_limits_t in http/server.h, pg_pool_config_t in db/pg_pool.h,
+ * cluster_config_t in db/cluster.h, app_config_t in app/app.h), and main.c
+ * fills each from these values. There are no global configuration
+ * variables.
  *
  * Precedence: command-line flags > KIPD_* environment > config file >
  * built-in defaults. */
@@ -11,29 +17,6 @@
 #include <stdint.h>
 
 #include "util/error.h"
-#include "util/password.h"
-
-/* HTTP layer limits (http/server.h). */
-typedef struct http_limits_s {
-  size_t max_body_bytes;        /* 1 MiB: larger bodies get 413 */
-  size_t max_header_bytes;      /* 16 KiB of request line + headers: 431 */
-  uint64_t read_timeout_ms;     /* header/body must arrive within this: 10 s */
-  uint64_t keepalive_timeout_ms;/* idle keep-alive connection is closed: 60 s */
-  uint64_t write_timeout_ms;    /* a response must drain within this: 30 s */
-  unsigned max_connections;     /* further accepts are refused: 10000 */
-} http_limits_t;
-
-/* Database pool settings (db/pg_pool.h). */
-typedef struct pg_pool_config_s {
-  const char *conninfo;         /* libpq connection string or URI */
-  unsigned size;                /* connections: 8 */
-  unsigned max_queue;           /* waiting requests before 503: 1024 */
-  uint64_t queue_timeout_ms;    /* a waiting request gives up: 5 s */
-  uint64_t statement_timeout_ms;/* server-side statement_timeout: 10 s */
-  uint64_t connect_timeout_ms;  /* one connection attempt: 5 s */
-  uint64_t backoff_min_ms;      /* reconnect backoff start: 100 ms */
-  uint64_t backoff_max_ms;      /* reconnect backoff cap: 5 s */
-} pg_pool_config_t;
 
 typedef struct kipd_config_s {
   char *listen_host;            /* "127.0.0.1" */
@@ -55,6 +38,7 @@ typedef struct kipd_config_s {
   int meeting_min_minutes;      /* 90 */
   int next_meeting_max_months;  /* 6 */
   uint64_t daily_pass_interval_s; /* the daily pass runs this often: 3600; 0 = never */
+  bool pg_nosync;               /* embedded cluster: initdb and run without fsync (tests only) */
   /* Sign-in and sessions (api/session.c, docs/security.md). */
   uint64_t session_idle_s;      /* a session unused this long expires: 1800 */
   uint64_t session_max_s;       /* absolute lifetime of a session: 43200 */
@@ -65,10 +49,25 @@ typedef struct kipd_config_s {
   uint64_t signin_window_s;     /* failures older than this are forgotten: 900 */
   uint64_t signin_delay_ms;     /* delay of the 3rd failure, doubling to 8x: 1000 */
   unsigned password_jobs_max;   /* Argon2 jobs queued or running before 429: 16 */
-  password_params_t argon2;     /* t=3, m=65536 KiB, p=1 */
+  unsigned argon2_t;            /* Argon2id passes: 3 */
+  unsigned argon2_m_kib;        /* Argon2id memory in KiB: 65536 */
+  unsigned argon2_p;            /* Argon2id lanes: 1 */
   uint64_t audit_seal_interval_ms; /* the audit sealer runs this often: 1000; 0 = never */
-  http_limits_t http;
-  pg_pool_config_t pool;
+  /* HTTP (http_limits_t). */
+  size_t http_max_body_bytes;   /* 1 MiB: larger bodies get 413 */
+  size_t http_max_header_bytes; /* 16 KiB of request line + headers: 431 */
+  uint64_t http_read_timeout_ms;      /* header/body must arrive within this: 10 s */
+  uint64_t http_keepalive_timeout_ms; /* idle keep-alive connection is closed: 60 s */
+  uint64_t http_write_timeout_ms;     /* a response must drain within this: 30 s */
+  unsigned http_max_connections;      /* further accepts are refused: 10000 */
+  /* Database pool (pg_pool_config_t). */
+  unsigned pool_size;           /* connections: 8 */
+  unsigned pool_max_queue;      /* waiting requests before 503: 1024 */
+  uint64_t pool_queue_timeout_ms;     /* a waiting request gives up: 5 s */
+  uint64_t pool_statement_timeout_ms; /* server-side statement_timeout: 10 s */
+  uint64_t pool_connect_timeout_ms;   /* one connection attempt: 5 s */
+  uint64_t pool_backoff_min_ms;       /* reconnect backoff start: 100 ms */
+  uint64_t pool_backoff_max_ms;       /* reconnect backoff cap: 5 s */
 } kipd_config_t;
 
 /* Fill cfg with defaults. */

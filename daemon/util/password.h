@@ -2,7 +2,7 @@
  *
  * Every function here is synchronous and pure CPU (tens of milliseconds at
  * the default cost): call password_hash() and password_verify() only off the
- * event loop, on libuv's threadpool (app/app.h kreq_queue_work()). Nothing
+ * event loop, on libuv's threadpool (app/kreq_work.h kreq_work_queue()). Nothing
  * here logs. No primitive is written here; libargon2 does the work. */
 #ifndef KIPD_UTIL_PASSWORD_H
 #define KIPD_UTIL_PASSWORD_H

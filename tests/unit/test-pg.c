@@ -796,7 +796,7 @@ static void test_parent_dir(const char *bindir) {
     return;
   char inner[64];
   snprintf(inner, sizeof(inner), "%s/data", outer);
-  cluster_config_t cfg = {inner, bindir, "postgres", "kipd", NULL};
+  cluster_config_t cfg = {inner, bindir, "postgres", "kipd", NULL, .nosync = true};
   cluster_t *c = NULL;
   char err[512] = "";
   int rc = cluster_start(&loop, &cfg, NULL, NULL, 10000, &c, err, sizeof(err));
@@ -848,7 +848,6 @@ int main(void) {
   const char *bindir = getenv("KIPD_TEST_PG_BINDIR");
   if (bindir == NULL || bindir[0] == '\0')
     bindir = "/usr/lib/postgresql/15/bin";
-  setenv("KIPD_PG_NOSYNC", "1", 1);
   signal(SIGPIPE, SIG_IGN);
 
   uv_loop_init(&loop);
@@ -861,7 +860,7 @@ int main(void) {
   }
   uint64_t started = now_ms();
 
-  cluster_config_t ccfg = {data_dir, bindir, "postgres", "kipd", NULL};
+  cluster_config_t ccfg = {data_dir, bindir, "postgres", "kipd", NULL, .nosync = true};
   cluster_t *cluster = NULL;
   char err[512] = "";
   int rc = cluster_start(&loop, &ccfg, on_restarted, NULL, 60000, &cluster, err, sizeof(err));
