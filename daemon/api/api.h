@@ -36,6 +36,8 @@ void api_user_create_handler(struct kreq_s *r);
 const char *api_format_password(json_t *parent, const char *key, json_t *value, const char **code);
 extern const route_t api_audit_routes[];
 extern const size_t api_audit_n_routes;
+extern const route_t api_directory_routes[];
+extern const size_t api_directory_n_routes;
 
 /* The calendar feed's time zone (Europe/Copenhagen), read from the system's
  * zoneinfo once at start-up, before the loop serves anyone. Returns 0 or

@@ -162,14 +162,14 @@ BEGIN
   PERFORM kip.cpr_check_sealed(v_cit);
   IF v_status <> p.status THEN
     IF v_status = 'closed' THEN
-      PERFORM kip.fail(422, 'status', 'close a plan with POST /v1/plans/{id}/close');
+      PERFORM kip.fail(422, 'not_allowed_transition', 'status', 'close a plan with POST /v1/plans/{id}/close');
     ELSIF v_status = 'active' THEN
       IF NOT EXISTS (SELECT 1 FROM kip.consents c WHERE c.plan_id = p.id AND c.superseded_at IS NULL
                         AND c.kip_consent AND c.withdrawn_at IS NULL) THEN
-        PERFORM kip.fail(422, 'status', 'a plan becomes active only once kip_consent is recorded');
+        PERFORM kip.fail(422, 'consent_required', 'status', 'a plan becomes active only once kip_consent is recorded');
       END IF;
     ELSIF p.status = 'active' THEN
-      PERFORM kip.fail(422, 'status', 'an active plan leaves that state by closing or by consent withdrawal');
+      PERFORM kip.fail(422, 'not_allowed_transition', 'status', 'an active plan leaves that state by closing or by consent withdrawal');
     END IF;
   END IF;
   UPDATE kip.plans SET
@@ -215,7 +215,7 @@ DECLARE
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF v_reason IN ('transferred', 'other') AND nullif(btrim(p_body->>'note'), '') IS NULL THEN
-    PERFORM kip.fail(422, 'note', format('is required when the reason is %s', v_reason));
+    PERFORM kip.fail(422, 'required', 'note', format('is required when the reason is %s', v_reason));
   END IF;
   UPDATE kip.plans SET status = 'closed', closed_at = now(), close_reason = v_reason,
                        close_note = p_body->>'note', version = version + 1, updated_at = now()
@@ -250,7 +250,7 @@ BEGIN
   IF p_citizen ? 'cpr' AND p_citizen->>'cpr' IS NOT NULL
      AND split_part(p_citizen->>'cpr_enc', ':', 3) IS DISTINCT FROM
          (SELECT id FROM kip.cpr_keys WHERE is_current) THEN
-    PERFORM kip.fail(503, NULL, 'the CPR key was rotated; restart kipd');
+    PERFORM kip.fail(503, NULL, NULL, 'the CPR key was rotated; restart kipd');
   END IF;
 END
 $function$;
