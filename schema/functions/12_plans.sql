@@ -87,6 +87,27 @@ BEGIN
 END
 $function$;
 
+-- GET /v1/plans/{id} with If-None-Match: the access rule first (404 for a
+-- plan the caller may not see, exactly as without the header), then 304
+-- with the ETag and no body when the plan is at one of p_versions (-2 is
+-- "*"). A 304 sends no personal data, so it writes no audit row
+-- (docs/audit.md); any other answer is plan_get's, audited as ever.
+CREATE FUNCTION kip_api.plan_get_unless(p_ctx jsonb, p_id uuid, p_versions bigint[])
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_id);
+BEGIN
+  IF p.version = ANY (p_versions) OR -2 = ANY (p_versions) THEN
+    RETURN kip.ok(NULL, 304, p.version::text);
+  END IF;
+  PERFORM kip.audit('read', p.id, 'plan');
+  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+END
+$function$;
+
 --
 -- The list functions below are those of 003, 005 and 006 with only their
 -- audit statement changed to kip.audit_plans() and a route's own action.
