@@ -58,6 +58,12 @@ extern const char *const api_participant_roles[];
 extern const char *const api_attendance_modes[];
 extern const char *const api_action_areas[];   /* the needs areas and "other" */
 
+/* The word put before a meeting room in the agenda and the calendar:
+ * "lokale " for a bare number or code ("4", "B12", "2.14"), "" when the
+ * room already names itself ("Lokale 4", "Mødelokale 2", "Auditoriet"),
+ * i.e. holds a run of three or more letters. room is borrowed. */
+const char *api_room_prefix(const char *room);
+
 /* The fields of one new action (POST /v1/plans/{id}/actions, and each
  * action agreed in a meeting outcome). */
 extern const jc_field_t api_action_fields[];

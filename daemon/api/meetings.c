@@ -379,7 +379,8 @@ static void agenda_html(html_t *h, json_t *a) {
     html_text(h, jstr(loc, "address"));
   }
   if (jstr(loc, "room")) {
-    html_raw(h, ", lokale ");
+    html_raw(h, ", ");
+    html_raw(h, api_room_prefix(jstr(loc, "room")));
     html_text(h, jstr(loc, "room"));
   }
   if (jstr(loc, "video_url")) {

@@ -31,6 +31,22 @@ const char *api_format_limit(json_t *parent, const char *key, json_t *value, con
   return NULL;
 }
 
+const char *api_room_prefix(const char *room) {
+  size_t run = 0;
+  for (const unsigned char *c = (const unsigned char *)room; *c; c++) {
+    /* A letter: ASCII, or a byte of a multi-byte UTF-8 character (æ, ø, å
+     * and the like; continuation bytes do not count again). */
+    bool letter = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c >= 0xc0;
+    if (letter) {
+      if (++run >= 3)
+        return "";
+    } else if (*c < 0x80) {
+      run = 0;
+    }
+  }
+  return "lokale ";
+}
+
 const jc_field_t api_page_query[] = {
   {.name = "limit", .type = JC_STRING, .format = api_format_limit},
   {.name = "cursor", .type = JC_STRING, .max_len = 512},
