@@ -103,6 +103,9 @@ def _sql_codes():
             if len(args) > 1:
                 for code in SQL_LITERAL.findall(args[1]):
                     found.append((code, f"{rel}: kip.fail"))
+        # kip.warning('code', ...): a warnings[] entry
+        for m in re.finditer(r"\bkip\.warning\(\s*'([a-z][a-z0-9_]*)'", text):
+            found.append((m.group(1), f"{rel}: kip.warning"))
         # 'code', 'x' in a jsonb_build_object (several errors, warnings)
         for m in re.finditer(r"'code'\s*,\s*'([a-z][a-z0-9_]*)'", text):
             found.append((m.group(1), f"{rel}: 'code'"))
