@@ -478,6 +478,9 @@ static void kipd_configure_layers(kipd_t *k) {
     .signin_delay_ms = c->signin_delay_ms,
     .password_jobs_max = c->password_jobs_max,
     .argon2 = {.t_cost = c->argon2_t, .m_kib = c->argon2_m_kib, .parallelism = c->argon2_p},
+    .public_url = c->public_url,
+    .listen_host = c->listen_host,
+    .listen_port = c->listen_port,
   };
 }
 

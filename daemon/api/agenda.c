@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/api.h"
 #include "util/error.h"
 
 /* Accept: the HTML page when text/html is acceptable (q > 0) and preferred
@@ -259,7 +260,8 @@ static void agenda_html(html_t *h, json_t *a) {
     html_text(h, jstr(loc, "address"));
   }
   if (jstr(loc, "room")) {
-    html_raw(h, ", lokale ");
+    html_raw(h, ", ");
+    html_raw(h, api_room_prefix(jstr(loc, "room")));
     html_text(h, jstr(loc, "room"));
   }
   if (jstr(loc, "video_url")) {

@@ -185,8 +185,8 @@ static int app__credentials(kreq_t *r) {
     r->csrf_required = true;
     const char *csrf = http_request_header(req, "x-csrf-token");
     if (csrf == NULL || *csrf == '\0') {
-      kreq_problem(r, 403, "a change made with the session cookie needs the X-CSRF-Token header",
-                   "X-CSRF-Token", "is required with the session cookie");
+      kreq_problem_code(r, 403, "a change made with the session cookie needs the X-CSRF-Token header",
+                        "required", "X-CSRF-Token", "is required with the session cookie");
       return -EACCES;
     }
     if (crypto_sha256_hex(csrf, strlen(csrf), r->csrf_hash) != 0) {
@@ -218,7 +218,7 @@ void app_handle(http_request_t *req, void *data) {
     return;
   }
   if (rc == -EPERM) {
-    kreq_problem(r, 405, arena_sprintf(&req->arena, "allowed: %s", r->match.allow), "method",
+    kreq_problem_code(r, 405, arena_sprintf(&req->arena, "allowed: %s", r->match.allow), "method_not_allowed", "method",
                  arena_sprintf(&req->arena, "must be one of %s", r->match.allow));
     return;
   }
@@ -239,13 +239,15 @@ void app_handle(http_request_t *req, void *data) {
   /* Query parameters. */
   const char *why = NULL;
   if (query_parse(req->query, &r->query, &why) != 0) {
-    kreq_problem(r, 400, "the query string could not be read", "query", why ? why : "invalid");
+    kreq_problem_code(r, 400, "the query string could not be read", "invalid_query", "query", why ? why : "invalid");
     return;
   }
   if (app__has_token_marker(r->query)) {
-    kreq_problem(r, 400, "the query string holds a control character", "query", "must not contain U+0001");
+    kreq_problem_code(r, 400, "the query string holds a control character", "invalid_characters", "query",
+                      "must not contain U+0001");
     return;
   }
+  r->query_problem = true;
   if (rt->query_spec != NULL) {
     if (jc_check(r->query, rt->query_spec, &r->jc) != 0) {
       kreq_problem_jc(r);
@@ -253,9 +255,11 @@ void app_handle(http_request_t *req, void *data) {
     }
   } else if (json_object_size(r->query) > 0) {
     const char *k = json_object_iter_key(json_object_iter(r->query));
-    kreq_problem(r, 400, "this endpoint takes no query parameters", k, "unknown query parameter");
+    kreq_problem_code(r, 400, "this endpoint takes no query parameters", "unknown_field", k,
+                      "unknown query parameter");
     return;
   }
+  r->query_problem = false;
 
   /* Body. */
   if (rt->flags & ROUTE_BODY) {
@@ -263,7 +267,8 @@ void app_handle(http_request_t *req, void *data) {
     if (req->body_len == 0 && ct == NULL) {
       r->body = json_object();
     } else if (!app__is_json(ct)) {
-      kreq_problem(r, 415, "send the body as application/json; charset=utf-8", "Content-Type",
+      kreq_problem_code(r, 415, "send the body as application/json; charset=utf-8", "unsupported_media_type",
+                        "Content-Type",
                    "must be application/json");
       return;
     } else {
@@ -272,16 +277,17 @@ void app_handle(http_request_t *req, void *data) {
       if (r->body == NULL) {
         char *msg = arena_sprintf(&req->arena, "invalid JSON at line %d column %d: %s", jerr.line,
                                   jerr.column, jerr.text);
-        kreq_problem(r, 400, msg, "body", msg);
+        kreq_problem_code(r, 400, msg, "invalid_json", "body", msg);
         return;
       }
       if (app__has_token_marker(r->body)) {
-        kreq_problem(r, 400, "the body holds a control character", "body", "must not contain U+0001");
+        kreq_problem_code(r, 400, "the body holds a control character", "invalid_characters", "body",
+                          "must not contain U+0001");
         return;
       }
     }
   } else if (req->body_len > 0) {
-    kreq_problem(r, 400, "this endpoint takes no request body", "body", "must be empty");
+    kreq_problem_code(r, 400, "this endpoint takes no request body", "unexpected_body", "body", "must be empty");
     return;
   }
 
@@ -289,11 +295,12 @@ void app_handle(http_request_t *req, void *data) {
   const char *im = http_request_header(req, "if-match");
   if (im != NULL && (rt->flags & (ROUTE_IF_MATCH | ROUTE_OPT_IF_MATCH))) {
     if (app__parse_if_match(im, &r->if_match) != 0) {
-      kreq_problem(r, 400, "If-Match must be an ETag such as \"3\"", "If-Match", "not a valid ETag");
+      kreq_problem_code(r, 400, "If-Match must be an ETag such as \"3\"", "invalid_etag", "If-Match",
+                        "not a valid ETag");
       return;
     }
   } else if (rt->flags & ROUTE_IF_MATCH) {
-    kreq_problem(r, 428, "send If-Match with the ETag you last read", "If-Match", "is required");
+    kreq_problem_code(r, 428, "send If-Match with the ETag you last read", "required", "If-Match", "is required");
     return;
   }
 

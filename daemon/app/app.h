@@ -51,6 +51,10 @@ typedef struct app_config_s {
   uint64_t signin_delay_ms;     /* delay of the 3rd failure, doubling to 8x: 1000 */
   unsigned password_jobs_max;   /* Argon2 jobs queued or running before 429: 16 */
   password_params_t argon2;     /* t=3, m=65536 KiB, p=1 */
+  const char *public_url;       /* base of absolute links ("https://kip.example.dk", no trailing
+                                 * slash); NULL: from the request's Host and X-Forwarded-Proto */
+  const char *listen_host;      /* the listen address, the last fallback for absolute links */
+  int listen_port;
 } app_config_t;
 
 /* Create the app. routes is borrowed and must outlive the app. cfg is

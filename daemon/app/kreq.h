@@ -49,6 +49,7 @@ struct kreq_s {
   long long if_match;       /* -1 absent, -2 "*", else the version */
   char user_id[40];         /* for the access log, set from the SQL answer */
   jc_result_t jc;
+  bool query_problem;       /* the problem is about the query string: no error has a body pointer */
   /* The statement in flight, kept for one retry after a serialization
    * failure. */
   const pg_stmt_t *stmt;

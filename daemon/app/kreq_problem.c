@@ -8,6 +8,8 @@
 
 /* Send a problem document (stolen) with the headers its status needs. */
 static void kreq_problem__send(kreq_t *r, int status, json_t *p) {
+  problem_complete_errors(json_object_get(p, "errors"), r->match.route ? r->match.route->query_spec : NULL,
+                          r->query_problem);
   http_header_t hdrs[2];
   size_t n = 0;
   if (status == 401)
@@ -30,11 +32,16 @@ void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *erro
   kreq_problem__send(r, status, problem_new(status, detail, errors, r->http->request_id));
 }
 
-void kreq_problem(kreq_t *r, int status, const char *detail, const char *field, const char *message) {
+void kreq_problem_code(kreq_t *r, int status, const char *detail, const char *code, const char *field,
+                       const char *message) {
   json_t *errors = json_array();
   if (field != NULL)
-    problem_add_error(errors, field, message ? message : "is invalid");
+    problem_add_error(errors, code, field, message ? message : "is invalid");
   kreq_problem_errors(r, status, detail, errors);
+}
+
+void kreq_problem(kreq_t *r, int status, const char *detail, const char *field, const char *message) {
+  kreq_problem_code(r, status, detail, NULL, field, message);
 }
 
 void kreq_problem_jc(kreq_t *r) {
@@ -45,7 +52,7 @@ void kreq_problem_jc(kreq_t *r) {
      * the reason for the status. */
     if (r->jc.status == 400 && r->jc.errors[i].status != 400)
       continue;
-    problem_add_error(errors, r->jc.errors[i].field, r->jc.errors[i].message);
+    problem_add_error(errors, r->jc.errors[i].code, r->jc.errors[i].field, r->jc.errors[i].message);
     if (detail == NULL)
       detail = arena_sprintf(&r->http->arena, "%s: %s", r->jc.errors[i].field, r->jc.errors[i].message);
   }
@@ -86,7 +93,7 @@ void kreq_problem_db(kreq_t *r, const problem_db_error_t *e) {
     errors = json_array();
   }
   if (m.field != NULL)
-    problem_add_error(errors, m.field, m.message ? m.message : "is invalid");
+    problem_add_error(errors, m.code, m.field, m.message ? m.message : "is invalid");
   const char *text = NULL;
   if (ours)
     text = primary;

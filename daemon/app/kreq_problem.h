@@ -12,6 +12,12 @@
 /* A problem with zero or one field error (field/message may be NULL). */
 void kreq_problem(kreq_t *r, int status, const char *detail, const char *field, const char *message);
 
+/* The same with the error's code ("required", "cpr_in_url", ...; the
+ * ErrorCode enum of api/openapi.yaml). Every error's pointer is derived
+ * from its field when the problem is sent (problem_complete_errors). */
+void kreq_problem_code(kreq_t *r, int status, const char *detail, const char *code, const char *field,
+                       const char *message);
+
 /* A problem with an errors array (stolen). */
 void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *errors);
 

@@ -332,7 +332,7 @@ def _check_upgraded(k, expected, sql):
         # holds after the consents' yearly review dates too.
         assert {k: v for k, v in doc["consent"].items() if k != "review_expired"} == \
             {k: v for k, v in was["consent"].items() if k != "review_expired"}
-        found = nurse.get("/v1/plans", params={"q": p["cpr"]}).json()["items"]
+        found = nurse.post("/v1/plans/search", json={"cpr": p["cpr"]}).json()["items"]
         assert [x["id"] for x in found] == [p["id"]], "search by CPR (the blind index) lost the plan"
         assert nurse.get(f"/v1/plans/{p['id']}/history").json()["items"]
     held = nurse.get(f"/v1/meetings/{expected['meeting']}").json()
