@@ -64,8 +64,12 @@ def test_statement_timeout_answers_503_and_changes_nothing(pg, kipd_factory):
 
 
 def test_full_pool_queue_answers_503_at_once(pg, kipd_factory):
+    # No audit sealer and no daily pass: their statements (every second, and
+    # 2 s after start) would take the one queue place whenever they fell
+    # between the blocked and the queued request.
     k = kipd_factory(extra_args=["--pool-size", "1", "--pool-queue", "1",
-                                 "--pool-queue-timeout-ms", "20000"])
+                                 "--pool-queue-timeout-ms", "20000", "--audit-seal-interval-ms", "0",
+                                 "--daily-pass-interval-s", "0"])
     _, nurse = _users(k)
     plan = kiptest.create_plan(nurse)
     lock = RowLock(pg, k.db, plan["id"])
