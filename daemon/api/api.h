@@ -33,7 +33,7 @@ extern const size_t api_session_n_routes;
 struct kreq_s;
 void api_user_create_handler(struct kreq_s *r);
 /* The password policy as a json_check format hook (util/password.h). */
-const char *api_format_password(json_t *parent, const char *key, json_t *value);
+const char *api_format_password(json_t *parent, const char *key, json_t *value, const char **code);
 extern const route_t api_audit_routes[];
 extern const size_t api_audit_n_routes;
 
@@ -47,7 +47,7 @@ void api_calendar_cleanup(void);
 int api_routes(route_t **out, size_t *n) KIPD_MUST_CHECK;
 
 /* Shared query-parameter specs and hooks. */
-const char *api_format_limit(json_t *parent, const char *key, json_t *value);
+const char *api_format_limit(json_t *parent, const char *key, json_t *value, const char **code);
 extern const jc_field_t api_page_query[];   /* limit, cursor */
 
 /* Enum value lists shared across families. */

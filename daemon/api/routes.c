@@ -17,7 +17,8 @@ const char *const api_participant_roles[] = {
 const char *const api_attendance_modes[] = {"in_person", "phone", "video", NULL};
 
 /* limit=1..500, rewritten to an integer. */
-const char *api_format_limit(json_t *parent, const char *key, json_t *value) {
+const char *api_format_limit(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "out_of_range";
   const char *s = json_string_value(value);
   size_t len = strlen(s);
   if (len == 0 || len > 3 || !validate_digits(s, len))

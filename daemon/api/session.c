@@ -23,8 +23,12 @@
 
 /* ---- request specs ---- */
 
-const char *api_format_password(json_t *parent, const char *key, json_t *value) {
-  return password_policy(json_string_value(value), json_string_length(value));
+const char *api_format_password(json_t *parent, const char *key, json_t *value, const char **code) {
+  const char *why = password_policy(json_string_value(value), json_string_length(value));
+  /* The policy's reasons: too long (bytes), not UTF-8, too short. */
+  if (why != NULL)
+    *code = strstr(why, "at most") ? "too_long" : strstr(why, "UTF-8") ? "invalid_characters" : "too_short";
+  return why;
 }
 
 static const jc_field_t session_body[] = {
@@ -348,7 +352,7 @@ static void session_delete_handler(kreq_t *r) {
 /* ---- PUT /v1/me/password ---- */
 
 static void password__wrong(kreq_t *r, void *arg) {
-  kreq_problem(r, 403, "current_password: is wrong", "current_password", "is wrong");
+  kreq_problem_code(r, 403, "current_password: is wrong", "wrong_password", "current_password", "is wrong");
 }
 
 static void password__failed_done(kreq_t *r, PGresult *res) {

@@ -43,7 +43,7 @@ typedef struct kipd_config_s {
   char *db_owner_url;           /* external mode: the owner role, for migrations */
   char *admin_token_file;       /* default DATA_DIR/admin-token */
   char *key_file;               /* CPR keyring: default DATA_DIR/cpr.key, else beside the admin token */
-  char *schema_dir;             /* numbered migrations */
+  char *schema_dir;             /* migrations/ and functions/ */
   char *pg_bindir;              /* /usr/lib/postgresql/15/bin */
   char *pg_user;                /* system user for the embedded cluster: postgres */
   char *config_file;
@@ -60,6 +60,8 @@ typedef struct kipd_config_s {
   uint64_t session_max_s;       /* absolute lifetime of a session: 43200 */
   char *cookie_secure;          /* "auto" (X-Forwarded-Proto), "always", "never" */
   char *trusted_proxies;        /* comma-separated proxy IPs whose X-Forwarded-For is believed */
+  char *public_url;             /* base of absolute links ("https://kip.example.dk", no trailing
+                                 * slash); NULL: from the request's Host and X-Forwarded-Proto */
   int signin_lock_after;        /* consecutive failures that lock a username: 5 */
   uint64_t signin_lock_s;       /* how long it stays locked: 900 */
   uint64_t signin_window_s;     /* failures older than this are forgotten: 900 */
