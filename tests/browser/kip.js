@@ -61,6 +61,7 @@ export async function launchBrowser() {
 // A page that records console errors, page errors and failed requests.
 export async function newPage(browser, base, { width = 1366, height = 768 } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, baseURL: base, locale: 'da-DK', timezoneId: 'Europe/Copenhagen' });
+  context.setDefaultTimeout(10000);
   const page = await context.newPage();
   page.problems = [];
   page.on('console', (m) => { if (m.type() === 'error') page.problems.push(`console: ${m.text()}`); });
