@@ -12,7 +12,7 @@ export const ROOT = path.resolve(here, '..', '..');
 export const SHOTS = path.join(ROOT, 'docs', 'ui');
 
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--lang=da-DK'];
 
 // Starts PostgreSQL + kipd; resolves to {url, adminToken, secret(s), stop()}.
 export function startKipd() {
@@ -55,7 +55,8 @@ export async function apiCall(base, token, method, p, body) {
 }
 
 export async function launchBrowser() {
-  return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
+  return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true,
+    env: { ...process.env, LANGUAGE: 'da', LANG: 'da_DK.UTF-8' } });
 }
 
 // A page that records console errors, page errors and failed requests.

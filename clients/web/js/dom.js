@@ -52,10 +52,13 @@ export function field(labelText, control, opts = {}) {
   if (opts.field) control.dataset.field = opts.field;
   if (opts.required) control.required = true;
   const wrap = h('div', { class: `field${opts.inline ? ' field-inline' : ''}${opts.class ? ' ' + opts.class : ''}` });
-  const label = h('label', { for: id }, labelText, opts.required ? h('span', { class: 'req', 'aria-hidden': 'true' }, ' *') : null);
+  const label = h('label', { for: id }, labelText);
   if (control.type === 'checkbox' || control.type === 'radio') {
     wrap.classList.add('field-check');
     wrap.append(control, label);
+  } else if (opts.required) {
+    // The star stays outside the label, so the control's name is the label.
+    wrap.append(h('div', { class: 'label-row' }, label, h('span', { class: 'req', 'aria-hidden': 'true' }, '*')), control);
   } else {
     wrap.append(label, control);
   }

@@ -109,11 +109,10 @@ export async function render(main, meetingId) {
   function drawNew() {
     clear(newList);
     draft.actions.forEach((a, i) => {
-      newList.append(h('li', { class: 'new-action' },
+      newList.append(h('li', { class: 'new-action', id: `na-${i}`, dataset: { pointer: `/actions/${i}` } },
         h('div', null, h('p', { class: 'action-title' }, a.title),
-          h('p', { class: 'muted small' }, `${pname(a.responsible_participant_id)} · ${label('area', a.area)}`, a.due_date ? ` · ${t('actions.due')} ${fmtDate(a.due_date, lang)}` : '')),
-        h('p', { class: 'error-text', id: `na-${i}-err`, hidden: true }),
-        h('span', { id: `na-${i}`, dataset: { pointer: `/actions/${i}` } }),
+          h('p', { class: 'muted small' }, `${pname(a.responsible_participant_id)} · ${label('area', a.area)}`, a.due_date ? ` · ${t('actions.due')} ${fmtDate(a.due_date, lang)}` : ''),
+          h('p', { class: 'error-text', id: `na-${i}-err`, hidden: true })),
         h('button', { type: 'button', class: 'btn btn-ghost btn-small', 'aria-label': t('mm.remove_action', { title: a.title }), onclick: () => { draft.actions.splice(i, 1); persist(); drawNew(); title.focus(); } }, t('common.remove'))));
     });
   }
@@ -212,8 +211,8 @@ export async function render(main, meetingId) {
       deleteDraft(state.user.id, meetingId);
       const warnings = res.body.warnings || [];
       if (warnings.length || failed.length) {
-        main.replaceChildren(h('h1', null, t('mm.saved')), warningsBox(warnings, pname),
-          failed.length ? h('div', { class: 'alert alert-error' }, h('p', null, t('mm.followup_failed')), h('ul', null, failed.map((f) => h('li', null, f)))) : null,
+        main.replaceChildren(h('h1', null, t('mm.saved')), h('div', null, warningsBox(warnings, pname)),
+          h('div', null, failed.length ? h('div', { class: 'alert alert-error' }, h('p', null, t('mm.followup_failed')), h('ul', null, failed.map((f) => h('li', null, f)))) : null),
           h('div', { class: 'row-actions' }, h('a', { class: 'btn btn-primary', href: `/moeder/${meetingId}/referat` }, t('meetings.minutes')),
             h('a', { class: 'btn btn-secondary', href: `/forloeb/${plan.id}` }, t('mplan.to_plan'))));
         return;
@@ -237,7 +236,7 @@ export async function render(main, meetingId) {
     h('p', { class: 'lead' }, fmtDateTime(meeting.starts_at, lang), '–', fmtTime(meeting.ends_at, lang), ' · ', label('place', meeting.location.kind),
       meeting.location.room ? `, ${meeting.location.room}` : '')),
   h('a', { class: 'btn btn-secondary', href: `/v1/meetings/${meetingId}/agenda`, target: '_blank', rel: 'noopener' }, t('meetings.agenda'))),
-  restored ? h('div', { class: 'alert alert-info', role: 'status' }, h('p', null, t('mm.draft_restored'))) : null,
+  ...(restored ? [h('div', { class: 'alert alert-info', role: 'status' }, h('p', null, t('mm.draft_restored')))] : []),
   form);
   return () => { clearTimeout(saveTimer); if (!saved && state.user) saveDraft(state.user.id, meetingId, draft); };
 }

@@ -2,7 +2,7 @@
 // for Outlook (POST /v1/me/calendar-feed; a new URL revokes the old one).
 import { h, clear, fmtDateTime, fmtTime, maskCpr, todayCph } from '../dom.js';
 import { t, currentLang } from '../i18n.js';
-import { get, post } from '../api.js';
+import { api, get } from '../api.js';
 import { label, statusBadge } from '../labels.js';
 import { problemHeadline } from '../forms.js';
 import { state } from '../state.js';
@@ -19,7 +19,7 @@ export async function render(main) {
   feedBtn.addEventListener('click', async () => {
     feedBtn.disabled = true;
     try {
-      const f = await post('/v1/me/calendar-feed', {});
+      const f = (await api('POST', '/v1/me/calendar-feed')).body;
       const url = new URL(f.url, location.origin).href;
       const input = h('input', { type: 'text', readonly: true, value: url, id: 'feed-url', class: 'mono' });
       const copy = h('button', { type: 'button', class: 'btn btn-primary btn-small' }, t('mymeetings.copy'));
