@@ -151,15 +151,12 @@ export async function render(main, id) {
     const active = plan.participants.filter((p) => p.active);
     el.append(h('div', { class: 'panel-head' }, h('h2', { id: 'sec-participants' }, t('participants.title')),
       h('a', { href: `/forloeb/${plan.id}/deltagere`, class: 'btn btn-secondary btn-small' }, t('participants.add'))));
-    el.append(h('table', { class: 'table table-compact' },
-      h('thead', null, h('tr', null, ['participants.name', 'participants.role', 'participants.organisation', 'participants.phone', 'participants.email']
-        .map((k) => h('th', { scope: 'col' }, t(k))))),
-      h('tbody', null, active.map((p) => h('tr', null,
-        h('th', { scope: 'row' }, p.name, p.id === plan.coordinator ? h('span', { class: 'badge badge-info' }, t('plan.tovholder')) : null),
-        h('td', null, p.role_title || label('role', p.role)),
-        h('td', null, orgNameSync(orgs, p.organisation_id)),
-        h('td', null, p.phone ? h('a', { href: `tel:${p.phone}` }, p.phone) : ''),
-        h('td', null, p.email ? h('a', { href: `mailto:${p.email}` }, p.email) : ''))))));
+    el.append(h('ul', { class: 'people-list' }, active.map((p) => h('li', null,
+      h('p', { class: 'person-name' }, p.name, p.id === plan.coordinator ? h('span', { class: 'badge badge-info' }, t('plan.tovholder')) : null),
+      h('p', { class: 'muted small' }, [p.role_title || label('role', p.role), orgNameSync(orgs, p.organisation_id)].filter(Boolean).join(' · ')),
+      (p.phone || p.email) ? h('p', { class: 'small contact' },
+        p.phone ? h('a', { href: `tel:${p.phone.replace(/\s/g, '')}`, 'aria-label': `${t('participants.phone')} ${p.name}: ${p.phone}` }, p.phone) : null,
+        p.email ? h('a', { href: `mailto:${p.email}` }, p.email) : null) : null))));
   }
 
   function drawGoals() {
