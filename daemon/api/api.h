@@ -1,6 +1,6 @@
 /* api: kipd's HTTP resources. Each file holds one resource family: its
  * request specs (util/json_check), its SQL statements (kip_api.* functions,
- * schema/003_api.sql) and its routes. */
+ * defined in schema/functions/NN_<family>.sql) and its routes. */
 #ifndef KIPD_API_API_H
 #define KIPD_API_API_H
 
@@ -36,6 +36,8 @@ void api_user_create_handler(struct kreq_s *r);
 const char *api_format_password(json_t *parent, const char *key, json_t *value, const char **code);
 extern const route_t api_audit_routes[];
 extern const size_t api_audit_n_routes;
+extern const route_t api_directory_routes[];
+extern const size_t api_directory_n_routes;
 
 /* The calendar feed's time zone (Europe/Copenhagen), read from the system's
  * zoneinfo once at start-up, before the loop serves anyone. Returns 0 or
@@ -55,6 +57,12 @@ extern const char *const api_needs_areas[];
 extern const char *const api_participant_roles[];
 extern const char *const api_attendance_modes[];
 extern const char *const api_action_areas[];   /* the needs areas and "other" */
+
+/* The word put before a meeting room in the agenda and the calendar:
+ * "lokale " for a bare number or code ("4", "B12", "2.14"), "" when the
+ * room already names itself ("Lokale 4", "Mødelokale 2", "Auditoriet"),
+ * i.e. holds a run of three or more letters. room is borrowed. */
+const char *api_room_prefix(const char *room);
 
 /* The fields of one new action (POST /v1/plans/{id}/actions, and each
  * action agreed in a meeting outcome). */

@@ -120,8 +120,9 @@ static icalcomponent *calendar_event(json_t *e) {
 
   const char *kind = label(kind_labels, KIPD_ARRAY_SIZE(kind_labels), jstr(e, "location_kind"));
   char *where = NULL;
-  if (asprintf(&where, "%s%s%s%s%s", kind, jstr(e, "address") ? ", " : "",
-               jstr(e, "address") ? jstr(e, "address") : "", jstr(e, "room") ? ", lokale " : "",
+  if (asprintf(&where, "%s%s%s%s%s%s", kind, jstr(e, "address") ? ", " : "",
+               jstr(e, "address") ? jstr(e, "address") : "", jstr(e, "room") ? ", " : "",
+               jstr(e, "room") ? api_room_prefix(jstr(e, "room")) : "",
                jstr(e, "room") ? jstr(e, "room") : "") >= 0) {
     icalcomponent_add_property(ev, icalproperty_new_location(where));
     free(where);

@@ -1,7 +1,7 @@
 /* Meetings: schedule, reschedule, cancel, invitee responses, the outcome
  * (with the actions agreed and the next meeting, in one transaction), the
  * agenda (JSON, or a printable Danish HTML page) and the caller's meetings.
- * The rules live in schema/005_meetings.sql. */
+ * The rules live in schema/functions/15_meetings.sql. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,7 +379,8 @@ static void agenda_html(html_t *h, json_t *a) {
     html_text(h, jstr(loc, "address"));
   }
   if (jstr(loc, "room")) {
-    html_raw(h, ", lokale ");
+    html_raw(h, ", ");
+    html_raw(h, api_room_prefix(jstr(loc, "room")));
     html_text(h, jstr(loc, "room"));
   }
   if (jstr(loc, "video_url")) {

@@ -114,6 +114,8 @@ static const pg_stmt_t plan_list = {"plan_list",
   "SELECT * FROM kip_api.plan_list($1::jsonb, $2::jsonb)", 2};
 static const pg_stmt_t plan_get = {"plan_get",
   "SELECT * FROM kip_api.plan_get($1::jsonb, $2::uuid)", 2};
+static const pg_stmt_t plan_get_unless = {"plan_get_unless",
+  "SELECT * FROM kip_api.plan_get_unless($1::jsonb, $2::uuid, $3::bigint[])", 3};
 static const pg_stmt_t plan_patch = {"plan_patch",
   "SELECT * FROM kip_api.plan_patch($1::jsonb, $2::uuid, $3::jsonb)", 3};
 static const pg_stmt_t plan_close = {"plan_close",
@@ -129,6 +131,79 @@ static void plan_seal_handler(kreq_t *r) {
     return;
   }
   kreq_generic(r);
+}
+
+/* If-None-Match as a PostgreSQL bigint[] literal of the versions it names
+ * ("{3,4}"; "*" is -2), or NULL when there is none or it is not a list of
+ * kipd's ETags ("3", W/"3"). The weak prefix is accepted: If-None-Match
+ * compares weakly (RFC 9110 13.1.2). */
+static const char *plan__if_none_match(kreq_t *r) {
+  const char *h = http_request_header(r->http, "if-none-match");
+  if (h == NULL)
+    return NULL;
+  while (*h == ' ' || *h == '\t')
+    h++;
+  if (h[0] == '*') {
+    const char *t = h + 1;
+    while (*t == ' ' || *t == '\t')
+      t++;
+    return *t == '\0' ? "{-2}" : NULL;
+  }
+  size_t cap = strlen(h) + 3, n = 0;
+  char *out = arena_alloc(&r->http->arena, cap);
+  if (out == NULL)
+    return NULL;
+  out[n++] = '{';
+  const char *c = h;
+  for (int count = 0; count < 32; count++) {
+    if (c[0] == 'W' && c[1] == '/')
+      c += 2;
+    if (*c != '"')
+      return NULL;
+    c++;
+    size_t digits = 0;
+    if (count > 0)
+      out[n++] = ',';
+    while (*c >= '0' && *c <= '9' && digits < 12) {
+      out[n++] = *c++;
+      digits++;
+    }
+    if (digits == 0 || *c != '"')
+      return NULL;
+    c++;
+    while (*c == ' ' || *c == '\t')
+      c++;
+    if (*c == '\0') {
+      out[n++] = '}';
+      out[n] = '\0';
+      return out;
+    }
+    if (*c != ',')
+      return NULL;
+    c++;
+    while (*c == ' ' || *c == '\t')
+      c++;
+  }
+  return NULL;
+}
+
+/* GET /v1/plans/{id}: with If-None-Match, the cheap poll of an open plan
+ * (304 when unchanged, after the access rule, with no audit row). */
+static void plan_get_handler(kreq_t *r) {
+  const char *versions = plan__if_none_match(r);
+  if (versions == NULL) {
+    kreq_generic(r);
+    return;
+  }
+  const char **params = arena_alloc(&r->http->arena, 3 * sizeof(char *));
+  if (params == NULL) {
+    kreq_problem(r, 500, "out of memory", NULL, NULL);
+    return;
+  }
+  params[0] = kreq_ctx(r);
+  params[1] = r->match.params[0];
+  params[2] = versions;
+  kreq_exec(r, &plan_get_unless, params, 200, NULL);
 }
 
 /* True when q (trimmed of blanks) looks like a CPR number: 10 digits or
@@ -240,10 +315,10 @@ static void plan_create_handler(kreq_t *r) {
 }
 
 const route_t api_plans_routes[] = {
-  {"POST", "/v1/plans/search", plan_search_handler, plan_search_body, NULL, NULL, 200, ROUTE_BODY},
+  {"POST", "/v1/plans/search", plan_search_handler, plan_search_body, NULL, &plan_list, 200, ROUTE_BODY},
   {"POST", "/v1/plans", plan_create_handler, plan_create_body, NULL, &plan_create, 201, ROUTE_BODY},
   {"GET", "/v1/plans", plan_list_handler, NULL, plan_list_query, &plan_list, 200, 0},
-  {"GET", "/v1/plans/{id}", NULL, NULL, NULL, &plan_get, 200, 0},
+  {"GET", "/v1/plans/{id}", plan_get_handler, NULL, NULL, &plan_get, 200, 0},
   {"PATCH", "/v1/plans/{id}", plan_seal_handler, plan_patch_body, NULL, &plan_patch, 200, ROUTE_BODY | ROUTE_IF_MATCH},
   {"POST", "/v1/plans/{id}/close", NULL, plan_close_body, NULL, &plan_close, 200, ROUTE_BODY | ROUTE_IF_MATCH},
   {"GET", "/v1/plans/{id}/history", NULL, NULL, api_page_query, &plan_history, 200, 0},

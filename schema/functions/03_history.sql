@@ -6,8 +6,9 @@
 -- files change (docs/architecture.md, "Schema layout"). Each function here
 -- is defined in this file and nowhere else.
 
--- The history trigger (002): CPR changes are found by the blind index and
--- recorded as masks.
+-- The history trigger: each created or changed column becomes one history
+-- row, named as the API names it (citizen_name -> citizen.name). CPR changes
+-- are found by the blind index and recorded as masks.
 CREATE FUNCTION kip.track_history()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -72,7 +73,7 @@ BEGIN
   BEGIN
     v_after := kip.cursor_decode(p_query->>'cursor')::bigint;
   EXCEPTION WHEN invalid_text_representation THEN
-    PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+    PERFORM kip.fail(400, 'invalid_cursor', 'cursor', 'not a cursor from this list');
   END;
   SELECT array_agg(jsonb_build_object('id', h.id, 'at', h.at, 'user_id', h.user_id,
                                       'resource', h.resource, 'resource_id', h.resource_id,

@@ -175,6 +175,9 @@ ROUTES = {
     ("DELETE", "/v1/me/calendar-feed"): not_plan("revokes the caller's secret feed URL"),
     ("POST", "/v1/admin/daily-pass"): not_plan("admin job; returns counts only"),
     ("POST", "/v1/session"): not_plan("sign-in; public"),
+    ("GET", "/v1/directory"): not_plan("colleague directory: names, organisations and work contacts of active "
+                                       "users, no plan data (test_directory.py)"),
+    ("GET", "/v1/session"): not_plan("the caller's own session and CSRF token (test_session.py)"),
     ("DELETE", "/v1/session"): not_plan("sign-out of the caller's own session"),
     ("PUT", "/v1/me/password"): not_plan("the caller's own password"),
     ("GET", "/v1/audit"): not_plan("the audit log, for the auditor role only (test_audit.py); no plan content"),

@@ -203,3 +203,28 @@ def test_feed_url_uses_public_url(kipd_factory):
 def test_bad_public_url_refused(kipd_factory, bad):
     k = kipd_factory(extra_args=["--public-url", bad], wait=False)
     assert k.wait_exit(10) == 2
+
+
+# ------------------------------------------- the room in agenda and calendar
+
+@pytest.mark.parametrize("room, shown", [
+    ("Lokale 4", "Lokale 4"),
+    ("lokale 4", "lokale 4"),
+    ("Mødelokale 2.14", "Mødelokale 2.14"),
+    ("4", "lokale 4"),
+    ("B12", "lokale B12"),
+])
+def test_room_is_printed_once(coordinator, make_plan, room, shown):
+    """A room given as "Lokale 4" printed as "lokale Lokale 4"."""
+    plan = make_plan(coordinator)
+    start = at(dt.datetime.now(CPH).date() + dt.timedelta(days=3), 10)
+    m = schedule(coordinator, plan, start, location={"kind": "hospital", "address": "Bispebjerg Bakke 23",
+                                                     "room": room})
+    agenda = coordinator.get(f"/v1/meetings/{m['id']}/agenda", headers={"Accept": "text/html"})
+    assert agenda.status_code == 200, agenda.text
+    assert f"Bispebjerg Bakke 23, {shown}" in agenda.text, agenda.text
+    assert "lokale lokale" not in agenda.text.lower()
+    _, cal = feed(coordinator)
+    location = str(events(cal)[f"{m['id']}@kipd"]["LOCATION"])
+    assert location.endswith(f"Bispebjerg Bakke 23, {shown}"), location
+    assert "lokale lokale" not in location.lower()

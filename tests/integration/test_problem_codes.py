@@ -103,6 +103,9 @@ def _sql_codes():
             if len(args) > 1:
                 for code in SQL_LITERAL.findall(args[1]):
                     found.append((code, f"{rel}: kip.fail"))
+        # kip.warning('code', ...): a warnings[] entry
+        for m in re.finditer(r"\bkip\.warning\(\s*'([a-z][a-z0-9_]*)'", text):
+            found.append((m.group(1), f"{rel}: kip.warning"))
         # 'code', 'x' in a jsonb_build_object (several errors, warnings)
         for m in re.finditer(r"'code'\s*,\s*'([a-z][a-z0-9_]*)'", text):
             found.append((m.group(1), f"{rel}: 'code'"))
@@ -123,6 +126,26 @@ def test_the_scanner_finds_codes_in_both_languages():
     sql = {code for code, _ in _sql_codes()}
     # Spot checks: if these vanish the scanner is broken, not the code.
     assert {"required", "unknown_field", "invalid_cpr", "cpr_in_url", "malformed_request"} <= c, c
+    assert {"starts_in_past", "overlap"} <= sql, sql
+
+
+def test_every_code_kipd_can_send_is_documented_and_has_danish_text():
+    errors, warnings = _enum("ErrorCode"), _enum("WarningCode")
+    da, en = _catalogue("da"), _catalogue("en")
+    missing = []
+    for code, where in _c_codes() + _sql_codes():
+        if code in errors:
+            key = f"error.{code}"
+        elif code in warnings:
+            key = f"warning.{code}"
+        else:
+            missing.append(f"{code} ({where}): not in the ErrorCode or WarningCode enum of api/openapi.yaml")
+            continue
+        if not da.get(key):
+            missing.append(f"{code} ({where}): no {key} in clients/web/i18n/da.json")
+        if not en.get(key):
+            missing.append(f"{code} ({where}): no {key} in clients/web/i18n/en.json")
+    assert not missing, "\n".join(sorted(set(missing)))
 
 
 def test_every_enum_code_has_texts_and_a_row_in_the_docs():
@@ -196,3 +219,11 @@ def test_body_level_problems(coordinator):
     r = coordinator.post("/v1/plans", data=b"x", headers={"Content-Type": "text/plain"})
     problem(r, 415, "Content-Type", code="unsupported_media_type", pointer=None)
     problem(coordinator.delete("/v1/plans"), 405, "method", code="method_not_allowed", pointer=None)
+
+
+def test_database_errors_carry_codes(admin, make_org):
+    org = make_org()
+    name = kiptest.unique("u")
+    body = {"username": name, "display_name": "A", "organisation_id": org["id"], "roles": ["caseworker"]}
+    assert admin.post("/v1/users", json=body).status_code == 201
+    problem(admin.post("/v1/users", json=body), 409, "username", code="duplicate", pointer="/username")
