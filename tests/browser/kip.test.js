@@ -168,7 +168,7 @@ async function wholeKip() {
   await nurse.getByText('Mette Lund').first().waitFor();
   await nurse.getByRole('button', { name: 'Tilføj Mette Lund til forløbet' }).click();
   await nurse.getByText('Mette Lund er tilføjet forløbet.').waitFor();
-  const ext = nurse.locator('form.form-page');
+  const ext = nurse.locator('form.ext-form');
   await ext.getByLabel('Navn').fill('Lone Berg, praktiserende læge');
   await ext.getByLabel('Telefon').fill('+45 35 35 12 12');
   await ext.getByLabel('Organisation').selectOption(seed.practice.id);

@@ -3,7 +3,7 @@
 // warnings (overlap, a time in the past, the citizen left out) are shown
 // inline once the meeting is saved.
 import { h, field, todayCph, cphToIso } from '../dom.js';
-import { t, currentLang } from '../i18n.js';
+import { t } from '../i18n.js';
 import { get, post } from '../api.js';
 import { MODES, PLACES, label } from '../labels.js';
 import { onSubmit, warningsBox } from '../forms.js';
@@ -69,6 +69,16 @@ export async function render(main, id) {
       h('button', { type: 'submit', class: 'btn btn-primary' }, t('mplan.save')),
       h('a', { class: 'btn btn-ghost', href: `/forloeb/${plan.id}` }, t('common.cancel'))));
   onSubmit(form, async () => {
+    // Errors name invitees by their place in the list sent: point each
+    // row's controls at its index among the invited ones.
+    rows.filter((r) => r.inv.checked).forEach((r, j) => {
+      r.inv.dataset.pointer = `/invitees/${j}/participant_id`;
+      r.ws.dataset.pointer = `/invitees/${j}/window_start`;
+      r.we.dataset.pointer = `/invitees/${j}/window_end`;
+    });
+    rows.filter((r) => !r.inv.checked).forEach((r) => {
+      for (const c of [r.inv, r.ws, r.we]) c.dataset.pointer = '/-';
+    });
     const startsAt = date.value && time.value ? cphToIso(date.value, time.value) : '';
     const body = {
       starts_at: startsAt, duration_minutes: Number(dur.value) || 90,
@@ -99,5 +109,4 @@ export async function render(main, id) {
     h('p', { class: 'crumbs' }, h('a', { href: '/forloeb' }, t('nav.plans')), ' / ', h('a', { href: `/forloeb/${plan.id}` }, plan.citizen.name)),
     h('h1', null, t('mplan.title')))), result, form);
   date.focus();
-  void currentLang;
 }

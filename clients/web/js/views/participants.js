@@ -68,8 +68,8 @@ export async function render(main, id) {
   const porg = h('select', null, h('option', { value: '' }, t('participants.no_org')), orgs.map((o) => h('option', { value: o.id }, o.name)));
   const mode = h('select', null, h('option', { value: '' }, t('common.not_set')), MODES.map((m) => h('option', { value: m, selected: m === 'phone' }, label('mode', m))));
   kind.addEventListener('change', () => { if (kind.value === 'relative') { role.value = 'relative'; porg.value = ''; } });
-  const extForm = h('form', { class: 'form-page', novalidate: true },
-    h('div', { class: 'grid-3' },
+  const extForm = h('form', { class: 'ext-form', novalidate: true },
+    h('div', { class: 'grid-2' },
       field(t('participants.kind'), kind, { field: 'kind' }),
       field(t('participants.name'), pname, { field: 'name', required: true }),
       field(t('participants.role'), role, { field: 'role' }),
