@@ -329,7 +329,7 @@ def _check_upgraded(k, expected, sql):
             [(a["id"], a["title"], a["status"]) for a in was["actions"]]
         assert [m["id"] for m in doc["meetings"]] == [m["id"] for m in was["meetings"]]
         assert doc["consent"] == was["consent"]
-        found = nurse.get("/v1/plans", params={"q": p["cpr"]}).json()["items"]
+        found = nurse.post("/v1/plans/search", json={"cpr": p["cpr"]}).json()["items"]
         assert [x["id"] for x in found] == [p["id"]], "search by CPR (the blind index) lost the plan"
         assert nurse.get(f"/v1/plans/{p['id']}/history").json()["items"]
     held = nurse.get(f"/v1/meetings/{expected['meeting']}").json()
