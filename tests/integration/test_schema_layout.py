@@ -328,7 +328,10 @@ def _check_upgraded(k, expected, sql):
         assert [(a["id"], a["title"], a["status"]) for a in doc["actions"]] == \
             [(a["id"], a["title"], a["status"]) for a in was["actions"]]
         assert [m["id"] for m in doc["meetings"]] == [m["id"] for m in was["meetings"]]
-        assert doc["consent"] == was["consent"]
+        # review_expired is derived from today's date: left out, so the test
+        # holds after the consents' yearly review dates too.
+        assert {k: v for k, v in doc["consent"].items() if k != "review_expired"} == \
+            {k: v for k, v in was["consent"].items() if k != "review_expired"}
         found = nurse.post("/v1/plans/search", json={"cpr": p["cpr"]}).json()["items"]
         assert [x["id"] for x in found] == [p["id"]], "search by CPR (the blind index) lost the plan"
         assert nurse.get(f"/v1/plans/{p['id']}/history").json()["items"]
