@@ -11,6 +11,10 @@ KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema p
 # npm for the PostGraphile peer comes with the machine's nodejs; Debian's npm package
 # conflicts with it, so it is not listed here.
 KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf)
+# tests/browser: the web UI end to end in Debian's chromium, driven by playwright-core (npm, pinned in
+# tests/browser/package-lock.json; it never downloads a browser). npm comes with the machine's nodejs
+# where that is NodeSource's; with Debian's nodejs, scripts/test installs Debian's npm package.
+KIPD_BROWSER_PACKAGES=(chromium nodejs)
 
 kipd_install_missing() {
   local missing=()

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "app/internal.h"
+#include "app/web.h"
 #include "util/cookie.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -214,6 +215,8 @@ void app_handle(http_request_t *req, void *data) {
   char *scratch = arena_alloc(&req->arena, strlen(req->path) + 1);
   int rc = router_match(app->routes, app->n_routes, req->method, req->path, scratch, &r->match);
   if (rc == -ENOENT) {
+    if (web_serve(req)) /* the web UI: every GET/HEAD outside the API (app/web.c) */
+      return;
     kreq_problem(r, 404, "no such resource", NULL, NULL);
     return;
   }
