@@ -19,7 +19,7 @@ UTC = dt.timezone.utc
 
 def next_october_change():
     """The last Sunday of the next October that is still ahead (CEST -> CET)."""
-    today = dt.datetime.now(CPH).date()
+    today = kiptest.cph_today()
     year = today.year
     while True:
         d = dt.date(year, 10, 31)
@@ -87,7 +87,7 @@ def test_feed_shows_the_callers_own_attendance_window(coordinator, make_plan, ma
                                "user_id": gp_user.user["id"], "default_attendance": "phone"})
     assert r.status_code == 201, r.text
     gp = r.json()
-    start = at(dt.datetime.now(CPH).date() + dt.timedelta(days=9), 13)
+    start = kiptest.cph(9, 13)
     m = schedule(coordinator, plan, start, invitees=[
         {"participant_id": plan["coordinator"]},
         {"participant_id": gp["id"], "window_start": (start + dt.timedelta(minutes=15)).isoformat(),
@@ -102,7 +102,7 @@ def test_feed_shows_the_callers_own_attendance_window(coordinator, make_plan, ma
 
 def test_reschedule_bumps_sequence_and_cancel_is_cancelled(coordinator, make_plan):
     plan = make_plan(coordinator)
-    start = at(dt.datetime.now(CPH).date() + dt.timedelta(days=12), 9)
+    start = kiptest.cph(12, 9)
     m = schedule(coordinator, plan, start)
     uid = f"{m['id']}@kipd"
     r = coordinator.patch(f"/v1/meetings/{m['id']}",
@@ -121,7 +121,7 @@ def test_reschedule_bumps_sequence_and_cancel_is_cancelled(coordinator, make_pla
 def test_no_cpr_and_initials_unless_the_user_chooses_the_name(coordinator, make_plan):
     cpr = kiptest.new_cpr()
     plan = make_plan(coordinator, name="Jens Peter Hansen", cpr=cpr)
-    m = schedule(coordinator, plan, at(dt.datetime.now(CPH).date() + dt.timedelta(days=4), 10))
+    m = schedule(coordinator, plan, kiptest.cph(4, 10))
     r = coordinator.get("/v1/me/settings")
     assert r.status_code == 200 and r.json() == {"calendar_show_citizen_name": False}
     text, cal = feed(coordinator)
@@ -141,7 +141,7 @@ def test_no_cpr_and_initials_unless_the_user_chooses_the_name(coordinator, make_
 
 def test_secret_feed_url_works_without_a_token_and_can_be_revoked(coordinator, make_plan, anon, kipd):
     plan = make_plan(coordinator)
-    m = schedule(coordinator, plan, at(dt.datetime.now(CPH).date() + dt.timedelta(days=6), 11))
+    m = schedule(coordinator, plan, kiptest.cph(6, 11))
     problem(anon.get("/v1/me/calendar.ics"), 401)
     r = coordinator.post("/v1/me/calendar-feed")
     assert r.status_code == 201, r.text
