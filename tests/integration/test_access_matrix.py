@@ -107,7 +107,7 @@ def _world(cast, withdrawn=False):
     action = _ok(tov.post(f"{url}/actions", json={"title": "Afklar boligsituationen", "area": "housing",
                                                   "responsible_participant_id": part["id"]}), "action")
     meeting = _ok(tov.post(f"{url}/meetings", json={
-        "starts_at": kiptest.iso(kiptest.ago(days=1)),          # held a day ago: an outcome may follow "purpose": "Første KIP-møde",
+        "starts_at": kiptest.iso(kiptest.ago(days=1)), "purpose": "Første KIP-møde",   # a day ago: outcome allowed
         "location": {"kind": "hospital", "room": "Mødelokale 2"},
         "invitees": [{"participant_id": part["id"], "mode": "in_person"}]}), "meeting")
     doc = _ok(tov.get(url), "plan")

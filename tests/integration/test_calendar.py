@@ -17,16 +17,21 @@ CPH = ZoneInfo("Europe/Copenhagen")
 UTC = dt.timezone.utc
 
 
-def next_october_change():
-    """The last Sunday of the next October that is still ahead (CEST -> CET)."""
+def next_change(month):
+    """The last Sunday of the next `month` (3: CET -> CEST, 10: CEST -> CET)
+    that is still more than two days ahead in Copenhagen."""
     today = kiptest.cph_today()
     year = today.year
     while True:
-        d = dt.date(year, 10, 31)
+        d = dt.date(year, month, 31)
         d -= dt.timedelta(days=(d.weekday() + 1) % 7)
         if d > today + dt.timedelta(days=2):
             return d
         year += 1
+
+
+def next_october_change():
+    return next_change(10)
 
 
 def at(day, hour, minute=0):
@@ -77,6 +82,20 @@ def test_feed_times_across_the_october_dst_change(coordinator, make_plan):
     assert "Nørrebrogade 1" in str(b["LOCATION"]) and "Borgerens hjem" in str(b["LOCATION"])
     assert "Opfølgning på bolig og behandling" in str(b["DESCRIPTION"])
     assert str(b["STATUS"]) == "CONFIRMED" and int(b["SEQUENCE"]) == 0
+
+
+def test_feed_times_across_the_march_dst_change(coordinator, make_plan):
+    plan = make_plan(coordinator)
+    change = next_change(3)
+    before = schedule(coordinator, plan, at(change - dt.timedelta(days=1), 10))   # Saturday, CET
+    after = schedule(coordinator, plan, at(change + dt.timedelta(days=1), 10))    # Monday, CEST
+    _, cal = feed(coordinator)
+    evs = events(cal)
+    b, a = evs[f"{before['id']}@kipd"], evs[f"{after['id']}@kipd"]
+    assert (b["DTSTART"].dt.hour, a["DTSTART"].dt.hour) == (10, 10)
+    assert utc(b["DTSTART"]).time() == dt.time(9, 0)
+    assert utc(a["DTSTART"]).time() == dt.time(8, 0)
+    assert utc(a["DTEND"]) - utc(a["DTSTART"]) == dt.timedelta(minutes=90)
 
 
 def test_feed_shows_the_callers_own_attendance_window(coordinator, make_plan, make_user):
