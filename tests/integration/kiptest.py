@@ -10,6 +10,10 @@
   the status, media type and JSON body documented in api/openapi.yaml.
 - RawHttp: a raw-socket HTTP/1.1 client for keep-alive, pipelining, chunked
   bodies, slowloris and oversized requests.
+- The clock: cph(), cph_today(), ago(), from_now(), add_months(). A test says
+  what it means ("yesterday at 10:00 Copenhagen time", "an hour ago"), never a
+  wall-clock hour of today or a fixed +01:00 offset, so that it holds at any
+  hour and date (scripts/test --clock-matrix runs the suite at the hard ones).
 """
 
 import contextlib
@@ -18,6 +22,7 @@ import json
 import os
 import pwd
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -26,6 +31,7 @@ import time
 import urllib.parse
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -53,6 +59,92 @@ START_TIMEOUT = 20.0         # external-DB kipd: /healthz within this
 EMBEDDED_START_TIMEOUT = 60.0
 
 CONTRACT = OpenApi(OPENAPI_PATH)
+
+
+# ------------------------------------------------------------------ clock
+# kipd decides "today", "overdue" and "due" in Europe/Copenhagen, whatever
+# the server's or the session's time zone. So do these helpers.
+CPH = ZoneInfo("Europe/Copenhagen")
+UTC = datetime.timezone.utc
+DAY = datetime.timedelta(days=1)
+# Set by scripts/test --clock-matrix/--clock-instant: the UTC instant the
+# shifted clock started at (libfaketime, see docs/testing.md).
+CLOCK_INSTANT = os.environ.get("KIPD_TEST_CLOCK") or None
+
+
+def now_utc():
+    """This instant, aware, in UTC, to the microsecond."""
+    return datetime.datetime.now(UTC)
+
+
+def cph_now():
+    """This instant as Copenhagen wall-clock time (aware)."""
+    return datetime.datetime.now(CPH)
+
+
+def cph_today():
+    """Today's date in Copenhagen, which is what kipd calls today. Not
+    date.today() (the machine's zone) and not the UTC date: between 22:00 or
+    23:00 UTC and midnight they differ."""
+    return cph_now().date()
+
+
+def cph(days=0, hour=10, minute=0):
+    """`days` calendar days from today in Copenhagen, at hour:minute
+    Copenhagen wall-clock time, e.g. cph(-1, 10) is "yesterday at 10:00
+    Copenhagen time" and cph(7, 9) "a week from today at 09:00". Calendar
+    days, not 24-hour steps, so the result keeps its wall-clock hour across a
+    daylight-saving change (its UTC offset is the one of that date). Keep
+    `hour` outside 02:00-03:00, which a DST night skips or repeats."""
+    assert not 2 <= hour < 3, "02:00-03:00 Copenhagen time is skipped or repeated on DST nights"
+    d = cph_today() + days * DAY
+    return datetime.datetime(d.year, d.month, d.day, hour, minute, tzinfo=CPH)
+
+
+def ago(**delta):
+    """An elapsed time before now, e.g. ago(hours=1): "an hour ago" (UTC)."""
+    return now_utc() - datetime.timedelta(**delta)
+
+
+def from_now(**delta):
+    """An elapsed time after now, e.g. from_now(days=7) (UTC)."""
+    return now_utc() + datetime.timedelta(**delta)
+
+
+def iso(moment):
+    """RFC 3339 with the moment's own offset, to the second."""
+    return moment.replace(microsecond=0).isoformat()
+
+
+def add_months(day, months):
+    """The same day of the month `months` later (or earlier), clamped to
+    the month's last day: 31 August + 6 months is 29 February in a leap year,
+    29 February - 12 months is 28 February. The same rule as PostgreSQL's
+    date + interval 'N months'."""
+    import calendar
+    m = day.month - 1 + months
+    year, month = day.year + m // 12, m % 12 + 1
+    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _faketime_safe_sleep(seconds):
+    """time.sleep without clock_nanosleep. Python's time.sleep waits with
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME); libfaketime 0.9.10
+    (Debian 12) shifts that absolute deadline by its offset even with
+    FAKETIME_DONT_FAKE_MONOTONIC=1, and the call fails with EINVAL. select()
+    takes a relative timeout, which libfaketime passes through."""
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        select.select([], [], [], left)
+
+
+if "faketime" in os.environ.get("LD_PRELOAD", ""):
+    time.sleep = _faketime_safe_sleep
 
 TOKEN_RE = re.compile(r"^kipd_[A-Za-z0-9_-]{43}$")
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

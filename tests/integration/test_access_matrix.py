@@ -22,7 +22,6 @@ the owning organisation's coordinators and integration. After a consent
 withdrawal, everyone outside the owning organisation loses the plan.
 """
 
-import datetime as dt
 import json
 import subprocess
 import uuid
@@ -107,9 +106,8 @@ def _world(cast, withdrawn=False):
                                                       "organisation_id": cast.own["id"]}), "extra")
     action = _ok(tov.post(f"{url}/actions", json={"title": "Afklar boligsituationen", "area": "housing",
                                                   "responsible_participant_id": part["id"]}), "action")
-    start = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).replace(microsecond=0)
     meeting = _ok(tov.post(f"{url}/meetings", json={
-        "starts_at": start.isoformat(), "purpose": "Første KIP-møde",
+        "starts_at": kiptest.iso(kiptest.ago(days=1)), "purpose": "Første KIP-møde",   # a day ago: outcome allowed
         "location": {"kind": "hospital", "room": "Mødelokale 2"},
         "invitees": [{"participant_id": part["id"], "mode": "in_person"}]}), "meeting")
     doc = _ok(tov.get(url), "plan")
@@ -219,7 +217,7 @@ ROUTES = {
     ("GET", "/v1/plans/{id}/meetings"): read(lambda w: ("GET", f"{w.url}/meetings", None, {})),
     ("POST", "/v1/plans/{id}/meetings"): write(lambda w: (
         "POST", f"{w.url}/meetings",
-        {"starts_at": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)).replace(microsecond=0).isoformat(),
+        {"starts_at": kiptest.iso(kiptest.from_now(days=7)),
          "purpose": "Opfølgning", "location": {"kind": "citizen_home"}}, {})),
 
     # Actions.

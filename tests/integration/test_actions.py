@@ -7,14 +7,12 @@ import datetime
 import threading
 import uuid
 from types import SimpleNamespace
-from zoneinfo import ZoneInfo
 
 import pytest
 
 import kiptest
 from kiptest import UUID_RE, Api, collect_all, etag_version, mask_cpr, parse_time, problem
 
-CPH = ZoneInfo("Europe/Copenhagen")
 GIVEN_AT = "2025-03-01T12:00:00+01:00"
 DAY = datetime.timedelta(days=1)
 ALLOWED_MOVES = {"open": ["cancelled", "done", "in_progress"], "in_progress": ["cancelled", "done"],
@@ -24,10 +22,9 @@ ALLOWED_MOVES = {"open": ["cancelled", "done", "in_progress"], "in_progress": ["
 # ---------------------------------------------------------------------------
 # helpers
 
-def cph_today():
-    """Today's date in Copenhagen (not UTC: between 22:00/23:00 UTC and
-    midnight the two differ)."""
-    return datetime.datetime.now(CPH).date()
+# Today's date in Copenhagen (not UTC: between 22:00/23:00 UTC and midnight
+# the two differ), as kipd counts overdue.
+cph_today = kiptest.cph_today
 
 
 def _consent(client, plan, **fields):
@@ -274,7 +271,7 @@ def test_open_in_progress_done(team):
     assert a["status"] == "open" and a["completed_at"] is None
     b = _set(team.mate, a, status="in_progress")
     assert b["status"] == "in_progress" and b["completed_at"] is None
-    before = datetime.datetime.now(datetime.timezone.utc)
+    before = kiptest.now_utc()
     c = _set(team.mate, b, status="done")
     assert c["status"] == "done" and c["completed_at"] is not None
     assert abs((parse_time(c["completed_at"]) - before).total_seconds()) < 60

@@ -18,16 +18,21 @@ CPH = ZoneInfo("Europe/Copenhagen")
 UTC = dt.timezone.utc
 
 
-def next_october_change():
-    """The last Sunday of the next October that is still ahead (CEST -> CET)."""
-    today = dt.datetime.now(CPH).date()
+def next_change(month):
+    """The last Sunday of the next `month` (3: CET -> CEST, 10: CEST -> CET)
+    that is still more than two days ahead in Copenhagen."""
+    today = kiptest.cph_today()
     year = today.year
     while True:
-        d = dt.date(year, 10, 31)
+        d = dt.date(year, month, 31)
         d -= dt.timedelta(days=(d.weekday() + 1) % 7)
         if d > today + dt.timedelta(days=2):
             return d
         year += 1
+
+
+def next_october_change():
+    return next_change(10)
 
 
 def at(day, hour, minute=0):
@@ -80,6 +85,20 @@ def test_feed_times_across_the_october_dst_change(coordinator, make_plan):
     assert str(b["STATUS"]) == "CONFIRMED" and int(b["SEQUENCE"]) == 0
 
 
+def test_feed_times_across_the_march_dst_change(coordinator, make_plan):
+    plan = make_plan(coordinator)
+    change = next_change(3)
+    before = schedule(coordinator, plan, at(change - dt.timedelta(days=1), 10))   # Saturday, CET
+    after = schedule(coordinator, plan, at(change + dt.timedelta(days=1), 10))    # Monday, CEST
+    _, cal = feed(coordinator)
+    evs = events(cal)
+    b, a = evs[f"{before['id']}@kipd"], evs[f"{after['id']}@kipd"]
+    assert (b["DTSTART"].dt.hour, a["DTSTART"].dt.hour) == (10, 10)
+    assert utc(b["DTSTART"]).time() == dt.time(9, 0)
+    assert utc(a["DTSTART"]).time() == dt.time(8, 0)
+    assert utc(a["DTEND"]) - utc(a["DTSTART"]) == dt.timedelta(minutes=90)
+
+
 def test_feed_shows_the_callers_own_attendance_window(coordinator, make_plan, make_user):
     plan = make_plan(coordinator)
     gp_user = make_user(coordinator.org, ["caseworker"])
@@ -88,7 +107,7 @@ def test_feed_shows_the_callers_own_attendance_window(coordinator, make_plan, ma
                                "user_id": gp_user.user["id"], "default_attendance": "phone"})
     assert r.status_code == 201, r.text
     gp = r.json()
-    start = at(dt.datetime.now(CPH).date() + dt.timedelta(days=9), 13)
+    start = kiptest.cph(9, 13)
     m = schedule(coordinator, plan, start, invitees=[
         {"participant_id": plan["coordinator"]},
         {"participant_id": gp["id"], "window_start": (start + dt.timedelta(minutes=15)).isoformat(),
@@ -103,7 +122,7 @@ def test_feed_shows_the_callers_own_attendance_window(coordinator, make_plan, ma
 
 def test_reschedule_bumps_sequence_and_cancel_is_cancelled(coordinator, make_plan):
     plan = make_plan(coordinator)
-    start = at(dt.datetime.now(CPH).date() + dt.timedelta(days=12), 9)
+    start = kiptest.cph(12, 9)
     m = schedule(coordinator, plan, start)
     uid = f"{m['id']}@kipd"
     r = coordinator.patch(f"/v1/meetings/{m['id']}",
@@ -122,7 +141,7 @@ def test_reschedule_bumps_sequence_and_cancel_is_cancelled(coordinator, make_pla
 def test_no_cpr_and_initials_unless_the_user_chooses_the_name(coordinator, make_plan):
     cpr = kiptest.new_cpr()
     plan = make_plan(coordinator, name="Jens Peter Hansen", cpr=cpr)
-    m = schedule(coordinator, plan, at(dt.datetime.now(CPH).date() + dt.timedelta(days=4), 10))
+    m = schedule(coordinator, plan, kiptest.cph(4, 10))
     r = coordinator.get("/v1/me/settings")
     assert r.status_code == 200 and r.json() == {"calendar_show_citizen_name": False}
     text, cal = feed(coordinator)
@@ -142,7 +161,7 @@ def test_no_cpr_and_initials_unless_the_user_chooses_the_name(coordinator, make_
 
 def test_secret_feed_url_works_without_a_token_and_can_be_revoked(coordinator, make_plan, anon, kipd):
     plan = make_plan(coordinator)
-    m = schedule(coordinator, plan, at(dt.datetime.now(CPH).date() + dt.timedelta(days=6), 11))
+    m = schedule(coordinator, plan, kiptest.cph(6, 11))
     problem(anon.get("/v1/me/calendar.ics"), 401)
     r = coordinator.post("/v1/me/calendar-feed")
     assert r.status_code == 201, r.text

@@ -149,9 +149,8 @@ def test_malformed_consent_is_400(coordinator, plan, body, field):
 
 
 def test_expired_review_shows_on_the_plan_and_in_the_daily_pass(coordinator, plan, admin, kipd, pg):
-    import datetime as dt
-    today = dt.date.today()
-    given = (today - dt.timedelta(days=400)).isoformat() + "T10:00:00+01:00"
+    # Given 400 days ago at 10:00 Copenhagen time: the year's review has passed.
+    given = kiptest.iso(kiptest.cph(-400, 10))
     r = coordinator.post(_url(plan), json={"kip_consent": True, "form": "written", "given_at": given})
     assert r.status_code == 201, r.text
     assert r.json()["review_expired"] is True
@@ -161,11 +160,39 @@ def test_expired_review_shows_on_the_plan_and_in_the_daily_pass(coordinator, pla
     rows = pg.psql(f"SELECT count(*) FROM kip.events WHERE kind = 'consent.review_due' "
                    f"AND plan_id = '{plan['id']}'", db=kipd.db).strip()
     assert rows == "1", rows
-    # Renewed an hour ago: no longer expired. (Not "today at 09:00", which is
-    # still in the future before 09:00.)
-    an_hour_ago = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat(timespec="seconds")
-    r = coordinator.post(_url(plan), json={"kip_consent": True, "form": "written", "given_at": an_hour_ago})
-    assert r.status_code == 201 and r.json()["review_expired"] is False
+    # Renewed an hour ago (not "today at 09:00", which lies ahead before 09:00): no longer expired.
+    r = coordinator.post(_url(plan), json={"kip_consent": True, "form": "written",
+                                           "given_at": kiptest.iso(kiptest.ago(hours=1))})
+    assert r.status_code == 201, r.text
+    assert r.json()["review_expired"] is False
     # A withdrawn consent is never due for review.
     r = coordinator.post(_url(plan, "/withdraw"), json={})
     assert r.status_code == 200 and r.json()["review_expired"] is False
+
+
+@pytest.mark.parametrize("given_at,review_by", [
+    # A year after 29 February is 28 February.
+    ("2024-02-29T10:00:00+01:00", "2025-02-28"),
+    # 00:30 on 1 March in Copenhagen is still 28 February in UTC: the review
+    # date counts from the Copenhagen date.
+    ("2025-02-28T23:30:00Z", "2026-03-01"),
+    ("2025-06-30T22:30:00Z", "2026-07-01"),          # 00:30 CEST on 1 July
+    # The night of the autumn change, in the repeated hour (CEST, then CET).
+    ("2025-10-26T02:30:00+02:00", "2026-10-26"),
+    ("2025-10-26T02:30:00+01:00", "2026-10-26"),
+    ("2025-12-31T23:30:00+01:00", "2026-12-31"),
+])
+def test_the_default_review_date_is_a_year_later_in_copenhagen(coordinator, plan, given_at, review_by):
+    r = coordinator.post(_url(plan), json={"kip_consent": True, "form": "verbal", "given_at": given_at})
+    assert r.status_code == 201, r.text
+    assert r.json()["review_by"] == review_by
+
+
+def test_a_consent_given_minutes_from_now_is_refused(coordinator, plan):
+    # Up to five minutes ahead is tolerated (clock skew); an hour is not.
+    problem(coordinator.post(_url(plan), json={"kip_consent": True, "form": "verbal",
+                                                "given_at": kiptest.iso(kiptest.from_now(hours=1))}),
+            422, "given_at")
+    r = coordinator.post(_url(plan), json={"kip_consent": True, "form": "verbal",
+                                           "given_at": kiptest.iso(kiptest.from_now(minutes=1))})
+    assert r.status_code == 201, r.text

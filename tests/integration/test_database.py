@@ -9,6 +9,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 import kiptest
 from kiptest import PG_BINDIR, Api, problem
 
@@ -44,6 +46,7 @@ def _users(k):
     return admin, nurse
 
 
+@pytest.mark.pg_timer
 def test_statement_timeout_answers_503_and_changes_nothing(pg, kipd_factory):
     k = kipd_factory(extra_args=["--statement-timeout-ms", "500"])
     _, nurse = _users(k)

@@ -5,19 +5,17 @@ client."""
 
 import datetime as dt
 import uuid
-from zoneinfo import ZoneInfo
+
+import pytest
 
 import kiptest
 from kiptest import Api, etag_version, problem
 
-CPH = ZoneInfo("Europe/Copenhagen")
-
 
 def local(days=0, hour=10, minute=0):
-    """A Copenhagen wall-clock time `days` from today."""
-    d = dt.datetime.now(CPH).date() + dt.timedelta(days=days)
-    return dt.datetime(d.year, d.month, d.day, hour, minute, tzinfo=CPH)
-
+    """A Copenhagen wall-clock time `days` calendar days from today in
+    Copenhagen, e.g. local(-1) is "yesterday at 10:00 Copenhagen time"."""
+    return kiptest.cph(days, hour, minute)
 
 def meeting_body(start, **kw):
     body = {"starts_at": start.isoformat(),
@@ -26,12 +24,10 @@ def meeting_body(start, **kw):
     body.update(kw)
     return body
 
-
 def schedule(client, plan, start, status=201, **kw):
     r = client.post(f"/v1/plans/{plan['id']}/meetings", json=meeting_body(start, **kw))
     assert r.status_code == status, r.text
     return r.json()
-
 
 def add_participant(client, plan, **kw):
     body = {"kind": "professional", "role": "general_practitioner", "name": "Læge Hansen",
@@ -42,10 +38,8 @@ def add_participant(client, plan, **kw):
     assert r.status_code == 201, r.text
     return r.json()
 
-
 def citizen_of(plan):
     return next(p for p in plan["participants"] if p["kind"] == "citizen")
-
 
 def outcome_body(plan, **kw):
     coord = plan["coordinator"]
@@ -58,7 +52,6 @@ def outcome_body(plan, **kw):
             "no_further_meeting": {"reason": "Forløbet er stabilt."}}
     body.update(kw)
     return body
-
 
 # ------------------------------------------------------------- scheduling
 
@@ -81,7 +74,6 @@ def test_schedule_defaults_chair_invitees_and_plan_document(coordinator, make_pl
     assert [x["id"] for x in doc["meetings"]] == [m["id"]]
     assert doc["version"] > plan["version"]
 
-
 def test_ninety_minute_rule(coordinator, make_plan):
     plan = make_plan(coordinator)
     r = coordinator.post(f"/v1/plans/{plan['id']}/meetings",
@@ -93,7 +85,6 @@ def test_ninety_minute_rule(coordinator, make_plan):
     assert schedule(coordinator, plan, local(3), duration_minutes=90)["duration_minutes"] == 90
     assert schedule(coordinator, plan, local(4), duration_minutes=120)["duration_minutes"] == 120
     assert len(coordinator.get(f"/v1/plans/{plan['id']}").json()["meetings"]) == 2
-
 
 def test_configured_minimum_and_next_meeting_limit(kipd_factory):
     k = kipd_factory(extra_args=["--meeting-min-minutes", "120", "--next-meeting-max-months", "2"])
@@ -112,7 +103,6 @@ def test_configured_minimum_and_next_meeting_limit(kipd_factory):
                    json=outcome_body(plan, no_further_meeting=None,
                                      next_meeting={"starts_at": local(50).isoformat()}))
     assert r.status_code == 201, r.text
-
 
 def test_attendance_window_must_lie_inside_the_meeting(coordinator, make_plan):
     plan = make_plan(coordinator)
@@ -140,7 +130,6 @@ def test_attendance_window_must_lie_inside_the_meeting(coordinator, make_plan):
     assert gp_inv["mode"] == "phone"
     assert dt.datetime.fromisoformat(gp_inv["window_start"]) == start + dt.timedelta(minutes=15)
 
-
 def test_inviting_a_participant_who_left(coordinator, make_plan):
     plan = make_plan(coordinator)
     gone = add_participant(coordinator, plan, role="caseworker", name="Tidligere sagsbehandler")
@@ -153,7 +142,6 @@ def test_inviting_a_participant_who_left(coordinator, make_plan):
     # The default invitation leaves out those who left.
     m = schedule(coordinator, plan, local(2))
     assert gone["id"] not in {i["participant_id"] for i in m["invitees"]}
-
 
 def test_virtual_meeting_needs_a_video_link(coordinator, make_plan):
     plan = make_plan(coordinator)
@@ -168,14 +156,12 @@ def test_virtual_meeting_needs_a_video_link(coordinator, make_plan):
     assert m["location"] == {"kind": "virtual", "address": None, "room": None,
                              "video_url": "https://video.example.dk/kip/1"}
 
-
 def test_a_meeting_in_the_past_is_allowed_with_a_warning(coordinator, make_plan):
     plan = make_plan(coordinator)
     m = schedule(coordinator, plan, local(-1, 13))
     assert [w["code"] for w in m["warnings"]] == ["starts_in_past"]
     assert m["warnings"][0]["field"] == "starts_at"
     assert schedule(coordinator, plan, local(1))["warnings"] == []
-
 
 def test_overlap_with_a_meeting_in_another_plan_warns(coordinator, make_plan):
     plan_a = make_plan(coordinator)
@@ -187,7 +173,6 @@ def test_overlap_with_a_meeting_in_another_plan_warns(coordinator, make_plan):
     assert overlaps[0]["participant_id"] == plan_b["coordinator"]
     assert overlaps[0]["field"].startswith("invitees[")
     assert schedule(coordinator, plan_a, local(10, 12, 30))["warnings"] == []   # back to back
-
 
 def test_closed_plan_and_other_organisations(coordinator, make_plan, make_org, make_user):
     plan = make_plan(coordinator)
@@ -202,7 +187,6 @@ def test_closed_plan_and_other_organisations(coordinator, make_plan, make_org, m
                          headers={"If-Match": f'"{plan_v}"'})
     assert r.status_code == 200, r.text
     problem(coordinator.post(f"/v1/plans/{plan['id']}/meetings", json=meeting_body(local(3))), 409)
-
 
 # ---------------------------------------------------------------- changes
 
@@ -234,7 +218,6 @@ def test_reschedule_needs_if_match_and_moves_windows(coordinator, make_plan):
     problem(coordinator.patch(f"/v1/meetings/{m['id']}", json={"duration_minutes": 60},
                               headers={"If-Match": '"3"'}), 422, "duration_minutes")
 
-
 def test_cancel_with_a_reason(coordinator, make_plan):
     plan = make_plan(coordinator)
     m = schedule(coordinator, plan, local(4))
@@ -254,7 +237,6 @@ def test_cancel_with_a_reason(coordinator, make_plan):
             409, "status")
     problem(coordinator.post(f"/v1/meetings/{m['id']}/outcome", json=outcome_body(plan)), 409)
 
-
 def test_invitee_responses(coordinator, make_plan):
     plan = make_plan(coordinator)
     gp = add_participant(coordinator, plan)
@@ -268,7 +250,6 @@ def test_invitee_responses(coordinator, make_plan):
                             json={"response": "accepted"}), 404)
     problem(coordinator.put(f"/v1/meetings/{m['id']}/invitees/{gp['id']}/response",
                             json={"response": "maybe"}), 422, "response")
-
 
 # ---------------------------------------------------------------- outcome
 
@@ -285,7 +266,7 @@ def test_outcome_records_everything_and_creates_the_next_meeting(coordinator, ma
     body = outcome_body(plan, no_further_meeting=None,
                         actions=[{"title": "Bestil tid hos egen læge", "area": "somatic_health",
                                   "responsible_participant_id": gp["id"],
-                                  "due_date": (dt.date.today() + dt.timedelta(days=14)).isoformat()},
+                                  "due_date": (kiptest.cph_today() + dt.timedelta(days=14)).isoformat()},
                                  {"title": "Søg om bolig", "area": "housing",
                                   "responsible_participant_id": plan["coordinator"]}],
                         next_meeting={"starts_at": next_start.isoformat()})
@@ -314,7 +295,6 @@ def test_outcome_records_everything_and_creates_the_next_meeting(coordinator, ma
     agreed = [a for a in doc["actions"] if a["agreed_in_meeting_id"] == m["id"]]
     assert {a["title"] for a in agreed} == {"Bestil tid hos egen læge", "Søg om bolig"}
 
-
 def test_an_invalid_action_rolls_the_whole_outcome_back(coordinator, make_plan):
     plan = make_plan(coordinator)
     m = schedule(coordinator, plan, local(-2))
@@ -336,13 +316,11 @@ def test_an_invalid_action_rolls_the_whole_outcome_back(coordinator, make_plan):
     problem(coordinator.post(f"/v1/meetings/{m['id']}/outcome", json=body), 422, "next_meeting.duration_minutes")
     assert coordinator.get(f"/v1/plans/{plan['id']}").json()["actions"] == []
 
-
 def test_a_second_outcome_is_a_conflict(coordinator, make_plan):
     plan = make_plan(coordinator)
     m = schedule(coordinator, plan, local(-1))
     assert coordinator.post(f"/v1/meetings/{m['id']}/outcome", json=outcome_body(plan)).status_code == 201
     problem(coordinator.post(f"/v1/meetings/{m['id']}/outcome", json=outcome_body(plan)), 409, "outcome")
-
 
 def test_outcome_needs_exactly_one_of_next_meeting_and_no_further_meeting(coordinator, make_plan):
     plan = make_plan(coordinator)
@@ -358,6 +336,31 @@ def test_outcome_needs_exactly_one_of_next_meeting_and_no_further_meeting(coordi
     problem(coordinator.post(f"/v1/meetings/{future['id']}/outcome", json=outcome_body(plan)), 422, "starts_at")
     assert coordinator.get(f"/v1/meetings/{m['id']}").json()["status"] == "planned"
 
+@pytest.mark.xfail(strict=True, reason="kipd bug (issue 10): kip_api.meeting_outcome adds the months to "
+                   "m.starts_at in the session's time zone, not in Europe/Copenhagen. The SQL fix waits for "
+                   "the schema re-layout; remove this mark with it (strict: an unexpected pass fails)")
+def test_the_next_meeting_limit_counts_months_in_copenhagen(kipd_factory, pg, new_db):
+    """6 months after a meeting held at 00:30 on 1 March Copenhagen time is 1
+    September, whatever the database session's time zone. Counted in UTC
+    (where the meeting began on 28 February at 23:30) the limit would fall on
+    28 August and refuse a next meeting on 31 August."""
+    db = new_db()
+    pg.psql(f"ALTER DATABASE {db} SET TimeZone = 'UTC'")
+    k = kipd_factory(db=db)
+    admin = Api(k.url, k.admin_token(), name="admin")
+    coord = kiptest.create_user(admin, kiptest.create_org(admin), ["coordinator"])
+    plan = kiptest.create_plan(coord)
+    held = "2026-03-01T00:30:00+01:00"               # a meeting recorded afterwards
+    late = schedule(coord, plan, dt.datetime.fromisoformat(held))
+    r = coord.post(f"/v1/meetings/{late['id']}/outcome",
+                   json=outcome_body(plan, no_further_meeting=None,
+                                     next_meeting={"starts_at": "2026-09-01T10:00:00+02:00"}))
+    p = problem(r, 422, "next_meeting.starts_at")
+    assert "2026-09-01" in r.text, p
+    r = coord.post(f"/v1/meetings/{late['id']}/outcome",
+                   json=outcome_body(plan, no_further_meeting=None,
+                                     next_meeting={"starts_at": "2026-08-31T10:00:00+02:00"}))
+    assert r.status_code == 201, r.text
 
 # --------------------------------------------------------- overdue outcomes
 
@@ -383,7 +386,6 @@ def test_overdue_outcome_in_the_plan_and_my_meetings(coordinator, make_plan, adm
     assert coordinator.post(f"/v1/meetings/{past['id']}/outcome", json=outcome_body(plan)).status_code == 201
     assert coordinator.get(f"/v1/meetings/{past['id']}").json()["overdue_outcome"] is False
 
-
 def test_my_meetings_range_and_who_sees_them(coordinator, make_plan, make_user):
     plan = make_plan(coordinator)
     colleague = make_user(coordinator.org, ["caseworker"])
@@ -391,7 +393,7 @@ def test_my_meetings_range_and_who_sees_them(coordinator, make_plan, make_user):
                     phone=None, email=None)
     a = schedule(coordinator, plan, local(5))
     b = schedule(coordinator, plan, local(20), invitees=[{"participant_id": plan["coordinator"]}])
-    day = lambda n: (dt.datetime.now(CPH).date() + dt.timedelta(days=n)).isoformat()  # noqa: E731
+    day = lambda n: (kiptest.cph_today() + dt.timedelta(days=n)).isoformat()  # noqa: E731
     ids = [x["id"] for x in coordinator.get("/v1/me/meetings", params={"from": day(0), "to": day(30)})
            .json()["items"]]
     assert ids == [a["id"], b["id"]]
@@ -406,7 +408,6 @@ def test_my_meetings_range_and_who_sees_them(coordinator, make_plan, make_user):
     problem(coordinator.get("/v1/me/meetings", params={"from": day(5), "to": day(0)}), 422, "to")
     problem(coordinator.get("/v1/me/meetings", params={"from": "tomorrow"}), 422, "from")
 
-
 # ------------------------------------------------------------------ agenda
 
 def test_agenda_lists_open_actions_and_what_the_last_meeting_agreed(coordinator, make_plan):
@@ -415,7 +416,7 @@ def test_agenda_lists_open_actions_and_what_the_last_meeting_agreed(coordinator,
     r = coordinator.post(f"/v1/plans/{plan['id']}/actions",
                          json={"title": "Afklar økonomi", "area": "finances",
                                "responsible_participant_id": gp["id"],
-                               "due_date": (dt.date.today() - dt.timedelta(days=3)).isoformat()})
+                               "due_date": (kiptest.cph_today() - dt.timedelta(days=3)).isoformat()})
     assert r.status_code == 201, r.text
     loose = r.json()
     first = schedule(coordinator, plan, local(-7))
@@ -443,7 +444,6 @@ def test_agenda_lists_open_actions_and_what_the_last_meeting_agreed(coordinator,
     assert ag["local"]["start"] == "10:00"
     # The first meeting has no earlier one.
     assert coordinator.get(f"/v1/meetings/{first['id']}/agenda").json()["previous_meeting"] is None
-
 
 def test_agenda_as_printable_html_escapes_every_value(coordinator, make_plan):
     cpr = kiptest.new_cpr()
