@@ -8,6 +8,7 @@
  *   conn.c      one connection: llhttp glue, state machine, timers, writes
  *   request.c   request objects, path decoding, request ids
  *   response.c  status texts, the Date cache, response and problem bodies
+ *   strict.c    RFC 9112 checks llhttp leaves to us (strict.h, public)
  */
 #ifndef KIPD_HTTP_INTERNAL_H
 #define KIPD_HTTP_INTERNAL_H
@@ -87,6 +88,8 @@ struct http_conn_s {
   int pause;                    /* why llhttp paused: HTTP__PAUSE_* */
   int fail_status;              /* set by a callback that rejects the request */
   const char *fail_detail;      /* static text */
+  const char *fail_field;       /* static: the problem's field, or NULL */
+  bool head_lf;                 /* obs-fold scan: the last head byte was LF */
 
   /* Unparsed input: inbuf[parse_off, in_len). */
   char *inbuf;
