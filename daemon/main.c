@@ -169,6 +169,11 @@ static int kipd_serve(kipd_t *k) {
   if (rc != 0)
     return rc;
   http_server_set_access_cb(k->server, app_access_log, k->app);
+  /* One client cannot take every slot; trusted proxies carry many clients. */
+  rc = http_server_set_peer_limit(k->server, k->cfg.max_connections_per_address,
+                                  k->cfg.trusted_proxies);
+  if (rc != 0)
+    return rc;
   app_set_server(k->app, k->server);
   app_set_loop(k->app, k->loop);
   app_set_keyring(k->app, k->keyring);
@@ -178,6 +183,10 @@ static int kipd_serve(kipd_t *k) {
                                                    "port", k->cfg.listen_port, "error", uv_strerror(rc)));
     return rc;
   }
+  if (http_server_max_connections(k->server) < k->cfg.http.max_connections)
+    log_emit(LOG_WARN, "max-connections lowered to fit the open file limit (RLIMIT_NOFILE)",
+             json_pack("{s:i, s:i}", "max_connections", (int)http_server_max_connections(k->server),
+                       "configured", (int)k->cfg.http.max_connections));
   int port = http_server_port(k->server);
   bool v6 = strchr(k->cfg.listen_host, ':') != NULL;
   char url[256];

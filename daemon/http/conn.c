@@ -675,7 +675,9 @@ static void http_conn__orphan(http_conn_t *c) {
     s->stats.connections_open--;
   else if (c->refused)
     s->refusing--;
-  c->counted = c->refused = false;
+  if (c->peer_counted)
+    http__peers_release(s, c->remote_addr);
+  c->counted = c->refused = c->peer_counted = false;
   http__server_unlink(s, c);
   c->server = NULL;
   http__server_maybe_finish(s);
@@ -845,7 +847,10 @@ void http__conn_accept(http_server_t *s) {
       uv_ip4_name((struct sockaddr_in *)&peer, c->remote_addr, sizeof(c->remote_addr));
   }
 
-  if (s->limits.max_connections > 0 && s->stats.connections_open >= s->limits.max_connections) {
+  bool over_all = s->limits.max_connections > 0 &&
+                  s->stats.connections_open >= s->limits.max_connections;
+  bool over_peer = !over_all && !http__peers_admit(s, c->remote_addr, &c->peer_counted);
+  if (over_all || over_peer) {
     s->stats.connections_refused++;
     if (s->refusing >= HTTP__MAX_REFUSING) {
       http_conn__close(c);
@@ -853,7 +858,7 @@ void http__conn_accept(http_server_t *s) {
     }
     c->refused = true;
     s->refusing++;
-    http_conn__fail(c, 503, NULL);
+    http_conn__fail(c, 503, over_peer ? "Too many connections from this address." : NULL);
     return;
   }
   c->counted = true;
@@ -884,6 +889,8 @@ void http__conn_free(http_conn_t *c) {
       s->stats.connections_open--;
     else if (c->refused)
       s->refusing--;
+    if (c->peer_counted)
+      http__peers_release(s, c->remote_addr);
     http__server_unlink(s, c);
   }
   http__request_free(c->req);

@@ -196,6 +196,10 @@ static http_limits_t test_limits(void) {
   return l;
 }
 
+/* The per-address cap of the next tsrv_start (test_peers). */
+static unsigned tsrv_peer_cap;
+static const char *tsrv_peer_exempt;
+
 static bool tsrv_start(tsrv_t *t, const http_limits_t *limits, const char *host) {
   memset(t, 0, sizeof(*t));
   t->pending_gone = -1;
@@ -206,7 +210,10 @@ static bool tsrv_start(tsrv_t *t, const http_limits_t *limits, const char *host)
   if (http_server_new(&t->loop, limits, t_handler, t, &t->server) != 0)
     return false;
   http_server_set_access_cb(t->server, t_access, t);
-  int r = http_server_listen(t->server, host, 0);
+  int r = http_server_set_peer_limit(t->server, tsrv_peer_cap, tsrv_peer_exempt);
+  if (r != 0)
+    return false;
+  r = http_server_listen(t->server, host, 0);
   if (r != 0) {
     tap_diag("listen on %s: %s", host, uv_strerror(r));
     return false;
@@ -329,6 +336,26 @@ static bool cli_open_at(cli_t *c, int family, const char *host, int port) {
     len = sizeof(*a);
   }
   if (connect(c->fd, (struct sockaddr *)&ss, len) != 0) {
+    close(c->fd);
+    c->fd = -1;
+    return false;
+  }
+  return true;
+}
+
+/* Connect to 127.0.0.1:port from the loopback address src (127.0.0.2, ...). */
+static bool cli_open_from(cli_t *c, const char *src, int port) {
+  memset(c, 0, sizeof(*c));
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (c->fd < 0)
+    return false;
+  cli_timeout(c, 5000);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  inet_pton(AF_INET, src, &a.sin_addr);
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  if (bind(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      connect(c->fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
     close(c->fd);
     c->fd = -1;
     return false;
@@ -951,6 +978,100 @@ static void test_refusal(void) {
   tap_is_int(tsrv_join(&t), 0, "one-connection server: loop closes cleanly");
 }
 
+/* The per-address cap: 4 from 127.0.0.2, then 503; another address and the
+ * exempt proxy are still served; closing one frees its slot. */
+typedef struct peer_q_s {
+  const char *addr;
+  unsigned count;
+} peer_q_t;
+
+static void tsrv_do_peer_count(tsrv_t *t, void *arg) {
+  peer_q_t *q = arg;
+  q->count = http_server_peer_count(t->server, q->addr);
+}
+
+static unsigned tsrv_peer_count(tsrv_t *t, const char *addr) {
+  peer_q_t q = {addr, 0};
+  tsrv_call(t, tsrv_do_peer_count, &q);
+  return q.count;
+}
+
+static bool pred_peer_count_zero(const snap_t *s, long arg) {
+  return s->stats.connections_open == (uint64_t)arg;
+}
+
+static void test_peers(void) {
+  tsrv_t t;
+  http_limits_t l = test_limits();
+  tsrv_peer_cap = 4;
+  tsrv_peer_exempt = "127.0.0.4, ::1";
+  bool started = tsrv_start(&t, &l, "127.0.0.1");
+  tsrv_peer_cap = 0;
+  tsrv_peer_exempt = NULL;
+  if (!tap_ok(started, "per-address server started (cap 4, 127.0.0.4 exempt)"))
+    return;
+
+  cli_t held[4], extra, other, proxy[6];
+  resp_t r;
+  bool all = true;
+  for (int i = 0; i < 4; i++)
+    all = all && cli_open_from(&held[i], "127.0.0.2", t.port) &&
+          cli_sends(&held[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
+          cli_read(&held[i], &r, false) && r.status == 200;
+  tap_ok(all, "4 keep-alive connections from 127.0.0.2 served");
+  tap_is_int(tsrv_peer_count(&t, "127.0.0.2"), 4, "4 counted for 127.0.0.2");
+  tap_ok(cli_open_from(&extra, "127.0.0.2", t.port) &&
+             cli_sends(&extra, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cli_read(&extra, &r, false),
+         "a 5th from 127.0.0.2 is answered");
+  check_problem(&r, 503, "unavailable", "request", "5th from one address");
+  tap_ok(has(r.body, "Too many connections from this address."), "503 says why");
+  tap_is_str(resp_header(&r, "retry-after"), "1", "per-address 503 carries Retry-After");
+  tap_ok(cli_eof(&extra, 3000), "the 5th is closed");
+  cli_close(&extra);
+  tap_ok(cli_open_from(&other, "127.0.0.3", t.port) &&
+             cli_sends(&other, "GET /hello?id=3 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&other, &r, false) && r.status == 200 && strcmp(r.body, "id-3") == 0,
+         "127.0.0.3 is still served");
+  cli_close(&other);
+  all = true;
+  for (int i = 0; i < 6; i++)
+    all = all && cli_open_from(&proxy[i], "127.0.0.4", t.port) &&
+          cli_sends(&proxy[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
+          cli_read(&proxy[i], &r, false) && r.status == 200;
+  tap_ok(all, "6 from the exempt 127.0.0.4 served");
+  tap_is_int(tsrv_peer_count(&t, "127.0.0.4"), 0, "the exempt address is not counted");
+  for (int i = 0; i < 6; i++)
+    cli_close(&proxy[i]);
+  tap_ok(cli_sends(&held[0], "GET /hello?id=7 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&held[0], &r, false) && strcmp(r.body, "id-7") == 0,
+         "the held connections are still served");
+  cli_close(&held[3]);
+  tap_ok(tsrv_wait(&t, pred_peer_count_zero, 3, 3000), "a closed one is released");
+  tap_is_int(tsrv_peer_count(&t, "127.0.0.2"), 3, "3 counted for 127.0.0.2");
+  tap_ok(cli_open_from(&extra, "127.0.0.2", t.port) &&
+             cli_sends(&extra, "GET /hello?id=8 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&extra, &r, false) && r.status == 200,
+         "its slot is free again");
+  cli_close(&extra);
+  for (int i = 0; i < 3; i++)
+    cli_close(&held[i]);
+  tap_ok(tsrv_wait(&t, pred_peer_count_zero, 0, 3000), "every connection closed");
+  tap_is_int(tsrv_peer_count(&t, "127.0.0.2"), 0, "nothing counted at the end");
+  tsrv_shutdown(&t, 1000);
+  tap_is_int(tsrv_join(&t), 0, "per-address server: loop closes cleanly");
+
+  http_server_t *s = NULL;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  tap_ok(http_server_new(&loop, &l, t_handler, NULL, &s) == 0, "server for a bad exempt list");
+  tap_is_int(http_server_set_peer_limit(s, 4, "10.0.0.1,not-an-ip"), UV_EINVAL,
+             "an exempt entry that is not an IP: UV_EINVAL");
+  http_server_shutdown(s, 0, NULL, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  http_server_free(s);
+  tap_is_int(uv_loop_close(&loop), 0, "its loop closes cleanly");
+}
+
 /* ---- shutdown ------------------------------------------------------------------ */
 
 static void test_graceful_shutdown(void) {
@@ -1095,6 +1216,7 @@ int main(void) {
 
   test_timeouts();
   test_refusal();
+  test_peers();
   test_graceful_shutdown();
   test_forced_shutdown();
   test_ipv6();
