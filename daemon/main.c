@@ -22,6 +22,7 @@
 #include "app/roles.h"
 #include "app/sealer.h"
 #include "db/cluster.h"
+#include "db/datalock.h"
 #include "db/migrate.h"
 #include "db/pg_pool.h"
 #include "http/server.h"
@@ -390,6 +391,21 @@ int main(int argc, char **argv) {
   log_set_level(strcmp(lv, "debug") == 0 ? LOG_DEBUG : strcmp(lv, "warn") == 0 ? LOG_WARN
                 : strcmp(lv, "error") == 0 ? LOG_ERROR : LOG_INFO);
 
+  /* One kipd per data folder: refused at once, naming the holder's PID. */
+  datalock_t *data_lock = NULL;
+  if (k.cfg.db_url == NULL && k.cfg.data_dir != NULL) {
+    long holder = 0;
+    rc = datalock_acquire(k.cfg.data_dir, &data_lock, &holder, err, sizeof(err));
+    if (rc != 0) {
+      log_emit(LOG_ERROR, rc == -EBUSY ? "refusing to start: the data folder is in use"
+                                       : "refusing to start: cannot lock the data folder",
+               json_pack("{s:s, s:s, s:I}", "data_dir", k.cfg.data_dir, "error", err,
+                         "holder_pid", (json_int_t)holder));
+      config_free(&k.cfg);
+      return 1;
+    }
+  }
+
   if (kipd_check_secret_file(k.cfg.admin_token_file) != 0 || kipd_check_secret_file(k.cfg.key_file) != 0) {
     config_free(&k.cfg);
     return 1;
@@ -508,5 +524,6 @@ cleanup:
   cpr_keyring_free(k.keyring);
   free(owner_conninfo);
   config_free(&k.cfg);
+  datalock_release(data_lock); /* last: the postmaster has stopped */
   return k.exit_code;
 }
