@@ -11,6 +11,8 @@ KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema p
 # npm for the PostGraphile peer comes with the machine's nodejs; Debian's npm package
 # conflicts with it, so it is not listed here.
 KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf)
+# tests/fuzz/run: libFuzzer targets built with clang 14 (ASan + UBSan runtimes in libclang-rt-14-dev).
+KIPD_FUZZ_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 
 kipd_install_missing() {
   local missing=()
