@@ -38,8 +38,12 @@ def _strings(j):
             yield from _strings(v)
 
 
+SECRET_RE = re.compile(r"kipd_(?!fuzz)[A-Za-z0-9_-]{20,}")
+
+
 def _record(prep):
-    url = urllib.parse.urlsplit(prep.url)
+    # Calendar-feed keys and any other kipd secret in the URL are replaced too.
+    url = urllib.parse.urlsplit(SECRET_RE.sub("kipd_fuzzkey0000000000000000000000000000000000", prep.url))
     target = url.path + (f"?{url.query}" if url.query else "")
     body = prep.body or b""
     if isinstance(body, str):
