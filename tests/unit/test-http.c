@@ -740,6 +740,9 @@ static void test_strict(tsrv_t *t) {
            "strict: %s: the probe is still served", k->what);
   }
   cli_close(&probe);
+  tap_ok(oneshot(t->port, "GET /hello HTTP/2.0\r\nHost: t\r\n\r\n", &r) &&
+             has(r.body, "\"type\":\"https://kipd.dk/problems/http-version-not-supported\""),
+         "strict: 505 has its own problem type");
 
   /* A fold split across two reads is still seen. */
   cli_t c;
