@@ -82,7 +82,7 @@ int datalock_acquire(const char *data_dir, datalock_t **out, long *holder_pid,
           nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
       }
       snprintf(err, err_len,
-               "the data folder %s is in use by another kipd (PID %ld holds %s); stop it first, "
+               "the data folder %s is in use by another kipd (PID %ld holds %s); stop kipd first, "
                "or give this one its own --data-dir",
                data_dir, *holder_pid, l->path);
     } else {
