@@ -31,6 +31,7 @@
 #include "app/roles.h"
 #include "app/sealer.h"
 #include "db/cluster.h"
+#include "db/datalock.h"
 #include "db/migrate.h"
 #include "db/pg_pool.h"
 #include "http/server.h"
@@ -355,6 +356,11 @@ static int kipd_listen(kipd_t *k) {
   if (rc != 0)
     return rc;
   http_server_set_access_cb(k->server, access_log_request, NULL);
+  /* One client cannot take every slot; trusted proxies carry many clients. */
+  rc = http_server_set_peer_limit(k->server, k->cfg.max_connections_per_address,
+                                  k->cfg.trusted_proxies);
+  if (rc != 0)
+    return rc;
   app_set_server(k->app, k->server);
   app_set_loop(k->app, k->loop);
   app_set_keyring(k->app, k->keyring);
@@ -364,6 +370,10 @@ static int kipd_listen(kipd_t *k) {
                                                    "port", k->cfg.listen_port, "error", uv_strerror(rc)));
     return rc;
   }
+  if (http_server_max_connections(k->server) < k->http_limits.max_connections)
+    log_emit(LOG_WARN, "max-connections lowered to fit the open file limit (RLIMIT_NOFILE)",
+             json_pack("{s:i, s:i}", "max_connections", (int)http_server_max_connections(k->server),
+                       "configured", (int)k->http_limits.max_connections));
   int port = http_server_port(k->server);
   bool v6 = strchr(k->cfg.listen_host, ':') != NULL;
   char url[256];
@@ -522,6 +532,21 @@ int main(int argc, char **argv) {
   log_set_level(strcmp(lv, "debug") == 0 ? LOG_DEBUG : strcmp(lv, "warn") == 0 ? LOG_WARN
                 : strcmp(lv, "error") == 0 ? LOG_ERROR : LOG_INFO);
 
+  /* One kipd per data folder: refused at once, naming the holder's PID. */
+  datalock_t *data_lock = NULL;
+  if (k.cfg.db_url == NULL && k.cfg.data_dir != NULL) {
+    long holder = 0;
+    rc = datalock_acquire(k.cfg.data_dir, &data_lock, &holder, err, sizeof(err));
+    if (rc != 0) {
+      log_emit(LOG_ERROR, rc == -EBUSY ? "refusing to start: the data folder is in use"
+                                       : "refusing to start: cannot lock the data folder",
+               json_pack("{s:s, s:s, s:I}", "data_dir", k.cfg.data_dir, "error", err,
+                         "holder_pid", (json_int_t)holder));
+      config_free(&k.cfg);
+      return 1;
+    }
+  }
+
   if (kipd_check_secret_file(k.cfg.admin_token_file) != 0 || kipd_check_secret_file(k.cfg.key_file) != 0) {
     config_free(&k.cfg);
     return 1;
@@ -577,5 +602,6 @@ int main(int argc, char **argv) {
   free(k.owner_conninfo);
   free(k.conninfo);
   config_free(&k.cfg);
+  datalock_release(data_lock); /* last: the postmaster has stopped */
   return k.exit_code;
 }

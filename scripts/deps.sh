@@ -16,6 +16,8 @@ KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf)
 # tests/browser/package-lock.json; it never downloads a browser). npm comes with the machine's nodejs
 # where that is NodeSource's; with Debian's nodejs, scripts/test installs Debian's npm package.
 KIPD_BROWSER_PACKAGES=(chromium nodejs)
+# tests/fuzz/run: libFuzzer targets built with clang 14 (ASan + UBSan runtimes in libclang-rt-14-dev).
+KIPD_FUZZ_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 
 kipd_install_missing() {
   local missing=()

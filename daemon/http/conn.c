@@ -19,6 +19,7 @@
  * the server's reaper, so nothing is freed inside its own callback.
  */
 #include "http/internal.h"
+#include "http/strict.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,6 +317,12 @@ static int http_conn__head_done(http_conn_t *c) {
   else
     http__uuid4(req->request_id);
 
+  /* RFC 9112: version, Host, token names, singleton headers (strict.h). */
+  int strict = http_strict_head(llhttp_get_http_major(p), llhttp_get_http_minor(p),
+                                req->headers, req->n_headers, &c->fail_detail, &c->fail_field);
+  if (strict != 0)
+    return strict;
+
   int status = http_conn__build_target(c);
   if (status != 0)
     return status;
@@ -340,6 +347,13 @@ static int http_conn__head_done(http_conn_t *c) {
   return 0;
 }
 
+static http_parse_result_t http_conn__fail_fold(http_conn_t *c) {
+  c->fail_status = 400;
+  c->fail_detail = "obs-fold (a header line continued on the next line)";
+  c->fail_field = "headers";
+  return HTTP_PARSE_FAILED;
+}
+
 /* Feed inbuf[parse_off, in_len) to llhttp. */
 static http_parse_result_t http_conn__parse(http_conn_t *c) {
   size_t max_head = c->server->limits.max_header_bytes;
@@ -355,6 +369,8 @@ static http_parse_result_t http_conn__parse(http_conn_t *c) {
     llhttp_errno_t err = llhttp_execute(&c->parser, start, n);
     if (err == HPE_OK) {
       if (c->in_head) {
+        if (http_strict_fold(&c->head_lf, start, n))
+          return http_conn__fail_fold(c);
         c->head_bytes += n;
         if (c->head_bytes > max_head) {
           c->fail_status = 431;
@@ -371,6 +387,9 @@ static http_parse_result_t http_conn__parse(http_conn_t *c) {
       c->parse_off += used;
       llhttp_resume(&c->parser);
       if (c->pause == HTTP__PAUSE_HEAD) {
+        if (http_strict_fold(&c->head_lf, start, used))
+          return http_conn__fail_fold(c);
+        c->head_lf = false;
         c->head_bytes += used;
         c->in_head = false;
         int status = http_conn__head_done(c);
@@ -516,7 +535,7 @@ static int http_conn__build(http_conn_t *c, int status, const http_header_t *hea
 
 /* Answer with a problem of the server's own and close afterwards. */
 static void http_conn__fail(http_conn_t *c, int status, const char *detail) {
-  const char *field = "request";
+  const char *field = c->fail_field != NULL ? c->fail_field : "request";
   if (status == 413)
     field = "body";
   else if (status == 431)
@@ -532,6 +551,7 @@ static void http_conn__fail(http_conn_t *c, int status, const char *detail) {
   c->keep_alive = false;
   c->fail_status = 0;
   c->fail_detail = NULL;
+  c->fail_field = NULL;
 
   char detail_buf[160];
   if (detail == NULL) {
@@ -655,7 +675,9 @@ static void http_conn__orphan(http_conn_t *c) {
     s->stats.connections_open--;
   else if (c->refused)
     s->refusing--;
-  c->counted = c->refused = false;
+  if (c->peer_counted)
+    http__peers_release(s, c->remote_addr);
+  c->counted = c->refused = c->peer_counted = false;
   http__server_unlink(s, c);
   c->server = NULL;
   http__server_maybe_finish(s);
@@ -825,7 +847,10 @@ void http__conn_accept(http_server_t *s) {
       uv_ip4_name((struct sockaddr_in *)&peer, c->remote_addr, sizeof(c->remote_addr));
   }
 
-  if (s->limits.max_connections > 0 && s->stats.connections_open >= s->limits.max_connections) {
+  bool over_all = s->limits.max_connections > 0 &&
+                  s->stats.connections_open >= s->limits.max_connections;
+  bool over_peer = !over_all && !http__peers_admit(s, c->remote_addr, &c->peer_counted);
+  if (over_all || over_peer) {
     s->stats.connections_refused++;
     if (s->refusing >= HTTP__MAX_REFUSING) {
       http_conn__close(c);
@@ -833,7 +858,7 @@ void http__conn_accept(http_server_t *s) {
     }
     c->refused = true;
     s->refusing++;
-    http_conn__fail(c, 503, NULL);
+    http_conn__fail(c, 503, over_peer ? "Too many connections from this address." : NULL);
     return;
   }
   c->counted = true;
@@ -864,6 +889,8 @@ void http__conn_free(http_conn_t *c) {
       s->stats.connections_open--;
     else if (c->refused)
       s->refusing--;
+    if (c->peer_counted)
+      http__peers_release(s, c->remote_addr);
     http__server_unlink(s, c);
   }
   http__request_free(c->req);

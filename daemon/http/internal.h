@@ -8,6 +8,8 @@
  *   conn.c      one connection: llhttp glue, state machine, timers, writes
  *   request.c   request objects, path decoding, request ids
  *   response.c  status texts, the Date cache, response and problem bodies
+ *   strict.c    RFC 9112 checks llhttp leaves to us (strict.h, public)
+ *   peers.c     open connections per client address, the per-address cap
  */
 #ifndef KIPD_HTTP_INTERNAL_H
 #define KIPD_HTTP_INTERNAL_H
@@ -27,6 +29,8 @@
 #define HTTP__LINGER_MS 2000          /* wait for the client's FIN after an error */
 #define HTTP__MAX_REFUSING 256        /* 503 answers in flight; beyond, just close */
 #define HTTP__ARENA_CHUNK 4096
+#define HTTP__PEER_BUCKETS 4096       /* per-address counts: hash buckets */
+#define HTTP__FD_RESERVE 256          /* descriptors kept for all but HTTP */
 
 /* Connection states (PgBouncer client_proto style: one dispatcher switches
  * on these). */
@@ -56,6 +60,7 @@ typedef struct http__hdr_span_s {
 } http__hdr_span_t;
 
 typedef struct http_conn_s http_conn_t;
+typedef struct http__peer_s http__peer_t;
 
 struct http_conn_s {
   uv_tcp_t tcp;                 /* embedded handles: container_of */
@@ -73,6 +78,7 @@ struct http_conn_s {
   unsigned handles_open;
   bool counted;                 /* counts in stats.connections_open */
   bool refused;                 /* over max_connections: gets a 503 */
+  bool peer_counted;            /* counts in its address's open connections */
   bool reading;                 /* uv_read_start is in effect */
   bool peer_eof;                /* the client closed its side */
   bool dispatched;              /* the handler owns req until http_respond() */
@@ -87,6 +93,8 @@ struct http_conn_s {
   int pause;                    /* why llhttp paused: HTTP__PAUSE_* */
   int fail_status;              /* set by a callback that rejects the request */
   const char *fail_detail;      /* static text */
+  const char *fail_field;       /* static: the problem's field, or NULL */
+  bool head_lf;                 /* obs-fold scan: the last head byte was LF */
 
   /* Unparsed input: inbuf[parse_off, in_len). */
   char *inbuf;
@@ -131,6 +139,12 @@ struct http_server_s {
   http_conn_t *conns;           /* every connection object not yet freed */
   http_conn_t *reap_list;
   unsigned refusing;            /* refused connections still open */
+  /* peers.c: open connections per client address. */
+  http__peer_t **peer_buckets;  /* HTTP__PEER_BUCKETS chains, or NULL */
+  uint64_t peer_seed;
+  unsigned per_address_cap;     /* 0: no cap */
+  char (*peer_exempt)[64];      /* canonical addresses not counted */
+  size_t n_peer_exempt;
   http_server_stats_t stats;
   int port;
 
@@ -154,6 +168,13 @@ void http__server_unlink(http_server_t *s, http_conn_t *c);
 void http__server_defer_free(http_server_t *s, http_conn_t *c);
 /* Call closed_cb once shut down and every connection is gone. */
 void http__server_maybe_finish(http_server_t *s);
+
+/* peers.c */
+/* May a new connection from addr be served? *counted tells whether it was
+ * counted (release it with http__peers_release when it ends). */
+bool http__peers_admit(http_server_t *s, const char *addr, bool *counted);
+void http__peers_release(http_server_t *s, const char *addr);
+void http__peers_free(http_server_t *s);
 
 /* conn.c */
 /* Accept one pending connection from s->listener. */

@@ -224,6 +224,7 @@ static const char *http__problem_slug(int status) {
   case 413: return "payload-too-large";
   case 431: return "headers-too-large";
   case 503: return "unavailable";
+  case 505: return "http-version-not-supported";
   default: return "internal";
   }
 }
@@ -236,6 +237,7 @@ static const char *http__problem_title(int status) {
   case 413: return "Request body too large";
   case 431: return "Request headers too large";
   case 503: return "Service unavailable";
+  case 505: return "HTTP version not supported";
   default: return "Internal error";
   }
 }

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void http_server__on_handle_close(uv_handle_t *handle);
 
@@ -48,6 +49,29 @@ static void http_server__on_connection(uv_stream_t *listener, int status) {
   http__conn_accept(s);
 }
 
+/* Make room for max_connections descriptors plus the refusals in flight
+ * and HTTP__FD_RESERVE for the rest of the process (pool, cluster, logs);
+ * lower max_connections where the hard limit does not allow it. */
+static void http_server__fd_budget(http_server_t *s) {
+  if (s->limits.max_connections == 0)
+    return;
+  rlim_t extra = HTTP__MAX_REFUSING + HTTP__FD_RESERVE;
+  rlim_t need = (rlim_t)s->limits.max_connections + extra;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+    return;
+  struct rlimit want = rl;
+  want.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+  if (want.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &want) == 0)
+    rl.rlim_cur = want.rlim_cur;
+  if (rl.rlim_cur < need)
+    s->limits.max_connections = rl.rlim_cur > extra + 16 ? (unsigned)(rl.rlim_cur - extra) : 16;
+}
+
+unsigned http_server_max_connections(const http_server_t *server) {
+  return server->limits.max_connections;
+}
+
 int http_server_listen(http_server_t *server, const char *host, int port) {
   struct sockaddr_storage ss;
   struct sockaddr_storage bound;
@@ -62,6 +86,7 @@ int http_server_listen(http_server_t *server, const char *host, int port) {
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
     return UV_EINVAL;
+  http_server__fd_budget(server);
   r = uv_tcp_bind(&server->listener, (const struct sockaddr *)&ss, 0);
   if (r != 0)
     return r;
@@ -193,5 +218,6 @@ void http_server_free(http_server_t *server) {
   /* Freeing with handles still open would leave them dangling in the loop. */
   if (!server->closed)
     abort();
+  http__peers_free(server);
   free(server);
 }

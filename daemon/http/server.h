@@ -106,6 +106,26 @@ void http_server_shutdown(http_server_t *server, uint64_t grace_ms,
 /* Frees the server. Only after the closed callback has run (aborts before). */
 void http_server_free(http_server_t *server);
 
+/* One client cannot take every slot (issue #16): at most per_address open
+ * connections from one client address (0: no cap); the next gets a 503
+ * problem+json and is closed. exempt is a comma-separated list of IP
+ * literals (the trusted reverse proxies, through which many clients arrive)
+ * that only the global max_connections binds; NULL or "" for none. Loopback
+ * is not exempt. Call before http_server_listen(). Returns 0, UV_EINVAL
+ * for an exempt entry that is not an IP address, or UV_ENOMEM. */
+int http_server_set_peer_limit(http_server_t *server, unsigned per_address,
+                               const char *exempt) KIPD_MUST_CHECK;
+
+/* Open connections counted for addr now (tests, diagnostics). */
+unsigned http_server_peer_count(const http_server_t *server, const char *addr);
+
+/* The max_connections in force. http_server_listen() raises the process's
+ * soft RLIMIT_NOFILE towards max_connections plus the descriptors a refusal
+ * and the rest of kipd need; where the hard limit is lower, it lowers
+ * max_connections to fit, so that past the limit a client still gets the
+ * 503 rather than a reset from an accept that failed with EMFILE. */
+unsigned http_server_max_connections(const http_server_t *server);
+
 /* Statistics for /metrics. */
 typedef struct http_server_stats_s {
   uint64_t connections_open;

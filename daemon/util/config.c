@@ -48,6 +48,7 @@ static const config_opt_t config__opts[] = {
   {"session-max-s", "KIPD_SESSION_MAX_S", OPT_U64, OFF(session_max_s), "absolute lifetime of a sign-in session (43200)"},
   {"trusted-proxies", "KIPD_TRUSTED_PROXIES", OPT_STR, OFF(trusted_proxies), "comma-separated IP addresses of reverse proxies whose X-Forwarded-For names the client (none)"},
   {"public-url", "KIPD_PUBLIC_URL", OPT_STR, OFF(public_url), "the base URL people reach kipd at, e.g. https://kip.example.dk, for absolute links such as the calendar feed URL (unset: from the request's Host and X-Forwarded-Proto)"},
+  {"max-connections-per-address", "KIPD_MAX_CONNECTIONS_PER_ADDRESS", OPT_UINT, OFF(max_connections_per_address), "HTTP connections from one client address before its new ones get 503; trusted proxies are exempt (256; 0 = no cap)"},
   {"cookie-secure", "KIPD_COOKIE_SECURE", OPT_STR, OFF(cookie_secure), "Secure on the session cookie: auto (when X-Forwarded-Proto is https), always or never (auto)"},
   {"signin-lock-after", "KIPD_SIGNIN_LOCK_AFTER", OPT_INT, OFF(signin_lock_after), "consecutive failed sign-ins that lock a username (5)"},
   {"signin-lock-s", "KIPD_SIGNIN_LOCK_S", OPT_U64, OFF(signin_lock_s), "how long a locked username stays locked (900)"},
@@ -73,6 +74,7 @@ void config_defaults(kipd_config_t *cfg) {
   cfg->pg_bindir = strdup(KIPD_PG_BINDIR);
   cfg->pg_user = strdup("postgres");
   cfg->log_level = strdup("info");
+  cfg->max_connections_per_address = 256;
   cfg->shutdown_grace_ms = 10000;
   cfg->meeting_min_minutes = 90;
   cfg->next_meeting_max_months = 6;

@@ -46,6 +46,7 @@ typedef struct kipd_config_s {
   char *trusted_proxies;        /* comma-separated proxy IPs whose X-Forwarded-For is believed */
   char *public_url;             /* base of absolute links ("https://kip.example.dk", no trailing
                                  * slash); NULL: from the request's Host and X-Forwarded-Proto */
+  unsigned max_connections_per_address; /* open connections from one address (not a trusted proxy): 256; 0 = no cap */
   int signin_lock_after;        /* consecutive failures that lock a username: 5 */
   uint64_t signin_lock_s;       /* how long it stays locked: 900 */
   uint64_t signin_window_s;     /* failures older than this are forgotten: 900 */

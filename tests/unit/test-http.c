@@ -196,6 +196,10 @@ static http_limits_t test_limits(void) {
   return l;
 }
 
+/* The per-address cap of the next tsrv_start (test_peers). */
+static unsigned tsrv_peer_cap;
+static const char *tsrv_peer_exempt;
+
 static bool tsrv_start(tsrv_t *t, const http_limits_t *limits, const char *host) {
   memset(t, 0, sizeof(*t));
   t->pending_gone = -1;
@@ -206,7 +210,10 @@ static bool tsrv_start(tsrv_t *t, const http_limits_t *limits, const char *host)
   if (http_server_new(&t->loop, limits, t_handler, t, &t->server) != 0)
     return false;
   http_server_set_access_cb(t->server, t_access, t);
-  int r = http_server_listen(t->server, host, 0);
+  int r = http_server_set_peer_limit(t->server, tsrv_peer_cap, tsrv_peer_exempt);
+  if (r != 0)
+    return false;
+  r = http_server_listen(t->server, host, 0);
   if (r != 0) {
     tap_diag("listen on %s: %s", host, uv_strerror(r));
     return false;
@@ -329,6 +336,26 @@ static bool cli_open_at(cli_t *c, int family, const char *host, int port) {
     len = sizeof(*a);
   }
   if (connect(c->fd, (struct sockaddr *)&ss, len) != 0) {
+    close(c->fd);
+    c->fd = -1;
+    return false;
+  }
+  return true;
+}
+
+/* Connect to 127.0.0.1:port from the loopback address src (127.0.0.2, ...). */
+static bool cli_open_from(cli_t *c, const char *src, int port) {
+  memset(c, 0, sizeof(*c));
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (c->fd < 0)
+    return false;
+  cli_timeout(c, 5000);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  inet_pton(AF_INET, src, &a.sin_addr);
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  if (bind(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      connect(c->fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
     close(c->fd);
     c->fd = -1;
     return false;
@@ -637,6 +664,111 @@ static void test_server_limits(tsrv_t *t) {
          "truncated escape: 400");
 }
 
+/* RFC 9112 strictness (http/strict.h): each hostile head gets 400 (or 505)
+ * and a closed connection, the handler never sees it, and a keep-alive
+ * probe opened before keeps being served meanwhile. */
+typedef struct strict_case_s {
+  const char *what;
+  const char *req;
+  int status;
+  const char *field;
+} strict_case_t;
+
+static void test_strict(tsrv_t *t) {
+  static const strict_case_t cases[] = {
+    {"no version (HTTP/0.9 line)", "GET /hello\r\n\r\n", 400, "request"},
+    {"no version, Host given", "GET /hello\r\nHost: t\r\n\r\n", 400, "request"},
+    {"HTTP/1.1 without Host", "GET /hello HTTP/1.1\r\nAccept: */*\r\n\r\n", 400, "host"},
+    {"duplicate Host", "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "host"},
+    {"duplicate Host, other case", "GET /hello HTTP/1.1\r\nHost: a\r\nhOST: a\r\n\r\n", 400, "host"},
+    {"whitespace before the colon", "GET /hello HTTP/1.1\r\nHost : t\r\n\r\n", 400, "request"},
+    {"whitespace before the colon, 2nd header",
+     "GET /hello HTTP/1.1\r\nHost: t\r\nAuthorization : Bearer x\r\n\r\n", 400, "request"},
+    {"obs-fold", "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n", 400, "headers"},
+    {"obs-fold with a tab", "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: a\r\n\tb\r\n\r\n", 400, "headers"},
+    {"obs-fold inside Transfer-Encoding",
+     "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+     400, "headers"},
+    {"two Authorization", "GET /hello HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer a\r\n"
+     "Authorization: Bearer b\r\n\r\n", 400, "authorization"},
+    {"two Cookie", "GET /hello HTTP/1.1\r\nHost: t\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n", 400,
+     "cookie"},
+    {"two Content-Type", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: a/b\r\n"
+     "Content-Type: c/d\r\nContent-Length: 1\r\n\r\nx", 400, "content-type"},
+    {"two Transfer-Encoding", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "request"},
+    {"Content-Length and Transfer-Encoding", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "request"},
+    {"Transfer-Encoding then Content-Length", "POST /echo HTTP/1.1\r\nHost: t\r\n"
+     "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", 400, "request"},
+    {"doubled Content-Length", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+     "Content-Length: 1\r\n\r\nx", 400, "request"},
+    {"Content-Length list", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1, 1\r\n\r\nx", 400,
+     "request"},
+    {"HTTP/2.0 request line", "GET /hello HTTP/2.0\r\nHost: t\r\n\r\n", 505, "request"},
+  };
+  cli_t probe;
+  resp_t r;
+  tap_ok(cli_open(&probe, t->port) &&
+             cli_sends(&probe, "GET /hello?id=1 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&probe, &r, false) && r.status == 200,
+         "strict: probe connection served");
+  for (size_t i = 0; i < KIPD_ARRAY_SIZE(cases); i++) {
+    const strict_case_t *k = &cases[i];
+    snap_t before = tsrv_snap(t);
+    cli_t c;
+    bool read = cli_open(&c, t->port) && cli_sends(&c, k->req) && cli_read(&c, &r, false);
+    tap_ok(read, "strict: %s: answered", k->what);
+    char what[160];
+    snprintf(what, sizeof(what), "strict: %s: status %d", k->what, k->status);
+    tap_is_int(r.status, k->status, what);
+    char fld[64];
+    snprintf(fld, sizeof(fld), "\"field\":\"%s\"", k->field);
+    tap_ok(has(resp_header(&r, "content-type"), "application/problem+json") && has(r.body, fld),
+           "strict: %s: problem+json naming %s", k->what, k->field);
+    tap_ok(cli_eof(&c, 3000), "strict: %s: connection closed", k->what);
+    cli_close(&c);
+    snap_t after = tsrv_snap(t);
+    snprintf(what, sizeof(what), "strict: %s: the handler never saw it", k->what);
+    tap_is_int(after.handled, before.handled, what);
+    char probe_req[80];
+    snprintf(probe_req, sizeof(probe_req), "GET /hello?id=%zu HTTP/1.1\r\nHost: t\r\n\r\n", i + 10);
+    char want[32];
+    snprintf(want, sizeof(want), "id-%zu", i + 10);
+    tap_ok(cli_sends(&probe, probe_req) && cli_read(&probe, &r, false) && r.status == 200 &&
+               has(r.body, want),
+           "strict: %s: the probe is still served", k->what);
+  }
+  cli_close(&probe);
+  tap_ok(oneshot(t->port, "GET /hello HTTP/2.0\r\nHost: t\r\n\r\n", &r) &&
+             has(r.body, "\"type\":\"https://kipd.dk/problems/http-version-not-supported\""),
+         "strict: 505 has its own problem type");
+
+  /* A fold split across two reads is still seen. */
+  cli_t c;
+  tap_ok(cli_open(&c, t->port) && cli_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: a\r\n"),
+         "strict: split fold: first half sent");
+  usleep(100 * 1000);
+  tap_ok(cli_sends(&c, " b\r\n\r\n") && cli_read(&c, &r, false) && r.status == 400,
+         "strict: split fold: 400");
+  cli_close(&c);
+
+  /* What stays allowed. */
+  tap_ok(oneshot(t->port, "GET /hello HTTP/1.0\r\n\r\n", &r) && r.status == 200,
+         "strict: HTTP/1.0 without Host: 200");
+  tap_ok(oneshot(t->port, "GET /hello HTTP/1.1\r\nHost:\r\n\r\n", &r) && r.status == 200,
+         "strict: an empty Host: 200");
+  tap_ok(oneshot(t->port, "GET /hello HTTP/1.1\r\nHost: t\r\nAccept: a/b\r\nAccept: c/d\r\n\r\n",
+                 &r) && r.status == 200,
+         "strict: a repeated list header (Accept): 200");
+  tap_ok(oneshot(t->port, "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: a b\r\n\r\n", &r) &&
+             r.status == 200,
+         "strict: a space inside a value is no fold: 200");
+  tap_ok(oneshot(t->port, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\na\r\n b\r\n",
+                 &r) && r.status == 200 && has(r.body, "a\r\n b"),
+         "strict: CRLF SP in a body is no fold: 200");
+}
+
 static void test_paths(tsrv_t *t) {
   resp_t r;
   tap_ok(oneshot(t->port, "GET /caf%C3%A9/a%20b?x=1%202&y HTTP/1.1\r\nHost: t\r\n\r\n", &r),
@@ -670,16 +802,16 @@ static void test_request_ids(tsrv_t *t) {
   char req[256], id64[65];
   memset(id64, 'a', 64);
   id64[64] = '\0';
-  snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nx-request-id: %s\r\n\r\n", id64);
+  snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nHost: t\r\nx-request-id: %s\r\n\r\n", id64);
   tap_ok(oneshot(t->port, req, &r), "64-character id answered");
   tap_is_str(resp_header(&r, "x-request-id"), id64, "64-character id echoed");
-  snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nx-request-id: %sa\r\n\r\n", id64);
+  snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nHost: t\r\nx-request-id: %sa\r\n\r\n", id64);
   tap_ok(oneshot(t->port, req, &r) && is_uuid4(resp_header(&r, "x-request-id")),
          "65-character id replaced by a UUID");
-  tap_ok(oneshot(t->port, "GET /hello HTTP/1.1\r\nX-Request-Id: bad id!\r\n\r\n", &r) &&
+  tap_ok(oneshot(t->port, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Request-Id: bad id!\r\n\r\n", &r) &&
              is_uuid4(resp_header(&r, "x-request-id")),
          "id with bad characters replaced by a UUID");
-  tap_ok(oneshot(t->port, "GET /hello HTTP/1.1\r\nX-Request-Id: a\"b\r\n\r\n", &r) &&
+  tap_ok(oneshot(t->port, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Request-Id: a\"b\r\n\r\n", &r) &&
              is_uuid4(resp_header(&r, "x-request-id")),
          "id with a quote replaced by a UUID");
 }
@@ -711,8 +843,8 @@ static void test_methods_and_versions(tsrv_t *t) {
   cli_close(&c);
 
   tap_ok(cli_open(&c, t->port), "connect for Connection: close");
-  tap_ok(cli_sends(&c, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n"
-                       "GET /hello HTTP/1.1\r\n\r\n") &&
+  tap_ok(cli_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                       "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
              cli_read(&c, &r, false),
          "Connection: close answered");
   tap_is_str(resp_header(&r, "connection"), "close", "client's close is echoed");
@@ -791,7 +923,7 @@ static void test_timeouts(void) {
 
   /* Idle keep-alive. */
   tap_ok(cli_open(&c, t.port), "connect for idle keep-alive");
-  tap_ok(cli_sends(&c, "GET /hello HTTP/1.1\r\n\r\n") && cli_read(&c, &r, false) && r.status == 200,
+  tap_ok(cli_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cli_read(&c, &r, false) && r.status == 200,
          "request before idling answered");
   start = now_ms();
   tap_ok(cli_eof(&c, 3000), "idle keep-alive connection closed silently");
@@ -808,7 +940,7 @@ static void test_timeouts(void) {
   /* Write timeout: the client never reads a 32 MiB response. */
   tap_ok(tsrv_wait(&t, pred_open_is, 0, 3000), "no connections before the write test");
   tap_ok(cli_open(&c, t.port), "connect for write timeout");
-  tap_ok(cli_sends(&c, "GET /big?n=33554432 HTTP/1.1\r\n\r\n"), "big response requested");
+  tap_ok(cli_sends(&c, "GET /big?n=33554432 HTTP/1.1\r\nHost: t\r\n\r\n"), "big response requested");
   usleep(100 * 1000);
   tap_ok(tsrv_wait(&t, pred_open_is, 0, 3000), "stalled response closed by the write timeout");
   cli_close(&c);
@@ -826,11 +958,11 @@ static void test_refusal(void) {
   tap_ok(tsrv_start(&t, &l, "127.0.0.1"), "one-connection server started");
   cli_t a, b;
   resp_t r;
-  tap_ok(cli_open(&a, t.port) && cli_sends(&a, "GET /hello HTTP/1.1\r\n\r\n") &&
+  tap_ok(cli_open(&a, t.port) && cli_sends(&a, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
              cli_read(&a, &r, false) && r.status == 200,
          "first connection served");
   tap_ok(cli_open(&b, t.port), "second connection accepted by the kernel");
-  tap_ok(cli_sends(&b, "GET /hello HTTP/1.1\r\n\r\n") && cli_read(&b, &r, false),
+  tap_ok(cli_sends(&b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cli_read(&b, &r, false),
          "second connection answered");
   check_problem(&r, 503, "unavailable", "request", "503 over capacity");
   tap_is_str(resp_header(&r, "retry-after"), "1", "503 carries Retry-After");
@@ -841,12 +973,106 @@ static void test_refusal(void) {
   tap_is_int((long long)s.stats.connections_total, 1, "refused one not in connections_total");
   tap_is_int(s.last_status, 503, "access callback saw the 503");
   tap_ok(!s.last_access_had_method, "503 access record has no method");
-  tap_ok(cli_sends(&a, "GET /hello?id=2 HTTP/1.1\r\n\r\n") && cli_read(&a, &r, false) &&
+  tap_ok(cli_sends(&a, "GET /hello?id=2 HTTP/1.1\r\nHost: t\r\n\r\n") && cli_read(&a, &r, false) &&
              strcmp(r.body, "id-2") == 0,
          "first connection still served");
   cli_close(&a);
   tsrv_shutdown(&t, 1000);
   tap_is_int(tsrv_join(&t), 0, "one-connection server: loop closes cleanly");
+}
+
+/* The per-address cap: 4 from 127.0.0.2, then 503; another address and the
+ * exempt proxy are still served; closing one frees its slot. */
+typedef struct peer_q_s {
+  const char *addr;
+  unsigned count;
+} peer_q_t;
+
+static void tsrv_do_peer_count(tsrv_t *t, void *arg) {
+  peer_q_t *q = arg;
+  q->count = http_server_peer_count(t->server, q->addr);
+}
+
+static unsigned tsrv_peer_count(tsrv_t *t, const char *addr) {
+  peer_q_t q = {addr, 0};
+  tsrv_call(t, tsrv_do_peer_count, &q);
+  return q.count;
+}
+
+static bool pred_peer_count_zero(const snap_t *s, long arg) {
+  return s->stats.connections_open == (uint64_t)arg;
+}
+
+static void test_peers(void) {
+  tsrv_t t;
+  http_limits_t l = test_limits();
+  tsrv_peer_cap = 4;
+  tsrv_peer_exempt = "127.0.0.4, ::1";
+  bool started = tsrv_start(&t, &l, "127.0.0.1");
+  tsrv_peer_cap = 0;
+  tsrv_peer_exempt = NULL;
+  if (!tap_ok(started, "per-address server started (cap 4, 127.0.0.4 exempt)"))
+    return;
+
+  cli_t held[4], extra, other, proxy[6];
+  resp_t r;
+  bool all = true;
+  for (int i = 0; i < 4; i++)
+    all = all && cli_open_from(&held[i], "127.0.0.2", t.port) &&
+          cli_sends(&held[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
+          cli_read(&held[i], &r, false) && r.status == 200;
+  tap_ok(all, "4 keep-alive connections from 127.0.0.2 served");
+  tap_is_int(tsrv_peer_count(&t, "127.0.0.2"), 4, "4 counted for 127.0.0.2");
+  tap_ok(cli_open_from(&extra, "127.0.0.2", t.port) &&
+             cli_sends(&extra, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cli_read(&extra, &r, false),
+         "a 5th from 127.0.0.2 is answered");
+  check_problem(&r, 503, "unavailable", "request", "5th from one address");
+  tap_ok(has(r.body, "Too many connections from this address."), "503 says why");
+  tap_is_str(resp_header(&r, "retry-after"), "1", "per-address 503 carries Retry-After");
+  tap_ok(cli_eof(&extra, 3000), "the 5th is closed");
+  cli_close(&extra);
+  tap_ok(cli_open_from(&other, "127.0.0.3", t.port) &&
+             cli_sends(&other, "GET /hello?id=3 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&other, &r, false) && r.status == 200 && strcmp(r.body, "id-3") == 0,
+         "127.0.0.3 is still served");
+  cli_close(&other);
+  all = true;
+  for (int i = 0; i < 6; i++)
+    all = all && cli_open_from(&proxy[i], "127.0.0.4", t.port) &&
+          cli_sends(&proxy[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
+          cli_read(&proxy[i], &r, false) && r.status == 200;
+  tap_ok(all, "6 from the exempt 127.0.0.4 served");
+  tap_is_int(tsrv_peer_count(&t, "127.0.0.4"), 0, "the exempt address is not counted");
+  for (int i = 0; i < 6; i++)
+    cli_close(&proxy[i]);
+  tap_ok(cli_sends(&held[0], "GET /hello?id=7 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&held[0], &r, false) && strcmp(r.body, "id-7") == 0,
+         "the held connections are still served");
+  cli_close(&held[3]);
+  tap_ok(tsrv_wait(&t, pred_peer_count_zero, 3, 3000), "a closed one is released");
+  tap_is_int(tsrv_peer_count(&t, "127.0.0.2"), 3, "3 counted for 127.0.0.2");
+  tap_ok(cli_open_from(&extra, "127.0.0.2", t.port) &&
+             cli_sends(&extra, "GET /hello?id=8 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&extra, &r, false) && r.status == 200,
+         "its slot is free again");
+  cli_close(&extra);
+  for (int i = 0; i < 3; i++)
+    cli_close(&held[i]);
+  tap_ok(tsrv_wait(&t, pred_peer_count_zero, 0, 3000), "every connection closed");
+  tap_is_int(tsrv_peer_count(&t, "127.0.0.2"), 0, "nothing counted at the end");
+  tsrv_shutdown(&t, 1000);
+  tap_is_int(tsrv_join(&t), 0, "per-address server: loop closes cleanly");
+
+  http_server_t *s = NULL;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  tap_ok(http_server_new(&loop, &l, t_handler, NULL, &s) == 0, "server for a bad exempt list");
+  tap_is_int(http_server_set_peer_limit(s, 4, "10.0.0.1,not-an-ip"), UV_EINVAL,
+             "an exempt entry that is not an IP: UV_EINVAL");
+  http_server_shutdown(s, 0, NULL, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  http_server_free(s);
+  tap_is_int(uv_loop_close(&loop), 0, "its loop closes cleanly");
 }
 
 /* ---- shutdown ------------------------------------------------------------------ */
@@ -857,10 +1083,10 @@ static void test_graceful_shutdown(void) {
   tap_ok(tsrv_start(&t, &l, "127.0.0.1"), "shutdown server started");
   cli_t busy, idle, late;
   resp_t r;
-  tap_ok(cli_open(&idle, t.port) && cli_sends(&idle, "GET /hello HTTP/1.1\r\n\r\n") &&
+  tap_ok(cli_open(&idle, t.port) && cli_sends(&idle, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
              cli_read(&idle, &r, false) && r.status == 200,
          "idle keep-alive connection set up");
-  tap_ok(cli_open(&busy, t.port) && cli_sends(&busy, "GET /slow?ms=400&id=42 HTTP/1.1\r\n\r\n"),
+  tap_ok(cli_open(&busy, t.port) && cli_sends(&busy, "GET /slow?ms=400&id=42 HTTP/1.1\r\nHost: t\r\n\r\n"),
          "slow request sent");
   usleep(100 * 1000);
   uint64_t shutdown_ns = uv_hrtime();
@@ -886,7 +1112,7 @@ static void test_forced_shutdown(void) {
   http_limits_t l = test_limits();
   tap_ok(tsrv_start(&t, &l, "127.0.0.1"), "forced-shutdown server started");
   cli_t c;
-  tap_ok(cli_open(&c, t.port) && cli_sends(&c, "GET /pending?ms=700 HTTP/1.1\r\n\r\n"),
+  tap_ok(cli_open(&c, t.port) && cli_sends(&c, "GET /pending?ms=700 HTTP/1.1\r\nHost: t\r\n\r\n"),
          "long request sent");
   usleep(100 * 1000);
   uint64_t shutdown_ns = uv_hrtime();
@@ -941,7 +1167,7 @@ static void test_ipv6(void) {
   tap_ok(t.port > 0, "IPv6 port picked");
   cli_t c;
   resp_t r;
-  tap_ok(cli_open_at(&c, AF_INET6, "::1", t.port) && cli_sends(&c, "GET /hello HTTP/1.1\r\n\r\n") &&
+  tap_ok(cli_open_at(&c, AF_INET6, "::1", t.port) && cli_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
              cli_read(&c, &r, false) && r.status == 200,
          "IPv6 request answered");
   tap_is_str(resp_header(&r, "x-remote"), "::1", "IPv6 remote_addr");
@@ -981,6 +1207,7 @@ int main(void) {
   test_request_ids(&t);
   test_methods_and_versions(&t);
   test_disconnect_while_pending(&t);
+  test_strict(&t);
   snap_t s = tsrv_snap(&t);
   tap_is_int((long long)s.stats.requests_total, s.handled, "requests_total counts dispatched requests");
   tap_ok(s.handled > 25, "the handler ran for every good request (%d)", s.handled);
@@ -992,6 +1219,7 @@ int main(void) {
 
   test_timeouts();
   test_refusal();
+  test_peers();
   test_graceful_shutdown();
   test_forced_shutdown();
   test_ipv6();
