@@ -3,7 +3,7 @@
 # Sourced by scripts/start and scripts/test. Uses sudo when not root.
 set -euo pipefail
 
-KIPD_BUILD_PACKAGES=(gcc pkg-config meson ninja-build libuv1-dev libpq-dev libjansson-dev libssl-dev
+KIPD_BUILD_PACKAGES=(gcc pkg-config meson ninja-build libuv1-dev libpq-dev libjansson-dev libssl-dev libcurl4-openssl-dev
                      node-llhttp libical-dev libargon2-dev postgresql-15 postgresql-client-15)
 KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-icalendar procps)
 # tests/bench/run: wrk drives HTTP; pgbench and psql come with postgresql-client-15; auto_explain with
