@@ -466,7 +466,9 @@ int main(int argc, char **argv) {
     log_emit(LOG_ERROR, "cannot create the database pool", json_pack("{s:i}", "error", rc));
     kipd_stop(&k, 1);
   } else {
-    rc = migrate_run(k.owner_pool != NULL ? k.owner_pool : k.pool, k.cfg.schema_dir,
+    /* The schemas whose functions, views and triggers schema/functions/ defines. */
+    static const char *const code_schemas[] = {"kip", "kip_api", NULL};
+    rc = migrate_run(k.owner_pool != NULL ? k.owner_pool : k.pool, k.cfg.schema_dir, code_schemas,
                      kipd_on_migrated, &k);
     if (rc != 0) {
       log_emit(LOG_ERROR, "cannot read migrations", json_pack("{s:s}", "schema_dir", k.cfg.schema_dir));

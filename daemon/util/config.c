@@ -27,7 +27,7 @@ static const config_opt_t config__opts[] = {
   {"db-owner", "KIPD_DB_OWNER", OPT_STR, OFF(db_owner_url), "external mode: conninfo of the role that owns the schema and runs the migrations (--db is then the runtime role); without it --db runs them and the audit is not append-only"},
   {"admin-token-file", "KIPD_ADMIN_TOKEN_FILE", OPT_STR, OFF(admin_token_file), "where the bootstrap admin token is written (DATA_DIR/admin-token)"},
   {"key-file", "KIPD_KEY_FILE", OPT_STR, OFF(key_file), "keyring of the CPR encryption keys, created 0600 when missing (DATA_DIR/cpr.key)"},
-  {"schema-dir", "KIPD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "folder of numbered SQL migrations"},
+  {"schema-dir", "KIPD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "schema folder: migrations/ (numbered, applied once) and functions/ (applied whenever they change)"},
   {"pg-bindir", "KIPD_PG_BINDIR", OPT_STR, OFF(pg_bindir), "PostgreSQL server binaries for the embedded cluster"},
   {"pg-user", "KIPD_PG_USER", OPT_STR, OFF(pg_user), "system user that runs the embedded cluster when kipd is root (postgres)"},
   {"log-level", "KIPD_LOG_LEVEL", OPT_STR, OFF(log_level), "debug, info, warn or error (info)"},

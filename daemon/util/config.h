@@ -43,7 +43,7 @@ typedef struct kipd_config_s {
   char *db_owner_url;           /* external mode: the owner role, for migrations */
   char *admin_token_file;       /* default DATA_DIR/admin-token */
   char *key_file;               /* CPR keyring: default DATA_DIR/cpr.key, else beside the admin token */
-  char *schema_dir;             /* numbered migrations */
+  char *schema_dir;             /* migrations/ and functions/ */
   char *pg_bindir;              /* /usr/lib/postgresql/15/bin */
   char *pg_user;                /* system user for the embedded cluster: postgres */
   char *config_file;

@@ -91,7 +91,7 @@ def _migrate_args(pg, db, workroot):
 
 def test_migrate_only(pg, new_db, workroot):
     db = new_db()
-    n_files = len(list(SCHEMA_DIR.glob("*.sql")))
+    n_files = len(list((SCHEMA_DIR / "migrations").glob("*.sql")))
     assert n_files >= 1
     r = _run(_migrate_args(pg, db, workroot))
     assert r.returncode == 0, r.stderr
@@ -117,7 +117,7 @@ def test_two_migrate_only_at_once(pg, new_db, workroot):
         t.join(90)
     for r in results:
         assert r is not None and r.returncode == 0, r and r.stderr
-    assert _migrations(pg, db).split("|")[0] == str(len(list(SCHEMA_DIR.glob("*.sql"))))
+    assert _migrations(pg, db).split("|")[0] == str(len(list((SCHEMA_DIR / "migrations").glob("*.sql"))))
 
 
 def test_two_kipd_start_at_once_on_a_fresh_database(pg, new_db, workroot):

@@ -209,6 +209,19 @@ static void rm_rf(const char *path) {
   nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void unlink_file(const char *dir, const char *name) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  unlink(path);
+}
+
+static void rename_file(const char *dir, const char *from, const char *to) {
+  char a[512], b[512];
+  snprintf(a, sizeof(a), "%s/%s", dir, from);
+  snprintf(b, sizeof(b), "%s/%s", dir, to);
+  rename(a, b);
+}
+
 static int write_file(const char *dir, const char *name, const char *text) {
   char path[512];
   snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -279,6 +292,23 @@ static const pg_stmt_t st_settings = {
     "SELECT current_setting('statement_timeout'), current_setting('application_name')", 0};
 static const pg_stmt_t st_length = {"t_length", "SELECT length($1), length(repeat($1, 2))", 1};
 static const pg_stmt_t st_work_mem = {"t_work_mem", "SELECT current_setting('work_mem')", 0};
+static const pg_stmt_t st_functions = {
+    "t_functions",
+    "SELECT (SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc "
+    "         WHERE pronamespace = 'mt'::regnamespace) || '/' || "
+    "       (SELECT coalesce(string_agg(tgname, ','), '') FROM pg_trigger WHERE tgrelid = 'm2'::regclass) || '/' || "
+    "       (SELECT coalesce(string_agg(relname, ','), '') FROM pg_class "
+    "         WHERE relnamespace = 'mt'::regnamespace AND relkind = 'v') || '/' || "
+    "       (SELECT count(*) FROM kipd_function_files)::text, "
+    "       'x'",
+    0};
+
+static const pg_stmt_t st_functions_stamp = {
+    "t_functions_stamp", "SELECT applied_at::text || checksum, 'x' FROM kipd_function_files", 0};
+
+static const pg_stmt_t st_recorded_9 = {
+    "t_recorded_9", "SELECT checksum, name FROM kipd_migrations WHERE version = 9", 0};
+
 static const pg_stmt_t st_migrated = {
     "t_migrated",
     "SELECT (SELECT count(*) FROM kipd_migrations)::text || '/' || "
@@ -495,21 +525,45 @@ static void test_small(pg_pool_t *small) {
   pg_pool_free(small);
 }
 
+/* Run the migrations of schema (code schema "mt") and wait. */
+static int migrate_wait(pg_pool_t *pool, const char *schema, migration_t *m) {
+  static const char *const code_schemas[] = {"mt", NULL};
+  memset(m, 0, sizeof(*m));
+  int rc = migrate_run(pool, schema, code_schemas, on_migrated, m);
+  if (rc == 0)
+    wait_for(flag_set, &m->done, 20000);
+  return rc;
+}
+
 static void test_migrations(const char *conninfo, pg_pool_t *pool) {
   char schema[] = "/tmp/kipd-schema-XXXXXX";
   if (!tap_ok(mkdtemp(schema) != NULL, "schema temp dir"))
     return;
-  write_file(schema, "001_a.sql", "CREATE TABLE m1 (id int);\nINSERT INTO m1 VALUES (1);\n");
-  write_file(schema, "9_b.sql", "CREATE TABLE m2 (id int);\n");
+  char mig[64], fun[64];
+  snprintf(mig, sizeof(mig), "%s/migrations", schema);
+  snprintf(fun, sizeof(fun), "%s/functions", schema);
+  mkdir(mig, 0755);
+  mkdir(fun, 0755);
+  write_file(mig, "001_a.sql", "CREATE SCHEMA mt;\nCREATE TABLE m1 (id int);\nINSERT INTO m1 VALUES (1);\n");
+  write_file(mig, "9_b.sql", "CREATE TABLE m2 (id int);\n");
   /* Needs 9_b first: numeric, not lexical, order. */
-  write_file(schema, "10_c.sql", "ALTER TABLE m2 ADD COLUMN v text;\nINSERT INTO m2 VALUES (1, 'x');\n");
-  write_file(schema, "README", "not a migration\n");
-  write_file(schema, "002_notes.txt", "not a migration either\n");
+  write_file(mig, "10_c.sql", "ALTER TABLE m2 ADD COLUMN v text;\nINSERT INTO m2 VALUES (1, 'x');\n");
+  write_file(mig, "README", "not a migration\n");
+  write_file(mig, "002_notes.txt", "not a migration either\n");
+  /* Function files: numeric order, after the migrations (f2 calls f1 and
+   * reads m2.v, so both must exist when the trigger fires). */
+  write_file(fun, "01_one.sql", "CREATE FUNCTION mt.f1() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n");
+  write_file(fun, "02_two.sql",
+             "CREATE FUNCTION mt.f2() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+             "BEGIN NEW.v := coalesce(NEW.v, 'from trigger ' || mt.f1()); RETURN NEW; END $$;\n"
+             "CREATE TRIGGER m2_v BEFORE INSERT ON m2 FOR EACH ROW EXECUTE FUNCTION mt.f2();\n"
+             "CREATE VIEW mt.v1 AS SELECT mt.f1() AS one;\n");
 
   pg_pool_t *other = new_pool(conninfo, 1, 8, 10000, 5000, 50, 1000);
+  static const char *const code_schemas[] = {"mt", NULL};
   migration_t m1 = {0}, m2 = {0};
-  int rc1 = migrate_run(pool, schema, on_migrated, &m1);
-  int rc2 = other ? migrate_run(other, schema, on_migrated, &m2) : -1;
+  int rc1 = migrate_run(pool, schema, code_schemas, on_migrated, &m1);
+  int rc2 = other ? migrate_run(other, schema, code_schemas, on_migrated, &m2) : -1;
   tap_ok(rc1 == 0 && rc2 == 0 && !m1.done && !m2.done, "two migrations started");
   wait_for(flag_set, &m1.done, 20000);
   wait_for(flag_set, &m2.done, 20000);
@@ -520,34 +574,84 @@ static void test_migrations(const char *conninfo, pg_pool_t *pool) {
   result_t r;
   int rc = exec_wait(pool, &st_migrated, NULL, &r);
   tap_ok(rc == 0 && strcmp(r.v0, "3/1/1") == 0, "3 recorded, m1 and m2 filled once (%s)", r.v0);
+  rc = exec_wait(pool, &st_functions, NULL, &r);
+  tap_ok(rc == 0 && strcmp(r.v0, "f1,f2/m2_v/v1/1") == 0,
+         "function files applied once: functions, trigger, view, one record (%s)", r.v0);
+  rc = exec_wait(pool, &st_functions_stamp, NULL, &r);
+  char stamp[128];
+  snprintf(stamp, sizeof(stamp), "%s", rc == 0 ? r.v0 : "");
 
-  memset(&m1, 0, sizeof(m1));
-  rc = migrate_run(pool, schema, on_migrated, &m1);
-  wait_for(flag_set, &m1.done, 20000);
+  rc = migrate_wait(pool, schema, &m1);
   tap_ok(rc == 0 && m1.done && m1.err == 0 && m1.applied == 0, "second run applies nothing");
+  rc = exec_wait(pool, &st_functions_stamp, NULL, &r);
+  tap_ok(rc == 0 && strcmp(r.v0, stamp) == 0, "unchanged function files are not applied again");
 
-  write_file(schema, "9_b.sql", "CREATE TABLE m2 (id bigint);\n");
-  memset(&m1, 0, sizeof(m1));
-  rc = migrate_run(pool, schema, on_migrated, &m1);
-  wait_for(flag_set, &m1.done, 20000);
+  /* A changed function file: applied again; what it no longer defines is
+   * gone (f1 renamed to f3, so the view and the trigger are remade). */
+  write_file(fun, "01_one.sql", "CREATE FUNCTION mt.f3() RETURNS int LANGUAGE sql AS $$ SELECT 3 $$;\n");
+  write_file(fun, "02_two.sql",
+             "CREATE FUNCTION mt.f2() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+             "BEGIN NEW.v := coalesce(NEW.v, 'from trigger ' || mt.f3()); RETURN NEW; END $$;\n"
+             "CREATE TRIGGER m2_v BEFORE INSERT ON m2 FOR EACH ROW EXECUTE FUNCTION mt.f2();\n");
+  rc = migrate_wait(pool, schema, &m1);
+  tap_ok(rc == 0 && m1.done && m1.err == 0 && m1.applied == 0, "changed function files: %s", m1.message);
+  rc = exec_wait(pool, &st_functions, NULL, &r);
+  tap_ok(rc == 0 && strcmp(r.v0, "f2,f3/m2_v//1") == 0,
+         "the database holds exactly what the function files define (%s)", r.v0);
+
+  /* A function file that defines a function twice fails as a whole. */
+  write_file(fun, "03_dup.sql", "CREATE FUNCTION mt.f3() RETURNS int LANGUAGE sql AS $$ SELECT 4 $$;\n");
+  rc = migrate_wait(pool, schema, &m1);
+  tap_ok(rc == 0 && m1.done && m1.err == -EIO && strstr(m1.message, "functions/03_dup.sql") &&
+             strstr(m1.message, "42723"),
+         "a function defined twice fails, naming the file: %s", m1.message);
+  rc = exec_wait(pool, &st_functions, NULL, &r);
+  tap_ok(rc == 0 && strcmp(r.v0, "f2,f3/m2_v//1") == 0, "and changes nothing (%s)", r.v0);
+  unlink_file(fun, "03_dup.sql");
+
+  write_file(mig, "9_b.sql", "CREATE TABLE m2 (id bigint);\n");
+  rc = migrate_wait(pool, schema, &m1);
   tap_ok(rc == 0 && m1.done && m1.err != 0 && strstr(m1.message, "9_b.sql") &&
              strstr(m1.message, "checksum"),
          "changed checksum fails: %s", m1.message);
 
-  write_file(schema, "9_b.sql", "CREATE TABLE m2 (id int);\n");
-  write_file(schema, "011_bad.sql", "CREATE TABLE m3 (id int);\nSELEC 1;\n");
-  memset(&m1, 0, sizeof(m1));
-  rc = migrate_run(pool, schema, on_migrated, &m1);
-  wait_for(flag_set, &m1.done, 20000);
+  /* ... unless legacy.sha256 lists the recorded checksum: the row is then
+   * recorded again under the file's name and checksum. */
+  rc = exec_wait(pool, &st_recorded_9, NULL, &r);
+  char recorded[128], legacy[256];
+  snprintf(recorded, sizeof(recorded), "%s", rc == 0 ? r.v0 : "?");
+  snprintf(legacy, sizeof(legacy), "# earlier versions\n%s  9_old_name.sql\n", recorded);
+  write_file(mig, "legacy.sha256", legacy);
+  rename_file(mig, "9_b.sql", "9_renamed.sql");
+  rc = migrate_wait(pool, schema, &m1);
+  tap_ok(rc == 0 && m1.done && m1.err == 0 && m1.applied == 0, "a legacy checksum is accepted: %s",
+         m1.message);
+  rc = exec_wait(pool, &st_recorded_9, NULL, &r);
+  tap_ok(rc == 0 && strcmp(r.v1, "9_renamed.sql") == 0 && strcmp(r.v0, recorded) != 0,
+         "and re-recorded under the file's name and checksum (%s)", r.v1);
+  rc = migrate_wait(pool, schema, &m1);
+  tap_ok(rc == 0 && m1.done && m1.err == 0 && m1.applied == 0, "then runs clean: %s", m1.message);
+
+  /* A recorded migration the folder does not know (a newer kipd made it). */
+  rename_file(mig, "10_c.sql", "10_c.sql.off");
+  rc = migrate_wait(pool, schema, &m1);
+  tap_ok(rc == 0 && m1.done && m1.err == -EINVAL && strstr(m1.message, "migration 10"),
+         "an unknown recorded migration fails: %s", m1.message);
+  rename_file(mig, "10_c.sql.off", "10_c.sql");
+
+  write_file(mig, "011_bad.sql", "CREATE TABLE m3 (id int);\nSELEC 1;\n");
+  rc = migrate_wait(pool, schema, &m1);
   tap_ok(rc == 0 && m1.done && m1.err == -EIO && strstr(m1.message, "011_bad.sql line 2") &&
              strstr(m1.message, "42601"),
          "failing migration names file, line and SQLSTATE: %s", m1.message);
   rc = exec_wait(pool, &st_migrated, NULL, &r);
   tap_ok(rc == 0 && strcmp(r.v0, "3/1/1") == 0 && strcmp(r.v1, "t") == 0,
          "failing migration rolled back completely (%s, m3 absent %s)", r.v0, r.v1);
+  rc = exec_wait(pool, &st_functions, NULL, &r);
+  tap_ok(rc == 0 && strcmp(r.v0, "f2,f3/m2_v//1") == 0, "functions untouched by the failed run (%s)", r.v0);
 
   memset(&m1, 0, sizeof(m1));
-  rc = migrate_run(pool, "/nonexistent/kipd-schema", on_migrated, &m1);
+  rc = migrate_run(pool, "/nonexistent/kipd-schema", code_schemas, on_migrated, &m1);
   tap_ok(rc == 0 && !m1.done, "missing schema dir: reported through the callback");
   wait_for(flag_set, &m1.done, 10000);
   tap_ok(m1.done && m1.err == -ENOENT && strstr(m1.message, "/nonexistent/kipd-schema"),

@@ -1,195 +1,16 @@
--- 005_meetings: KIP meetings (schedule, reschedule, cancel, invitee
--- responses, the outcome with the next meeting), the agenda, the caller's
--- meetings and calendar feeds.
+-- 15_meetings.sql: Meetings: schedule, change, cancel, invitee answers,
+-- outcome, agenda, my meetings (daemon/api/meetings.c).
 --
--- Versions: a meeting has its own `version` (its ETag; If-Match on
--- /v1/meetings/{id} writes compares with it) and a `sequence`, the
--- iCalendar SEQUENCE, bumped only when what a calendar shows changes
--- (reschedule, cancel). Every meeting write also bumps the plan's version,
--- because the plan document embeds its meetings.
-
-CREATE TABLE kip.meetings (
-  id                    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  plan_id               uuid NOT NULL REFERENCES kip.plans (id),
-  version               integer NOT NULL DEFAULT 1,
-  sequence              integer NOT NULL DEFAULT 0,
-  status                text NOT NULL DEFAULT 'planned'
-                          CHECK (status IN ('planned', 'held', 'cancelled')),
-  starts_at             timestamptz NOT NULL,
-  duration_minutes      integer NOT NULL CHECK (duration_minutes BETWEEN 1 AND 1440),
-  location_kind         text NOT NULL CHECK (location_kind IN ('hospital', 'citizen_home',
-                          'municipality', 'general_practice', 'virtual', 'other')),
-  location_address      text,
-  location_room         text,
-  location_video_url    text,
-  purpose               text NOT NULL CHECK (length(purpose) BETWEEN 1 AND 2000),
-  chair_participant_id  uuid NOT NULL REFERENCES kip.participants (id),
-  previous_meeting_id   uuid REFERENCES kip.meetings (id),
-  cancel_reason         text,
-  cancelled_at          timestamptz,
-  created_by            uuid REFERENCES kip.users (id),
-  created_at            timestamptz NOT NULL DEFAULT now(),
-  updated_at            timestamptz NOT NULL DEFAULT now(),
-  CHECK ((status = 'cancelled') = (cancelled_at IS NOT NULL AND cancel_reason IS NOT NULL))
-);
-CREATE INDEX meetings_plan ON kip.meetings (plan_id, starts_at DESC, id DESC);
-CREATE INDEX meetings_planned_start ON kip.meetings (starts_at) WHERE status = 'planned';
-
-CREATE TABLE kip.meeting_invitees (
-  id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  plan_id         uuid NOT NULL REFERENCES kip.plans (id),
-  meeting_id      uuid NOT NULL REFERENCES kip.meetings (id),
-  participant_id  uuid NOT NULL REFERENCES kip.participants (id),
-  position        integer NOT NULL,
-  mode            text NOT NULL CHECK (mode IN ('in_person', 'phone', 'video')),
-  window_start    timestamptz,
-  window_end      timestamptz,
-  response        text NOT NULL DEFAULT 'pending'
-                    CHECK (response IN ('pending', 'accepted', 'declined')),
-  responded_at    timestamptz,
-  UNIQUE (meeting_id, participant_id),
-  CHECK (window_start IS NULL OR window_end IS NULL OR window_start < window_end)
-);
-CREATE INDEX meeting_invitees_participant ON kip.meeting_invitees (participant_id);
-
--- The outcome of a held meeting: one per meeting (the unique key makes a
--- second outcome a conflict even under a race).
-CREATE TABLE kip.meeting_outcomes (
-  id                         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  plan_id                    uuid NOT NULL REFERENCES kip.plans (id),
-  meeting_id                 uuid NOT NULL CONSTRAINT meeting_outcomes_meeting_key UNIQUE
-                               REFERENCES kip.meetings (id),
-  attendance                 jsonb NOT NULL CHECK (jsonb_typeof(attendance) = 'array'),
-  observations               jsonb NOT NULL CHECK (jsonb_typeof(observations) = 'array'),
-  summary                    text NOT NULL,
-  shared_assessment          text,
-  citizen_accepted           boolean NOT NULL,
-  next_meeting_id            uuid REFERENCES kip.meetings (id),
-  no_further_meeting_reason  text,
-  recorded_by                uuid REFERENCES kip.users (id),
-  recorded_at                timestamptz NOT NULL DEFAULT now(),
-  CHECK ((next_meeting_id IS NULL) <> (no_further_meeting_reason IS NULL))
-);
-
-ALTER TABLE kip.actions ADD CONSTRAINT actions_agreed_in_meeting_fkey
-  FOREIGN KEY (agreed_in_meeting_id) REFERENCES kip.meetings (id);
-CREATE INDEX actions_meeting ON kip.actions (agreed_in_meeting_id)
-  WHERE agreed_in_meeting_id IS NOT NULL;
-
-CREATE TRIGGER meetings_history AFTER INSERT OR UPDATE ON kip.meetings
-  FOR EACH ROW EXECUTE FUNCTION kip.track_history('meeting');
-CREATE TRIGGER meeting_invitees_history AFTER INSERT OR UPDATE ON kip.meeting_invitees
-  FOR EACH ROW EXECUTE FUNCTION kip.track_history('meeting_invitee');
-CREATE TRIGGER meeting_outcomes_history AFTER INSERT OR UPDATE ON kip.meeting_outcomes
-  FOR EACH ROW EXECUTE FUNCTION kip.track_history('meeting_outcome');
-
--- Per-user settings. calendar_show_citizen_name: the calendar feed shows
--- the citizen's full name instead of initials.
-CREATE TABLE kip.user_settings (
-  user_id                     uuid PRIMARY KEY REFERENCES kip.users (id),
-  calendar_show_citizen_name  boolean NOT NULL DEFAULT false,
-  updated_at                  timestamptz NOT NULL DEFAULT now()
-);
-
--- Secret calendar feed URLs: only the SHA-256 of the key is stored. One
--- active feed per user; making a new one revokes the old.
-CREATE TABLE kip.calendar_feeds (
-  id            uuid PRIMARY KEY,
-  user_id       uuid NOT NULL REFERENCES kip.users (id),
-  key_hash      text NOT NULL UNIQUE CHECK (key_hash ~ '^[0-9a-f]{64}$'),
-  created_at    timestamptz NOT NULL DEFAULT now(),
-  revoked_at    timestamptz,
-  last_used_at  timestamptz
-);
-CREATE UNIQUE INDEX calendar_feeds_one_active ON kip.calendar_feeds (user_id) WHERE revoked_at IS NULL;
-
--- ------------------------------------------------------------- documents
-
-CREATE FUNCTION kip.meeting_ends_at(m kip.meetings) RETURNS timestamptz LANGUAGE sql IMMUTABLE AS $$
-  SELECT m.starts_at + m.duration_minutes * interval '1 minute'
-$$;
-
--- Derived, never stored: planned, its end has passed, no outcome.
-CREATE FUNCTION kip.meeting_overdue_outcome(m kip.meetings, p_at timestamptz DEFAULT now())
-RETURNS boolean LANGUAGE sql STABLE AS $$
-  SELECT m.status = 'planned' AND kip.meeting_ends_at(m) < p_at
-$$;
-
-CREATE FUNCTION kip.local_time(p_at timestamptz, p_format text DEFAULT 'YYYY-MM-DD HH24:MI')
-RETURNS text LANGUAGE sql STABLE AS $$
-  SELECT to_char(p_at AT TIME ZONE 'Europe/Copenhagen', p_format)
-$$;
-
-CREATE FUNCTION kip.invitee_doc(i kip.meeting_invitees) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object('participant_id', i.participant_id, 'mode', i.mode,
-                            'window_start', i.window_start, 'window_end', i.window_end,
-                            'response', i.response, 'responded_at', i.responded_at)
-$$;
-
-CREATE FUNCTION kip.outcome_doc(o kip.meeting_outcomes) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
-    'attendance', o.attendance, 'observations', o.observations, 'summary', o.summary,
-    'shared_assessment', o.shared_assessment, 'citizen_accepted', o.citizen_accepted,
-    'action_ids', coalesce((SELECT jsonb_agg(a.id ORDER BY a.created_at, a.id) FROM kip.actions a
-                             WHERE a.agreed_in_meeting_id = o.meeting_id), '[]'::jsonb),
-    'next_meeting_id', o.next_meeting_id,
-    'no_further_meeting', CASE WHEN o.no_further_meeting_reason IS NULL THEN NULL
-                               ELSE jsonb_build_object('reason', o.no_further_meeting_reason) END,
-    'recorded_by', o.recorded_by, 'recorded_at', o.recorded_at)
-$$;
-
-CREATE FUNCTION kip.meeting_doc(m kip.meetings) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
-    'id', m.id, 'plan_id', m.plan_id, 'version', m.version, 'sequence', m.sequence,
-    'status', m.status, 'starts_at', m.starts_at, 'ends_at', kip.meeting_ends_at(m),
-    'duration_minutes', m.duration_minutes,
-    'location', jsonb_build_object('kind', m.location_kind, 'address', m.location_address,
-                                   'room', m.location_room, 'video_url', m.location_video_url),
-    'purpose', m.purpose, 'chair_participant_id', m.chair_participant_id,
-    'invitees', coalesce((SELECT jsonb_agg(kip.invitee_doc(i) ORDER BY i.position)
-                            FROM kip.meeting_invitees i WHERE i.meeting_id = m.id), '[]'::jsonb),
-    'previous_meeting_id', m.previous_meeting_id,
-    'cancel_reason', m.cancel_reason, 'cancelled_at', m.cancelled_at,
-    'overdue_outcome', kip.meeting_overdue_outcome(m),
-    'outcome', (SELECT kip.outcome_doc(o) FROM kip.meeting_outcomes o WHERE o.meeting_id = m.id),
-    'created_at', m.created_at, 'updated_at', m.updated_at)
-$$;
-
--- The whole plan in one document, built in one statement (see
--- BENCH-NOTES): citizen, consent, participants, tovholders, meetings (newest
--- first, each with its outcome) and actions.
-CREATE FUNCTION kip.plan_doc(p kip.plans) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
-    'id', p.id, 'version', p.version, 'status', p.status,
-    'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', p.citizen_cpr,
-                                  'birth_date', p.citizen_birth_date, 'phone', p.citizen_phone,
-                                  'address', p.citizen_address,
-                                  'preferred_language', p.citizen_preferred_language),
-    'reason', p.reason,
-    'owner_organisation_id', p.owner_organisation_id,
-    'coordinator', p.coordinator_participant_id,
-    'coordinators', kip.coordinators_doc(p.id),
-    'goals', p.goals,
-    'needs', p.needs,
-    'consent', (SELECT kip.consent_doc(c) FROM kip.consents c
-                 WHERE c.plan_id = p.id AND c.superseded_at IS NULL),
-    'participants', coalesce((SELECT jsonb_agg(kip.participant_doc(pa) ORDER BY pa.joined_at, pa.id)
-                                FROM kip.participants pa WHERE pa.plan_id = p.id), '[]'::jsonb),
-    'meetings', coalesce((SELECT jsonb_agg(kip.meeting_doc(m) ORDER BY m.starts_at DESC, m.id DESC)
-                            FROM kip.meetings m WHERE m.plan_id = p.id), '[]'::jsonb),
-    'actions', coalesce((SELECT jsonb_agg(kip.action_doc(a) ORDER BY a.created_at, a.id)
-                           FROM kip.actions a WHERE a.plan_id = p.id), '[]'::jsonb),
-    'follow_up_date', p.follow_up_date,
-    'approved_at', p.approved_at,
-    'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
-    'close_reason', p.close_reason, 'close_note', p.close_note)
-$$;
-
--- ------------------------------------------------------------- the rules
+-- Applied after the migrations, in file-name order, whenever the function
+-- files change (docs/architecture.md, "Schema layout"). Each function here
+-- is defined in this file and nowhere else.
 
 -- A meeting by id, or 404. The plan is then loaded through
 -- kip.require_plan(), the one access rule, which answers 404 too.
-CREATE FUNCTION kip.meeting_find(p_id uuid) RETURNS kip.meetings LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip.meeting_find(p_id uuid)
+ RETURNS kip.meetings
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   m kip.meetings;
 BEGIN
@@ -199,14 +20,15 @@ BEGIN
   END IF;
   RETURN m;
 END
-$$;
+$function$;
 
 -- Load a meeting for a write: the plan must be writable (kip.require_plan
 -- locks it), the meeting is locked, If-Match compares with the meeting's
 -- version, and the meeting must still be planned.
-CREATE FUNCTION kip.meeting_for_write(p_ctx jsonb, u kip.users, p_id uuid, OUT p kip.plans,
-                                      OUT m kip.meetings)
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip.meeting_for_write(p_ctx jsonb, u kip.users, p_id uuid, OUT p kip.plans, OUT m kip.meetings)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
 BEGIN
   m := kip.meeting_find(p_id);
   p := kip.require_plan(u, m.plan_id, true);
@@ -219,12 +41,14 @@ BEGIN
     PERFORM kip.fail(409, 'status', format('the meeting is %s', m.status));
   END IF;
 END
-$$;
+$function$;
 
 -- duration_minutes from a body: default 90 (or the configured minimum when
 -- that is longer); shorter than ctx.meeting_min_minutes is 422.
 CREATE FUNCTION kip.meeting_duration(p_ctx jsonb, p_value jsonb, p_default integer, p_field text)
-RETURNS integer LANGUAGE plpgsql AS $$
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   v_min integer := coalesce((p_ctx->>'meeting_min_minutes')::integer, 90);
   v numeric;
@@ -242,33 +66,39 @@ BEGIN
   END IF;
   RETURN v::integer;
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip.meeting_check_location(p_kind text, p_video_url text, p_field text) RETURNS void
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip.meeting_check_location(p_kind text, p_video_url text, p_field text)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
 BEGIN
   IF p_kind = 'virtual' AND p_video_url IS NULL THEN
     PERFORM kip.fail(422, p_field || '.video_url', 'is required for a virtual meeting');
   END IF;
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip.meeting_check_chair(p_plan_id uuid, p_chair uuid, p_field text) RETURNS void
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip.meeting_check_chair(p_plan_id uuid, p_chair uuid, p_field text)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM kip.participants WHERE id = p_chair AND plan_id = p_plan_id
                     AND left_at IS NULL AND kind = 'professional') THEN
     PERFORM kip.fail(422, p_field, 'must be an active professional participant of the plan');
   END IF;
 END
-$$;
+$function$;
 
 -- Replace a meeting's invitees with p_list ([{participant_id, mode?,
 -- window_start?, window_end?}]). Responses of those invited before are
 -- kept. The chair is always invited (appended when missing). Errors name
 -- p_prefix || 'invitees[i].field'.
-CREATE FUNCTION kip.meeting_set_invitees(m kip.meetings, p_list jsonb, p_prefix text) RETURNS void
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip.meeting_set_invitees(m kip.meetings, p_list jsonb, p_prefix text)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   v_end timestamptz := kip.meeting_ends_at(m);
   v_item jsonb;
@@ -326,13 +156,15 @@ BEGIN
   END LOOP;
   DELETE FROM kip.meeting_invitees WHERE meeting_id = m.id AND NOT (participant_id = ANY (v_seen));
 END
-$$;
+$function$;
 
 -- The current invitees as an invitee list, windows moved by p_shift and
 -- dropped when they no longer fit p_starts_at + p_duration.
-CREATE FUNCTION kip.meeting_invitee_list(p_meeting_id uuid, p_shift interval, p_starts_at timestamptz,
-                                         p_duration integer, p_active_only boolean)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
+CREATE FUNCTION kip.meeting_invitee_list(p_meeting_id uuid, p_shift interval, p_starts_at timestamp with time zone, p_duration integer, p_active_only boolean)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
   SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
            'participant_id', i.participant_id, 'mode', i.mode,
            'window_start', CASE WHEN fits THEN i.window_start + p_shift END,
@@ -345,14 +177,17 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
        AND coalesce(i.window_start + p_shift < p_starts_at + p_duration * interval '1 minute', true)
        AND coalesce(i.window_end + p_shift > p_starts_at, true) AS fits) f
    WHERE i.meeting_id = p_meeting_id AND (NOT p_active_only OR pa.left_at IS NULL)
-$$;
+$function$;
 
 -- Warnings for a written meeting: it starts in the past (allowed: meetings
 -- are often recorded afterwards), or an invitee who is a user is invited to
 -- another planned meeting at an overlapping time (windows considered). The
 -- other meeting is not named: it may lie in a plan the caller cannot see.
-CREATE FUNCTION kip.meeting_warnings(m kip.meetings, p_prefix text DEFAULT '') RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+CREATE FUNCTION kip.meeting_warnings(m kip.meetings, p_prefix text DEFAULT ''::text)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
   SELECT coalesce(jsonb_agg(w ORDER BY ord), '[]'::jsonb) FROM (
     SELECT -1 AS ord, jsonb_build_object(
              'code', 'starts_in_past', 'field', p_prefix || 'starts_at', 'participant_id', NULL,
@@ -380,16 +215,17 @@ LANGUAGE sql STABLE AS $$
                             coalesce(i.window_end, kip.meeting_ends_at(m)))
          ORDER BY 1 LIMIT 1) o
      WHERE i.meeting_id = m.id AND m.status = 'planned' AND pa.user_id IS NOT NULL) x
-$$;
+$function$;
 
 -- Create a planned meeting from a body {starts_at, duration_minutes?,
 -- location?, purpose?, chair_participant_id?, invitees?}. p_base, when
 -- given, is the meeting this one follows: location, duration, purpose,
 -- chair and invitees default to its own. Without invitees and without a
 -- base, every active participant is invited in their default mode.
-CREATE FUNCTION kip.meeting_insert(p_ctx jsonb, u kip.users, p kip.plans, b jsonb, p_prefix text,
-                                   p_base kip.meetings DEFAULT NULL)
-RETURNS kip.meetings LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip.meeting_insert(p_ctx jsonb, u kip.users, p kip.plans, b jsonb, p_prefix text, p_base kip.meetings DEFAULT NULL::kip.meetings)
+ RETURNS kip.meetings
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   v_loc jsonb := b->'location';
   v_start timestamptz := (b->>'starts_at')::timestamptz;
@@ -435,19 +271,21 @@ BEGIN
                              'duration_minutes', m.duration_minutes));
   RETURN m;
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip.meeting_reply(m kip.meetings, p_warnings jsonb, p_status integer DEFAULT NULL,
-                                  p_location boolean DEFAULT false)
-RETURNS kip.reply LANGUAGE sql STABLE AS $$
+CREATE FUNCTION kip.meeting_reply(m kip.meetings, p_warnings jsonb, p_status integer DEFAULT NULL::integer, p_location boolean DEFAULT false)
+ RETURNS kip.reply
+ LANGUAGE sql
+ STABLE
+AS $function$
   SELECT kip.ok(kip.meeting_doc(m) || jsonb_build_object('warnings', p_warnings), p_status,
                 m.version::text, CASE WHEN p_location THEN '/v1/meetings/' || m.id END)
-$$;
+$function$;
 
--- ------------------------------------------------------------- endpoints
-
-CREATE FUNCTION kip_api.meeting_create(p_ctx jsonb, p_plan_id uuid, p_body jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.meeting_create(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   p kip.plans := kip.require_plan(u, p_plan_id, true);
@@ -459,10 +297,12 @@ BEGIN
   PERFORM kip.audit('create', p.id, 'meeting');
   RETURN kip.meeting_reply(m, kip.meeting_warnings(m), 201, true);
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.meeting_list(p_ctx jsonb, p_plan_id uuid) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.meeting_list(p_ctx jsonb, p_plan_id uuid)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   p kip.plans := kip.require_plan(u, p_plan_id);
@@ -473,10 +313,12 @@ BEGIN
                          FROM kip.meetings m WHERE m.plan_id = p.id), '[]'::jsonb),
     'next_cursor', NULL));
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.meeting_get(p_ctx jsonb, p_id uuid) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.meeting_get(p_ctx jsonb, p_id uuid)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   m kip.meetings := kip.meeting_find(p_id);
@@ -485,13 +327,15 @@ BEGIN
   PERFORM kip.audit('read', p.id, 'meeting');
   RETURN kip.ok(kip.meeting_doc(m), NULL, m.version::text);
 END
-$$;
+$function$;
 
 -- Reschedule or change a planned meeting. Without `invitees`, attendance
 -- windows move with the meeting. A new time resets every response to
 -- pending. The calendar sequence is bumped.
-CREATE FUNCTION kip_api.meeting_patch(p_ctx jsonb, p_id uuid, p_body jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.meeting_patch(p_ctx jsonb, p_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   w record := kip.meeting_for_write(p_ctx, u, p_id);
@@ -539,10 +383,12 @@ BEGIN
   PERFORM kip.audit('update', p.id, 'meeting');
   RETURN kip.meeting_reply(m, kip.meeting_warnings(m));
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.meeting_cancel(p_ctx jsonb, p_id uuid, p_body jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.meeting_cancel(p_ctx jsonb, p_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   w record := kip.meeting_for_write(p_ctx, u, p_id);
@@ -559,13 +405,14 @@ BEGIN
   PERFORM kip.audit('cancel', m.plan_id, 'meeting');
   RETURN kip.ok(kip.meeting_doc(m), NULL, m.version::text);
 END
-$$;
+$function$;
 
 -- An invitee's answer, recorded by anyone who may write the plan (the
 -- invitee through their own account, or the tovholder who took the call).
-CREATE FUNCTION kip_api.meeting_invitee_response(p_ctx jsonb, p_id uuid, p_participant_id uuid,
-                                                 p_body jsonb)
-RETURNS kip.reply LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.meeting_invitee_response(p_ctx jsonb, p_id uuid, p_participant_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   w record := kip.meeting_for_write(p_ctx, u, p_id);
@@ -588,14 +435,16 @@ BEGIN
   PERFORM kip.audit('respond', m.plan_id, 'meeting');
   RETURN kip.ok(kip.meeting_doc(m), NULL, m.version::text);
 END
-$$;
+$function$;
 
 -- Record a meeting as held, in one transaction: attendance, observations,
 -- summary, shared assessment, the citizen's acceptance, the actions agreed
 -- (through kip.action_insert, the rules of POST /v1/plans/{id}/actions), and
 -- exactly one of next_meeting (created here) or no_further_meeting.
-CREATE FUNCTION kip_api.meeting_outcome(p_ctx jsonb, p_id uuid, p_body jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.meeting_outcome(p_ctx jsonb, p_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   v_m kip.meetings := kip.meeting_find(p_id);
@@ -695,13 +544,15 @@ BEGIN
                                    ELSE kip.meeting_warnings(nm, 'next_meeting.') END,
                            201, true);
 END
-$$;
+$function$;
 
 -- The meeting template as it is printed: purpose, citizen (never the CPR),
 -- the invited participants with contact details, goals, every action still
 -- open (overdue ones flagged) and what the last held meeting agreed.
-CREATE FUNCTION kip_api.meeting_agenda(p_ctx jsonb, p_id uuid) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.meeting_agenda(p_ctx jsonb, p_id uuid)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   m kip.meetings := kip.meeting_find(p_id);
@@ -768,15 +619,15 @@ BEGIN
             FROM kip.actions a JOIN kip.participants ra ON ra.id = a.responsible_participant_id
            WHERE a.agreed_in_meeting_id = prev.id), '[]'::jsonb)) END));
 END
-$$;
-
--- --------------------------------------------------------- my meetings
+$function$;
 
 -- The caller's meetings: invited or chairing, through a participant linked
 -- to the caller, in plans the caller may see (kip.plan_access).
-CREATE FUNCTION kip.my_meetings(u kip.users, p_from timestamptz, p_to timestamptz)
-RETURNS TABLE (m kip.meetings, p kip.plans, my_participant_id uuid)
-LANGUAGE sql STABLE AS $$
+CREATE FUNCTION kip.my_meetings(u kip.users, p_from timestamp with time zone, p_to timestamp with time zone)
+ RETURNS TABLE(m kip.meetings, p kip.plans, my_participant_id uuid)
+ LANGUAGE sql
+ STABLE
+AS $function$
   SELECT m, p, me.id
     FROM kip.meetings m
     JOIN kip.plans p ON p.id = m.plan_id
@@ -789,10 +640,12 @@ LANGUAGE sql STABLE AS $$
        ORDER BY pa.left_at IS NULL DESC, pa.joined_at DESC LIMIT 1) me
    WHERE m.starts_at >= p_from AND m.starts_at < p_to
      AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.my_meetings(p_ctx jsonb, p_query jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.my_meetings(p_ctx jsonb, p_query jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   v_from date := coalesce((p_query->>'from')::date, kip.today() - 30);
@@ -814,210 +667,17 @@ BEGIN
     INTO v_items, v_plans
     FROM kip.my_meetings(u, v_from::timestamp AT TIME ZONE 'Europe/Copenhagen',
                          (v_to + 1)::timestamp AT TIME ZONE 'Europe/Copenhagen') x;
-  INSERT INTO kip.audit (user_id, organisation_id, action, plan_id, resource, request_id, remote_addr)
-  SELECT u.id, u.organisation_id, 'list', x, 'meeting', nullif(current_setting('kip.request_id', true), ''),
-         nullif(current_setting('kip.remote_addr', true), '')
-    FROM unnest(v_plans) AS x;
+  PERFORM kip.audit_plans('meeting.list_mine', v_plans, 'meeting');
   RETURN kip.ok(jsonb_build_object('items', v_items, 'next_cursor', NULL));
 END
-$$;
+$function$;
 
--- ------------------------------------------------------------ calendars
-
-CREATE FUNCTION kip.initials(p_name text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+CREATE FUNCTION kip.initials(p_name text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
   SELECT coalesce(string_agg(upper(left(w, 1)) || '.', '' ORDER BY n), '')
     FROM regexp_split_to_table(btrim(p_name), '[\s-]+') WITH ORDINALITY t(w, n)
    WHERE w <> ''
-$$;
-
--- The events of a user's calendar feed, for kipd to render as iCalendar:
--- meetings from 90 days back, with the caller's own attendance window. The
--- citizen appears by initials unless the user chose the full name; the CPR
--- never appears.
-CREATE FUNCTION kip.calendar_doc(u kip.users) RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-  v_full boolean := coalesce((SELECT s.calendar_show_citizen_name FROM kip.user_settings s
-                               WHERE s.user_id = u.id), false);
-  v_events jsonb;
-  v_plans uuid[];
-BEGIN
-  SELECT coalesce(jsonb_agg(jsonb_build_object(
-           'uid', (x.m).id::text || '@kipd',
-           'sequence', (x.m).sequence,
-           'status', (x.m).status,
-           'start', extract(epoch FROM coalesce(i.window_start, (x.m).starts_at))::bigint,
-           'end', extract(epoch FROM coalesce(i.window_end, kip.meeting_ends_at(x.m)))::bigint,
-           'meeting_start', extract(epoch FROM (x.m).starts_at)::bigint,
-           'meeting_end', extract(epoch FROM kip.meeting_ends_at(x.m))::bigint,
-           'has_window', i.window_start IS NOT NULL OR i.window_end IS NOT NULL,
-           'stamp', extract(epoch FROM (x.m).updated_at)::bigint,
-           'citizen', CASE WHEN v_full THEN (x.p).citizen_name ELSE kip.initials((x.p).citizen_name) END,
-           'purpose', (x.m).purpose,
-           'location_kind', (x.m).location_kind, 'address', (x.m).location_address,
-           'room', (x.m).location_room, 'video_url', (x.m).location_video_url,
-           'mode', i.mode,
-           'chair', ch.name,
-           'cancel_reason', (x.m).cancel_reason)
-           ORDER BY (x.m).starts_at, (x.m).id), '[]'::jsonb),
-         array_agg(DISTINCT (x.p).id)
-    INTO v_events, v_plans
-    FROM kip.my_meetings(u, now() - interval '90 days', 'infinity') x
-    LEFT JOIN kip.meeting_invitees i ON i.meeting_id = (x.m).id AND i.participant_id = x.my_participant_id
-    LEFT JOIN kip.participants ch ON ch.id = (x.m).chair_participant_id;
-  INSERT INTO kip.audit (user_id, organisation_id, action, plan_id, resource, request_id, remote_addr)
-  SELECT u.id, u.organisation_id, 'list', x, 'calendar', nullif(current_setting('kip.request_id', true), ''),
-         nullif(current_setting('kip.remote_addr', true), '')
-    FROM unnest(v_plans) AS x;
-  RETURN jsonb_build_object('name', 'KIP-møder', 'events', v_events);
-END
-$$;
-
-CREATE FUNCTION kip_api.my_calendar(p_ctx jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
-DECLARE
-  u kip.users := kip.begin_request(p_ctx);
-BEGIN
-  RETURN kip.ok(kip.calendar_doc(u));
-END
-$$;
-
--- The secret feed URL: no bearer token. The key's SHA-256 names the feed;
--- an unknown, revoked or mismatched key, or an inactive user, is 404.
-CREATE FUNCTION kip_api.calendar_feed(p_ctx jsonb, p_feed_id uuid, p_key_hash text) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
-DECLARE
-  u kip.users;
-  f kip.calendar_feeds;
-BEGIN
-  PERFORM set_config('kip.request_id', coalesce(p_ctx->>'request_id', ''), true),
-          set_config('kip.remote_addr', coalesce(p_ctx->>'remote_addr', ''), true),
-          set_config('kip.user_id', '', true),
-          set_config('kip.organisation_id', '', true);
-  SELECT * INTO f FROM kip.calendar_feeds
-   WHERE id = p_feed_id AND key_hash = p_key_hash AND revoked_at IS NULL;
-  SELECT * INTO u FROM kip.users WHERE id = f.user_id AND active;
-  IF u.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such calendar feed');
-  END IF;
-  PERFORM set_config('kip.user_id', u.id::text, true),
-          set_config('kip.organisation_id', u.organisation_id::text, true);
-  IF f.last_used_at IS NULL OR f.last_used_at < now() - interval '1 minute' THEN
-    UPDATE kip.calendar_feeds SET last_used_at = now() WHERE id = f.id;
-  END IF;
-  RETURN kip.ok(kip.calendar_doc(u));
-END
-$$;
-
-CREATE FUNCTION kip_api.calendar_feed_create(p_ctx jsonb, p_feed_id uuid, p_key_hash text)
-RETURNS kip.reply LANGUAGE plpgsql AS $$
-DECLARE
-  u kip.users := kip.begin_request(p_ctx);
-  f kip.calendar_feeds;
-BEGIN
-  UPDATE kip.calendar_feeds SET revoked_at = now() WHERE user_id = u.id AND revoked_at IS NULL;
-  INSERT INTO kip.calendar_feeds (id, user_id, key_hash) VALUES (p_feed_id, u.id, p_key_hash)
-  RETURNING * INTO f;
-  PERFORM kip.audit('create', NULL, 'calendar_feed');
-  RETURN kip.ok(jsonb_build_object('id', f.id, 'created_at', f.created_at), 201, NULL,
-                '/v1/calendar-feeds/' || f.id);
-END
-$$;
-
-CREATE FUNCTION kip_api.calendar_feed_delete(p_ctx jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
-DECLARE
-  u kip.users := kip.begin_request(p_ctx);
-BEGIN
-  UPDATE kip.calendar_feeds SET revoked_at = now() WHERE user_id = u.id AND revoked_at IS NULL;
-  PERFORM kip.audit('revoke', NULL, 'calendar_feed');
-  RETURN kip.ok(NULL, 204);
-END
-$$;
-
-CREATE FUNCTION kip.settings_doc(p_user_id uuid) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object('calendar_show_citizen_name',
-                            coalesce((SELECT s.calendar_show_citizen_name FROM kip.user_settings s
-                                       WHERE s.user_id = p_user_id), false))
-$$;
-
-CREATE FUNCTION kip_api.my_settings(p_ctx jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
-DECLARE
-  u kip.users := kip.begin_request(p_ctx);
-BEGIN
-  RETURN kip.ok(kip.settings_doc(u.id));
-END
-$$;
-
-CREATE FUNCTION kip_api.my_settings_patch(p_ctx jsonb, p_body jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
-DECLARE
-  u kip.users := kip.begin_request(p_ctx);
-BEGIN
-  INSERT INTO kip.user_settings (user_id, calendar_show_citizen_name)
-  VALUES (u.id, coalesce((p_body->>'calendar_show_citizen_name')::boolean, false))
-  ON CONFLICT (user_id) DO UPDATE
-    SET calendar_show_citizen_name = coalesce((p_body->>'calendar_show_citizen_name')::boolean,
-                                              kip.user_settings.calendar_show_citizen_name),
-        updated_at = now();
-  PERFORM kip.audit('update', NULL, 'settings');
-  RETURN kip.ok(kip.settings_doc(u.id));
-END
-$$;
-
--- -------------------------------------------------------- the daily pass
-
--- The daily pass: mark what became due, as events, each exactly once
--- (dedupe_key), safe with several kipd instances (advisory lock):
--- action.overdue, consent.review_due, plan.follow_up_due and
--- meeting.outcome_overdue (a planned meeting whose end has passed without an
--- outcome, once per meeting and calendar sequence, so a rescheduled meeting
--- that is missed again counts again). Returns the new events per kind.
-CREATE FUNCTION kip.daily_pass(p_at timestamptz DEFAULT now()) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_today date := kip.today(p_at);
-  v_actions integer;
-  v_consents integer;
-  v_plans integer;
-  v_meetings integer;
-BEGIN
-  PERFORM pg_advisory_xact_lock(7305872416);
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  SELECT 'action.overdue', a.plan_id, a.id, 'action.overdue:' || a.id || ':' || a.due_date,
-         jsonb_build_object('action_id', a.id, 'due_date', a.due_date,
-                            'responsible_participant_id', a.responsible_participant_id)
-    FROM kip.actions a JOIN kip.plans p ON p.id = a.plan_id
-   WHERE a.status IN ('open', 'in_progress') AND a.due_date < v_today AND p.status <> 'closed'
-  ON CONFLICT (dedupe_key) DO NOTHING;
-  GET DIAGNOSTICS v_actions = ROW_COUNT;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  SELECT 'consent.review_due', c.plan_id, c.id, 'consent.review_due:' || c.id || ':' || c.review_by,
-         jsonb_build_object('consent_id', c.id, 'review_by', c.review_by)
-    FROM kip.consents c JOIN kip.plans p ON p.id = c.plan_id
-   WHERE c.superseded_at IS NULL AND c.withdrawn_at IS NULL AND c.review_by < v_today
-     AND p.status <> 'closed'
-  ON CONFLICT (dedupe_key) DO NOTHING;
-  GET DIAGNOSTICS v_consents = ROW_COUNT;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  SELECT 'plan.follow_up_due', p.id, p.id, 'plan.follow_up_due:' || p.id || ':' || p.follow_up_date,
-         jsonb_build_object('follow_up_date', p.follow_up_date)
-    FROM kip.plans p
-   WHERE p.follow_up_date < v_today AND p.status <> 'closed'
-  ON CONFLICT (dedupe_key) DO NOTHING;
-  GET DIAGNOSTICS v_plans = ROW_COUNT;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  SELECT 'meeting.outcome_overdue', m.plan_id, m.id,
-         'meeting.outcome_overdue:' || m.id || ':' || m.sequence,
-         jsonb_build_object('meeting_id', m.id, 'starts_at', m.starts_at,
-                            'ends_at', kip.meeting_ends_at(m),
-                            'chair_participant_id', m.chair_participant_id)
-    FROM kip.meetings m JOIN kip.plans p ON p.id = m.plan_id
-   WHERE kip.meeting_overdue_outcome(m, p_at) AND p.status <> 'closed'
-  ON CONFLICT (dedupe_key) DO NOTHING;
-  GET DIAGNOSTICS v_meetings = ROW_COUNT;
-  RETURN jsonb_build_object('as_of', v_today, 'action.overdue', v_actions,
-                            'consent.review_due', v_consents, 'plan.follow_up_due', v_plans,
-                            'meeting.outcome_overdue', v_meetings);
-END
-$$;
+$function$;

@@ -1,29 +1,45 @@
--- 006_actions_api: the agreed-actions API and the tovholder handover.
+-- 16_actions.sql: Actions, my actions, the tovholder handover and the daily
+-- pass route (daemon/api/actions.c).
+--
+-- Applied after the migrations, in file-name order, whenever the function
+-- files change (docs/architecture.md, "Schema layout"). Each function here
+-- is defined in this file and nowhere else.
 
--- Load an action through its plan's access rule: an action in a plan the
--- caller may not see does not exist for them.
-CREATE FUNCTION kip.require_action(p_user kip.users, p_id uuid, p_write boolean DEFAULT false,
-                                   OUT a kip.actions, OUT p kip.plans)
-LANGUAGE plpgsql AS $$
+-- Create one action in a plan the caller may write. Used by
+-- POST /v1/plans/{id}/actions and by meeting outcomes. p_field_prefix names
+-- fields in errors ("actions[2]." for an outcome's third action).
+CREATE FUNCTION kip.action_insert(p_user kip.users, p_plan kip.plans, p_body jsonb, p_meeting_id uuid DEFAULT NULL::uuid, p_field_prefix text DEFAULT ''::text)
+ RETURNS kip.actions
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
-  v_plan uuid;
+  v_resp uuid := (p_body->>'responsible_participant_id')::uuid;
+  a kip.actions;
 BEGIN
-  SELECT plan_id INTO v_plan FROM kip.actions WHERE id = p_id;
-  IF v_plan IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such action');
+  IF NOT EXISTS (SELECT 1 FROM kip.participants
+                  WHERE id = v_resp AND plan_id = p_plan.id AND left_at IS NULL) THEN
+    PERFORM kip.fail(422, p_field_prefix || 'responsible_participant_id',
+                     'must be an active participant of the plan');
   END IF;
-  p := kip.require_plan(p_user, v_plan, p_write);
-  IF p_write THEN
-    SELECT * INTO a FROM kip.actions WHERE id = p_id FOR UPDATE;
-  ELSE
-    SELECT * INTO a FROM kip.actions WHERE id = p_id;
-  END IF;
+  INSERT INTO kip.actions (plan_id, title, description, area, responsible_participant_id,
+                           due_date, agreed_in_meeting_id, created_by)
+  VALUES (p_plan.id, p_body->>'title', p_body->>'description', coalesce(p_body->>'area', 'other'),
+          v_resp, (p_body->>'due_date')::date,
+          coalesce(p_meeting_id, (p_body->>'agreed_in_meeting_id')::uuid), p_user.id)
+  RETURNING * INTO a;
+  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+  VALUES ('action.assigned', p_plan.id, a.id, 'action.assigned:' || a.id || ':' || v_resp,
+          jsonb_build_object('action_id', a.id, 'responsible_participant_id', v_resp));
+  RETURN a;
 END
-$$;
+$function$;
 
 -- An action with the names a worklist needs.
 CREATE FUNCTION kip.action_item(a kip.actions, p kip.plans, r kip.participants, c kip.participants)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
   SELECT kip.action_doc(a) || jsonb_build_object(
     'plan', jsonb_build_object(
       'id', p.id, 'status', p.status,
@@ -31,10 +47,12 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
       'coordinator', jsonb_build_object('participant_id', c.id, 'name', c.name)),
     'responsible', jsonb_build_object('participant_id', r.id, 'name', r.name,
                                       'organisation_id', r.organisation_id))
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.action_create(p_ctx jsonb, p_plan_id uuid, p_body jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.action_create(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   p kip.plans := kip.require_plan(u, p_plan_id, true);
@@ -52,10 +70,12 @@ BEGIN
   PERFORM kip.audit('create', p.id, 'action');
   RETURN kip.ok(kip.action_doc(a), 201, a.version::text, '/v1/actions/' || a.id);
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.action_list(p_ctx jsonb, p_plan_id uuid) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.action_list(p_ctx jsonb, p_plan_id uuid)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   p kip.plans := kip.require_plan(u, p_plan_id);
@@ -66,10 +86,12 @@ BEGIN
                          FROM kip.actions a WHERE a.plan_id = p.id), '[]'::jsonb),
     'next_cursor', NULL));
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.action_get(p_ctx jsonb, p_id uuid) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.action_get(p_ctx jsonb, p_id uuid)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   x record := kip.require_action(u, p_id);
@@ -77,21 +99,27 @@ BEGIN
   PERFORM kip.audit('read', (x.p).id, 'action');
   RETURN kip.ok(kip.action_doc(x.a), NULL, (x.a).version::text);
 END
-$$;
+$function$;
 
 -- Status moves. open -> in_progress | done | cancelled; in_progress -> done |
 -- cancelled; done -> open (reopen: the tovholder or the responsible only).
 -- cancelled is final.
-CREATE FUNCTION kip.action_moves(p_status text) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+CREATE FUNCTION kip.action_moves(p_status text)
+ RETURNS text[]
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
   SELECT CASE p_status
     WHEN 'open' THEN ARRAY['in_progress', 'done', 'cancelled']
     WHEN 'in_progress' THEN ARRAY['done', 'cancelled']
     WHEN 'done' THEN ARRAY['open']
     ELSE ARRAY[]::text[] END
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.action_patch(p_ctx jsonb, p_id uuid, p_body jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.action_patch(p_ctx jsonb, p_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   x record := kip.require_action(u, p_id, true);
@@ -155,10 +183,12 @@ BEGIN
   PERFORM kip.audit('update', p.id, 'action');
   RETURN kip.ok(kip.action_doc(a), NULL, a.version::text);
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.action_history(p_ctx jsonb, p_id uuid, p_query jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.action_history(p_ctx jsonb, p_id uuid, p_query jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   x record := kip.require_action(u, p_id);
@@ -167,12 +197,12 @@ BEGIN
   PERFORM kip.audit('read', (x.p).id, 'action_history');
   RETURN kip.ok(v_page);
 END
-$$;
+$function$;
 
--- The caller's worklist across every plan they may see: overdue first,
--- then by due date (none last), then by id.
-CREATE FUNCTION kip_api.my_actions(p_ctx jsonb, p_query jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.my_actions(p_ctx jsonb, p_query jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   v_limit integer := kip.page_limit(p_query);
@@ -187,7 +217,6 @@ DECLARE
   c_id uuid;
   v_items jsonb[];
   v_keys text[];
-  v_plans uuid[];
 BEGIN
   IF v_cursor IS NOT NULL THEN
     BEGIN
@@ -199,9 +228,8 @@ BEGIN
     END;
   END IF;
   SELECT array_agg(kip.action_item(x.a, x.p, x.r, x.c) ORDER BY x.late, x.due, (x.a).id),
-         array_agg(x.late || '|' || x.due || '|' || (x.a).id ORDER BY x.late, x.due, (x.a).id),
-         array_agg(DISTINCT (x.p).id)
-    INTO v_items, v_keys, v_plans
+         array_agg(x.late || '|' || x.due || '|' || (x.a).id ORDER BY x.late, x.due, (x.a).id)
+    INTO v_items, v_keys
     FROM (SELECT a, p, r, c, late, due
             FROM kip.actions a
             JOIN kip.participants r ON r.id = a.responsible_participant_id
@@ -219,18 +247,19 @@ BEGIN
              AND (v_cursor IS NULL OR (k.late, k.due, a.id) > (c_late, c_due, c_id))
            ORDER BY k.late, k.due, a.id
            LIMIT v_limit + 1) x;
-  INSERT INTO kip.audit (user_id, organisation_id, action, plan_id, resource, request_id, remote_addr)
-  SELECT u.id, u.organisation_id, 'list', pid, 'actions',
-         nullif(current_setting('kip.request_id', true), ''),
-         nullif(current_setting('kip.remote_addr', true), '')
-    FROM unnest(v_plans) AS pid;
+  -- Only the plans of the actions shown (not the look-ahead row's).
+  PERFORM kip.audit_plans('action.list_mine',
+                          ARRAY(SELECT DISTINCT (i->>'plan_id')::uuid FROM unnest(v_items[1:v_limit]) i),
+                          'action');
   RETURN kip.ok(kip.page(v_items, v_keys, v_limit));
 END
-$$;
+$function$;
 
 -- Hand the plan over to another tovholder: any active professional.
 CREATE FUNCTION kip_api.coordinator_handover(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
-RETURNS kip.reply LANGUAGE plpgsql AS $$
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   p kip.plans := kip.require_plan(u, p_plan_id, true);
@@ -255,14 +284,16 @@ BEGIN
   PERFORM kip.audit('handover', p.id, 'plan');
   RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
 END
-$$;
+$function$;
 
-CREATE FUNCTION kip_api.daily_pass_run(p_ctx jsonb) RETURNS kip.reply
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION kip_api.daily_pass_run(p_ctx jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
 BEGIN
   PERFORM kip.require_role(u, ARRAY['admin'], 'only admins run the daily pass by hand');
   RETURN kip.ok(kip.daily_pass());
 END
-$$;
+$function$;

@@ -1,0 +1,281 @@
+-- 04_documents.sql: Document builders: the JSON shape of each resource,
+-- shared by every route that returns it.
+--
+-- Applied after the migrations, in file-name order, whenever the function
+-- files change (docs/architecture.md, "Schema layout"). Each function here
+-- is defined in this file and nowhere else.
+
+CREATE FUNCTION kip.cpr_mask(p_cpr text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT CASE WHEN p_cpr IS NULL THEN NULL ELSE left(p_cpr, 6) || '-****' END
+$function$;
+
+CREATE FUNCTION kip.organisation_doc(o kip.organisations)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object('id', o.id, 'name', o.name, 'sector', o.sector, 'cvr', o.cvr,
+                            'ean', o.ean, 'created_at', o.created_at)
+$function$;
+
+CREATE FUNCTION kip.user_doc(u kip.users)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object('id', u.id, 'username', u.username, 'display_name', u.display_name,
+                            'organisation_id', u.organisation_id, 'roles', to_jsonb(u.roles),
+                            'email', u.email, 'phone', u.phone, 'active', u.active,
+                            'created_at', u.created_at)
+$function$;
+
+CREATE FUNCTION kip.token_doc(t kip.tokens)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object('id', t.id, 'user_id', t.user_id, 'name', t.name,
+                            'created_at', t.created_at, 'expires_at', t.expires_at,
+                            'revoked_at', t.revoked_at, 'last_used_at', t.last_used_at)
+$function$;
+
+CREATE FUNCTION kip.participant_doc(pa kip.participants)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object('id', pa.id, 'plan_id', pa.plan_id, 'kind', pa.kind,
+                            'user_id', pa.user_id, 'name', pa.name, 'role', pa.role,
+                            'role_title', pa.role_title, 'organisation_id', pa.organisation_id,
+                            'phone', pa.phone, 'email', pa.email,
+                            'default_attendance', pa.default_attendance,
+                            'active', pa.left_at IS NULL, 'joined_at', pa.joined_at,
+                            'left_at', pa.left_at)
+$function$;
+
+-- The consent as shown, with review_expired: the yearly review date has
+-- passed (in Europe/Copenhagen) and the consent is not withdrawn. The daily
+-- pass lists the same consents as consent.review_due events.
+CREATE FUNCTION kip.consent_doc(c kip.consents)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object('id', c.id, 'kip_consent', c.kip_consent,
+                            'contact_organisation_ids', to_jsonb(c.contact_organisation_ids),
+                            'relatives_allowed', c.relatives_allowed, 'form', c.form,
+                            'given_at', c.given_at, 'recorded_by', c.recorded_by,
+                            'review_by', c.review_by, 'withdrawn_at', c.withdrawn_at,
+                            'review_expired', c.withdrawn_at IS NULL AND c.review_by < kip.today())
+$function$;
+
+CREATE FUNCTION kip.plan_summary(p kip.plans)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object(
+    'id', p.id, 'version', p.version, 'status', p.status,
+    'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', kip.cpr_mask(p.citizen_cpr)),
+    'reason', p.reason, 'owner_organisation_id', p.owner_organisation_id,
+    'coordinator', p.coordinator_participant_id,
+    'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
+    'close_reason', p.close_reason)
+$function$;
+
+-- Derived, never stored: the due date has passed in Copenhagen and the
+-- action is neither done nor cancelled.
+CREATE FUNCTION kip.action_overdue(p_due date, p_status text, p_at timestamp with time zone DEFAULT now())
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT p_due IS NOT NULL AND p_status IN ('open', 'in_progress') AND p_due < kip.today(p_at)
+$function$;
+
+CREATE FUNCTION kip.action_doc(a kip.actions)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object(
+    'id', a.id, 'plan_id', a.plan_id, 'version', a.version, 'title', a.title,
+    'description', a.description, 'area', a.area,
+    'responsible_participant_id', a.responsible_participant_id, 'due_date', a.due_date,
+    'status', a.status, 'agreed_in_meeting_id', a.agreed_in_meeting_id,
+    'created_at', a.created_at, 'updated_at', a.updated_at, 'completed_at', a.completed_at,
+    'overdue', kip.action_overdue(a.due_date, a.status))
+$function$;
+
+-- The tovholders a plan has had, oldest first.
+CREATE FUNCTION kip.coordinators_doc(p_plan_id uuid)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT coalesce(jsonb_agg(jsonb_build_object('participant_id', h.participant_id,
+                                               'started_at', h.started_at, 'ended_at', h.ended_at)
+                            ORDER BY h.id), '[]'::jsonb)
+    FROM kip.coordinator_history h WHERE h.plan_id = p_plan_id
+$function$;
+
+CREATE FUNCTION kip.meeting_ends_at(m kip.meetings)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT m.starts_at + m.duration_minutes * interval '1 minute'
+$function$;
+
+-- Derived, never stored: planned, its end has passed, no outcome.
+CREATE FUNCTION kip.meeting_overdue_outcome(m kip.meetings, p_at timestamp with time zone DEFAULT now())
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT m.status = 'planned' AND kip.meeting_ends_at(m) < p_at
+$function$;
+
+CREATE FUNCTION kip.invitee_doc(i kip.meeting_invitees)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object('participant_id', i.participant_id, 'mode', i.mode,
+                            'window_start', i.window_start, 'window_end', i.window_end,
+                            'response', i.response, 'responded_at', i.responded_at)
+$function$;
+
+CREATE FUNCTION kip.outcome_doc(o kip.meeting_outcomes)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object(
+    'attendance', o.attendance, 'observations', o.observations, 'summary', o.summary,
+    'shared_assessment', o.shared_assessment, 'citizen_accepted', o.citizen_accepted,
+    'action_ids', coalesce((SELECT jsonb_agg(a.id ORDER BY a.created_at, a.id) FROM kip.actions a
+                             WHERE a.agreed_in_meeting_id = o.meeting_id), '[]'::jsonb),
+    'next_meeting_id', o.next_meeting_id,
+    'no_further_meeting', CASE WHEN o.no_further_meeting_reason IS NULL THEN NULL
+                               ELSE jsonb_build_object('reason', o.no_further_meeting_reason) END,
+    'recorded_by', o.recorded_by, 'recorded_at', o.recorded_at)
+$function$;
+
+CREATE FUNCTION kip.meeting_doc(m kip.meetings)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object(
+    'id', m.id, 'plan_id', m.plan_id, 'version', m.version, 'sequence', m.sequence,
+    'status', m.status, 'starts_at', m.starts_at, 'ends_at', kip.meeting_ends_at(m),
+    'duration_minutes', m.duration_minutes,
+    'location', jsonb_build_object('kind', m.location_kind, 'address', m.location_address,
+                                   'room', m.location_room, 'video_url', m.location_video_url),
+    'purpose', m.purpose, 'chair_participant_id', m.chair_participant_id,
+    'invitees', coalesce((SELECT jsonb_agg(kip.invitee_doc(i) ORDER BY i.position)
+                            FROM kip.meeting_invitees i WHERE i.meeting_id = m.id), '[]'::jsonb),
+    'previous_meeting_id', m.previous_meeting_id,
+    'cancel_reason', m.cancel_reason, 'cancelled_at', m.cancelled_at,
+    'overdue_outcome', kip.meeting_overdue_outcome(m),
+    'outcome', (SELECT kip.outcome_doc(o) FROM kip.meeting_outcomes o WHERE o.meeting_id = m.id),
+    'created_at', m.created_at, 'updated_at', m.updated_at)
+$function$;
+
+-- The plan document (005): the sealed token where the CPR number goes; kipd
+-- decrypts it in the response.
+CREATE FUNCTION kip.plan_doc(p kip.plans)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object(
+    'id', p.id, 'version', p.version, 'status', p.status,
+    'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', p.citizen_cpr_enc,
+                                  'birth_date', p.citizen_birth_date, 'phone', p.citizen_phone,
+                                  'address', p.citizen_address,
+                                  'preferred_language', p.citizen_preferred_language),
+    'reason', p.reason,
+    'owner_organisation_id', p.owner_organisation_id,
+    'coordinator', p.coordinator_participant_id,
+    'coordinators', kip.coordinators_doc(p.id),
+    'goals', p.goals,
+    'needs', p.needs,
+    'consent', (SELECT kip.consent_doc(c) FROM kip.consents c
+                 WHERE c.plan_id = p.id AND c.superseded_at IS NULL),
+    'participants', coalesce((SELECT jsonb_agg(kip.participant_doc(pa) ORDER BY pa.joined_at, pa.id)
+                                FROM kip.participants pa WHERE pa.plan_id = p.id), '[]'::jsonb),
+    'meetings', coalesce((SELECT jsonb_agg(kip.meeting_doc(m) ORDER BY m.starts_at DESC, m.id DESC)
+                            FROM kip.meetings m WHERE m.plan_id = p.id), '[]'::jsonb),
+    'actions', coalesce((SELECT jsonb_agg(kip.action_doc(a) ORDER BY a.created_at, a.id)
+                           FROM kip.actions a WHERE a.plan_id = p.id), '[]'::jsonb),
+    'follow_up_date', p.follow_up_date,
+    'approved_at', p.approved_at,
+    'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
+    'close_reason', p.close_reason, 'close_note', p.close_note)
+$function$;
+
+-- The old one-argument form, kept for callers: the user's own calendar.
+CREATE FUNCTION kip.calendar_doc(u kip.users)
+ RETURNS jsonb
+ LANGUAGE sql
+AS $function$
+  SELECT kip.calendar_doc(u, 'calendar.mine')
+$function$;
+
+CREATE FUNCTION kip.settings_doc(p_user_id uuid)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT jsonb_build_object('calendar_show_citizen_name',
+                            coalesce((SELECT s.calendar_show_citizen_name FROM kip.user_settings s
+                                       WHERE s.user_id = p_user_id), false))
+$function$;
+
+-- The events of a user's calendar feed, for kipd to render as iCalendar:
+-- meetings from 90 days back, with the caller's own attendance window. The
+-- citizen appears by initials unless the user chose the full name; the CPR
+-- never appears.
+CREATE FUNCTION kip.calendar_doc(u kip.users, p_action text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_full boolean := coalesce((SELECT s.calendar_show_citizen_name FROM kip.user_settings s
+                               WHERE s.user_id = u.id), false);
+  v_events jsonb;
+  v_plans uuid[];
+BEGIN
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'uid', (x.m).id::text || '@kipd',
+           'sequence', (x.m).sequence,
+           'status', (x.m).status,
+           'start', extract(epoch FROM coalesce(i.window_start, (x.m).starts_at))::bigint,
+           'end', extract(epoch FROM coalesce(i.window_end, kip.meeting_ends_at(x.m)))::bigint,
+           'meeting_start', extract(epoch FROM (x.m).starts_at)::bigint,
+           'meeting_end', extract(epoch FROM kip.meeting_ends_at(x.m))::bigint,
+           'has_window', i.window_start IS NOT NULL OR i.window_end IS NOT NULL,
+           'stamp', extract(epoch FROM (x.m).updated_at)::bigint,
+           'citizen', CASE WHEN v_full THEN (x.p).citizen_name ELSE kip.initials((x.p).citizen_name) END,
+           'purpose', (x.m).purpose,
+           'location_kind', (x.m).location_kind, 'address', (x.m).location_address,
+           'room', (x.m).location_room, 'video_url', (x.m).location_video_url,
+           'mode', i.mode,
+           'chair', ch.name,
+           'cancel_reason', (x.m).cancel_reason)
+           ORDER BY (x.m).starts_at, (x.m).id), '[]'::jsonb),
+         array_agg(DISTINCT (x.p).id)
+    INTO v_events, v_plans
+    FROM kip.my_meetings(u, now() - interval '90 days', 'infinity') x
+    LEFT JOIN kip.meeting_invitees i ON i.meeting_id = (x.m).id AND i.participant_id = x.my_participant_id
+    LEFT JOIN kip.participants ch ON ch.id = (x.m).chair_participant_id;
+  PERFORM kip.audit_plans(p_action, v_plans, 'calendar');
+  RETURN jsonb_build_object('name', 'KIP-møder', 'events', v_events);
+END
+$function$;

@@ -1,0 +1,256 @@
+-- 12_plans.sql: Plans (daemon/api/plans.c).
+--
+-- Applied after the migrations, in file-name order, whenever the function
+-- files change (docs/architecture.md, "Schema layout"). Each function here
+-- is defined in this file and nowhere else.
+
+-- Goals as stored: ids assigned, statuses defaulted, only known keys.
+CREATE FUNCTION kip.goals_normalise(p_goals jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+AS $function$
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'id', coalesce(g->>'id', gen_random_uuid()::text),
+           'text', g->>'text',
+           'owner', g->>'owner',
+           'status', coalesce(g->>'status', 'open'),
+           'sub_goals', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                     'id', coalesce(s->>'id', gen_random_uuid()::text),
+                                     'text', s->>'text',
+                                     'status', coalesce(s->>'status', 'open')) ORDER BY si)
+                                    FROM jsonb_array_elements(coalesce(g->'sub_goals', '[]'))
+                                         WITH ORDINALITY AS x(s, si)), '[]'::jsonb))
+           ORDER BY gi), '[]'::jsonb)
+    FROM jsonb_array_elements(coalesce(p_goals, '[]')) WITH ORDINALITY AS y(g, gi)
+$function$;
+
+CREATE FUNCTION kip.needs_normalise(p_needs jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT coalesce(jsonb_object_agg(key, jsonb_build_object(
+           'relevant', (value->>'relevant')::boolean,
+           'note', value->'note')), '{}'::jsonb)
+    FROM jsonb_each(coalesce(p_needs, '{}'))
+$function$;
+
+-- plan_create (003): stores the mask, the token and the blind index kipd
+-- sent in place of citizen.cpr.
+CREATE FUNCTION kip_api.plan_create(p_ctx jsonb, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  v_cit jsonb := p_body->'citizen';
+  v_coord jsonb := coalesce(p_body->'coordinator', '{}');
+  v_pid uuid := gen_random_uuid();
+  p kip.plans;
+BEGIN
+  PERFORM kip.require_role(u, ARRAY['coordinator', 'integration'],
+                           'only coordinators and integrations create plans');
+  PERFORM kip.cpr_check_sealed(v_cit);
+  INSERT INTO kip.plans (owner_organisation_id, coordinator_participant_id, citizen_name,
+                         citizen_cpr, citizen_cpr_enc, citizen_cpr_hmac, citizen_birth_date, citizen_phone, citizen_address,
+                         citizen_preferred_language, reason, goals, needs, follow_up_date,
+                         approved_at, created_by)
+  VALUES (u.organisation_id, v_pid, v_cit->>'name', v_cit->>'cpr', v_cit->>'cpr_enc', v_cit->>'cpr_hmac',
+          (v_cit->>'birth_date')::date, v_cit->>'phone', v_cit->>'address',
+          v_cit->>'preferred_language', coalesce(p_body->>'reason', ''),
+          kip.goals_normalise(p_body->'goals'), kip.needs_normalise(p_body->'needs'),
+          (p_body->>'follow_up_date')::date, (p_body->>'approved_at')::date, u.id)
+  RETURNING * INTO p;
+  INSERT INTO kip.participants (id, plan_id, kind, user_id, name, role, role_title,
+                                organisation_id, phone, email)
+  VALUES (v_pid, p.id, 'professional', u.id, u.display_name,
+          coalesce(v_coord->>'role', 'social_nurse'), v_coord->>'role_title', u.organisation_id,
+          coalesce(v_coord->>'phone', u.phone), coalesce(v_coord->>'email', u.email));
+  INSERT INTO kip.participants (plan_id, kind, name, role, phone)
+  VALUES (p.id, 'citizen', p.citizen_name, 'citizen', p.citizen_phone);
+  INSERT INTO kip.coordinator_history (plan_id, participant_id, changed_by) VALUES (p.id, v_pid, u.id);
+  PERFORM kip.audit('create', p.id, 'plan');
+  RETURN kip.ok(kip.plan_doc(p), 201, p.version::text, '/v1/plans/' || p.id);
+END
+$function$;
+
+CREATE FUNCTION kip_api.plan_get(p_ctx jsonb, p_id uuid)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_id);
+BEGIN
+  PERFORM kip.audit('read', p.id, 'plan');
+  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+END
+$function$;
+
+--
+-- The list functions below are those of 003, 005 and 006 with only their
+-- audit statement changed to kip.audit_plans() and a route's own action.
+CREATE FUNCTION kip_api.plan_list(p_ctx jsonb, p_query jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  c record := kip.cursor_ts_id(p_query);
+  v_limit integer := kip.page_limit(p_query);
+  v_status text := p_query->>'status';
+  v_org uuid := (p_query->>'organisation')::uuid;
+  v_coord uuid := (p_query->>'coordinator')::uuid;
+  v_q text := nullif(btrim(p_query->>'q'), '');
+  v_like text;
+  v_cpr text;
+  v_items jsonb[];
+  v_keys text[];
+  v_ids uuid[];
+BEGIN
+  IF v_q IS NOT NULL THEN
+    v_like := '%' || replace(replace(replace(v_q, '\', '\\'), '%', '\%'), '_', '\_') || '%';
+    IF v_q ~ '^[0-9]{6}-?[0-9]{4}$' THEN
+      v_cpr := left(v_q, 6) || '-' || right(v_q, 4);
+    END IF;
+  END IF;
+  SELECT array_agg(kip.plan_summary(p) ORDER BY p.created_at DESC, p.id DESC),
+         array_agg(p.created_at::text || '|' || p.id ORDER BY p.created_at DESC, p.id DESC),
+         array_agg(p.id ORDER BY p.created_at DESC, p.id DESC)
+    INTO v_items, v_keys, v_ids
+    FROM (SELECT * FROM kip.plans p
+           -- The candidates are the plans the access rule can grant, each
+           -- found through its own index (owner, consent coverage,
+           -- participation), so a page never walks every plan; the rule
+           -- itself still decides.
+           WHERE p.id IN (SELECT o.id FROM kip.plans o WHERE o.owner_organisation_id = u.organisation_id
+                          UNION ALL
+                          SELECT cc.plan_id FROM kip.consents cc
+                           WHERE cc.contact_organisation_ids @> ARRAY[u.organisation_id]
+                             AND cc.superseded_at IS NULL AND cc.withdrawn_at IS NULL AND cc.kip_consent
+                          UNION ALL
+                          SELECT pa.plan_id FROM kip.participants pa
+                           WHERE pa.user_id = u.id AND pa.left_at IS NULL)
+             AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
+             AND (c.ts IS NULL OR (p.created_at, p.id) < (c.ts, c.id))
+             AND (v_status IS NULL OR p.status = v_status)
+             AND (v_org IS NULL OR p.owner_organisation_id = v_org)
+             AND (v_coord IS NULL OR EXISTS (
+                   SELECT 1 FROM kip.participants cp
+                    WHERE cp.id = p.coordinator_participant_id AND cp.user_id = v_coord))
+             AND (v_q IS NULL OR p.citizen_name ILIKE v_like)
+             AND (p_query->>'cpr_hmac' IS NULL OR p.citizen_cpr_hmac = p_query->>'cpr_hmac')
+           ORDER BY p.created_at DESC, p.id DESC LIMIT v_limit + 1) p;
+  -- Audit every plan whose citizen the caller now sees in the list.
+  PERFORM kip.audit_plans('plan.list', v_ids[1:v_limit], 'plan');
+  RETURN kip.ok(kip.page(v_items, v_keys, v_limit));
+END
+$function$;
+
+-- plan_patch (003): the same for a changed citizen.cpr.
+CREATE FUNCTION kip_api.plan_patch(p_ctx jsonb, p_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_id, true);
+  v_cit jsonb := coalesce(p_body->'citizen', '{}');
+  v_status text := coalesce(p_body->>'status', p.status);
+BEGIN
+  PERFORM kip.check_version(p_ctx, p.version);
+  PERFORM kip.cpr_check_sealed(v_cit);
+  IF v_status <> p.status THEN
+    IF v_status = 'closed' THEN
+      PERFORM kip.fail(422, 'status', 'close a plan with POST /v1/plans/{id}/close');
+    ELSIF v_status = 'active' THEN
+      IF NOT EXISTS (SELECT 1 FROM kip.consents c WHERE c.plan_id = p.id AND c.superseded_at IS NULL
+                        AND c.kip_consent AND c.withdrawn_at IS NULL) THEN
+        PERFORM kip.fail(422, 'status', 'a plan becomes active only once kip_consent is recorded');
+      END IF;
+    ELSIF p.status = 'active' THEN
+      PERFORM kip.fail(422, 'status', 'an active plan leaves that state by closing or by consent withdrawal');
+    END IF;
+  END IF;
+  UPDATE kip.plans SET
+    status = v_status,
+    citizen_name = CASE WHEN v_cit ? 'name' THEN v_cit->>'name' ELSE citizen_name END,
+    citizen_cpr = CASE WHEN v_cit ? 'cpr' THEN v_cit->>'cpr' ELSE citizen_cpr END,
+    citizen_cpr_enc = CASE WHEN v_cit ? 'cpr' THEN v_cit->>'cpr_enc' ELSE citizen_cpr_enc END,
+    citizen_cpr_hmac = CASE WHEN v_cit ? 'cpr' THEN v_cit->>'cpr_hmac' ELSE citizen_cpr_hmac END,
+    citizen_birth_date = CASE WHEN v_cit ? 'birth_date' THEN (v_cit->>'birth_date')::date
+                              ELSE citizen_birth_date END,
+    citizen_phone = CASE WHEN v_cit ? 'phone' THEN v_cit->>'phone' ELSE citizen_phone END,
+    citizen_address = CASE WHEN v_cit ? 'address' THEN v_cit->>'address' ELSE citizen_address END,
+    citizen_preferred_language = CASE WHEN v_cit ? 'preferred_language'
+                                      THEN v_cit->>'preferred_language'
+                                      ELSE citizen_preferred_language END,
+    reason = CASE WHEN p_body ? 'reason' THEN p_body->>'reason' ELSE reason END,
+    goals = CASE WHEN p_body ? 'goals' THEN kip.goals_normalise(p_body->'goals') ELSE goals END,
+    needs = CASE WHEN p_body ? 'needs' THEN kip.needs_normalise(p_body->'needs') ELSE needs END,
+    follow_up_date = CASE WHEN p_body ? 'follow_up_date' THEN (p_body->>'follow_up_date')::date
+                          ELSE follow_up_date END,
+    approved_at = CASE WHEN p_body ? 'approved_at' THEN (p_body->>'approved_at')::date
+                       ELSE approved_at END,
+    version = version + 1,
+    updated_at = now()
+  WHERE id = p.id RETURNING * INTO p;
+  -- Keep the citizen participant in step with the citizen.
+  UPDATE kip.participants SET name = p.citizen_name, phone = p.citizen_phone
+   WHERE plan_id = p.id AND kind = 'citizen'
+     AND (name IS DISTINCT FROM p.citizen_name OR phone IS DISTINCT FROM p.citizen_phone);
+  PERFORM kip.audit('update', p.id, 'plan');
+  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+END
+$function$;
+
+CREATE FUNCTION kip_api.plan_close(p_ctx jsonb, p_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_id, true);
+  v_reason text := p_body->>'reason';
+BEGIN
+  PERFORM kip.check_version(p_ctx, p.version);
+  IF v_reason IN ('transferred', 'other') AND nullif(btrim(p_body->>'note'), '') IS NULL THEN
+    PERFORM kip.fail(422, 'note', format('is required when the reason is %s', v_reason));
+  END IF;
+  UPDATE kip.plans SET status = 'closed', closed_at = now(), close_reason = v_reason,
+                       close_note = p_body->>'note', version = version + 1, updated_at = now()
+   WHERE id = p.id RETURNING * INTO p;
+  PERFORM kip.audit('close', p.id, 'plan');
+  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+END
+$function$;
+
+CREATE FUNCTION kip_api.plan_history(p_ctx jsonb, p_id uuid, p_query jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_id);
+  v_page jsonb := kip.history_page(p.id, NULL, NULL, p_query);
+BEGIN
+  PERFORM kip.audit('read', p.id, 'history');
+  RETURN kip.ok(v_page);
+END
+$function$;
+
+-- A write must carry a token sealed under the database's current key. A
+-- kipd still running with the old key after kipd --rotate-key gets 503
+-- here instead of writing what the key file can no longer open.
+CREATE FUNCTION kip.cpr_check_sealed(p_citizen jsonb)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF p_citizen ? 'cpr' AND p_citizen->>'cpr' IS NOT NULL
+     AND split_part(p_citizen->>'cpr_enc', ':', 3) IS DISTINCT FROM
+         (SELECT id FROM kip.cpr_keys WHERE is_current) THEN
+    PERFORM kip.fail(503, NULL, 'the CPR key was rotated; restart kipd');
+  END IF;
+END
+$function$;

@@ -1,0 +1,94 @@
+-- 14_consent.sql: The citizen's consent (daemon/api/consent.c).
+--
+-- Applied after the migrations, in file-name order, whenever the function
+-- files change (docs/architecture.md, "Schema layout"). Each function here
+-- is defined in this file and nowhere else.
+
+CREATE FUNCTION kip_api.consent_record(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_plan_id, true);
+  v_given timestamptz := (p_body->>'given_at')::timestamptz;
+  v_orgs uuid[] := ARRAY(SELECT DISTINCT x::uuid
+                           FROM jsonb_array_elements_text(coalesce(p_body->'contact_organisation_ids', '[]')) x);
+  v_missing uuid;
+  c kip.consents;
+BEGIN
+  PERFORM kip.check_version(p_ctx, p.version);
+  IF v_given > now() + interval '5 minutes' THEN
+    PERFORM kip.fail(422, 'given_at', 'lies in the future');
+  END IF;
+  SELECT x INTO v_missing FROM unnest(v_orgs) x
+   WHERE NOT EXISTS (SELECT 1 FROM kip.organisations o WHERE o.id = x) LIMIT 1;
+  IF v_missing IS NOT NULL THEN
+    PERFORM kip.fail(422, 'contact_organisation_ids', format('no such organisation: %s', v_missing));
+  END IF;
+  IF p_body ? 'review_by' AND (p_body->>'review_by')::date < (v_given AT TIME ZONE 'Europe/Copenhagen')::date THEN
+    PERFORM kip.fail(422, 'review_by', 'lies before given_at');
+  END IF;
+  UPDATE kip.consents SET superseded_at = now() WHERE plan_id = p.id AND superseded_at IS NULL;
+  INSERT INTO kip.consents (plan_id, kip_consent, contact_organisation_ids, relatives_allowed, form,
+                            given_at, recorded_by, review_by)
+  VALUES (p.id, (p_body->>'kip_consent')::boolean, v_orgs,
+          coalesce((p_body->>'relatives_allowed')::boolean, false), p_body->>'form', v_given, u.id,
+          coalesce((p_body->>'review_by')::date,
+                   ((v_given AT TIME ZONE 'Europe/Copenhagen') + interval '12 months')::date))
+  RETURNING * INTO c;
+  UPDATE kip.plans SET
+    status = CASE WHEN c.kip_consent AND status IN ('draft', 'awaiting_consent') THEN 'active'
+                  WHEN NOT c.kip_consent AND status = 'active' THEN 'awaiting_consent'
+                  ELSE status END,
+    version = version + 1, updated_at = now()
+  WHERE id = p.id;
+  PERFORM kip.audit('create', p.id, 'consent');
+  RETURN kip.ok(kip.consent_doc(c), 201, NULL, '/v1/plans/' || p.id || '/consent');
+END
+$function$;
+
+CREATE FUNCTION kip_api.consent_withdraw(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_plan_id, true);
+  c kip.consents;
+BEGIN
+  PERFORM kip.check_version(p_ctx, p.version);
+  SELECT * INTO c FROM kip.consents WHERE plan_id = p.id AND superseded_at IS NULL FOR UPDATE;
+  IF c.id IS NULL THEN
+    PERFORM kip.fail(404, NULL, 'no consent is recorded for this plan');
+  END IF;
+  IF c.withdrawn_at IS NOT NULL THEN
+    PERFORM kip.fail(409, 'consent.withdrawn_at', 'the consent is already withdrawn');
+  END IF;
+  UPDATE kip.consents SET withdrawn_at = now(), withdraw_note = p_body->>'note'
+   WHERE id = c.id RETURNING * INTO c;
+  UPDATE kip.plans SET status = CASE WHEN status = 'active' THEN 'awaiting_consent' ELSE status END,
+                       version = version + 1, updated_at = now()
+   WHERE id = p.id;
+  PERFORM kip.audit('withdraw', p.id, 'consent');
+  RETURN kip.ok(kip.consent_doc(c));
+END
+$function$;
+
+CREATE FUNCTION kip_api.consent_get(p_ctx jsonb, p_plan_id uuid)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_plan_id);
+  c kip.consents;
+BEGIN
+  SELECT * INTO c FROM kip.consents WHERE plan_id = p.id AND superseded_at IS NULL;
+  IF c.id IS NULL THEN
+    PERFORM kip.fail(404, NULL, 'no consent is recorded for this plan');
+  END IF;
+  PERFORM kip.audit('read', p.id, 'consent');
+  RETURN kip.ok(kip.consent_doc(c));
+END
+$function$;
