@@ -29,9 +29,20 @@ static int accounts__show(kc_t *kc, json_t *obj, const out_column_t *columns) {
   return KC_OK;
 }
 
-static int accounts__list(kc_t *kc, const char *path, const out_column_t *columns) {
-  json_t *items;
-  int rc = client_list_all(kc, path, &items);
+/* paged: the route takes limit and cursor; else one answer holds all. */
+static int accounts__list(kc_t *kc, const char *path, bool paged, const out_column_t *columns) {
+  json_t *items = NULL;
+  int rc;
+  if (paged) {
+    rc = client_list_all(kc, path, &items);
+  } else {
+    json_t *page;
+    rc = client_call(kc, "GET", path, NULL, 200, &page);
+    if (rc == KC_OK) {
+      items = json_incref(json_object_get(page, "items"));
+      json_decref(page);
+    }
+  }
   if (rc != KC_OK)
     return rc;
   if (kc->json)
@@ -136,7 +147,7 @@ static int org_list(kc_t *kc, const kc_command_t *cmd, int argc, char **argv) {
     }
   }
   int rc = cmd_positional(cmd, argc, argv, 0);
-  return rc >= 0 ? rc : accounts__list(kc, "/v1/organisations", org_columns);
+  return rc >= 0 ? rc : accounts__list(kc, "/v1/organisations", true, org_columns);
 }
 
 /* ---- user ---- */
@@ -226,7 +237,7 @@ static int user_list(kc_t *kc, const kc_command_t *cmd, int argc, char **argv) {
   if (rc >= 0)
     return rc;
   char *path = org ? accounts__path("/v1/users?organisation=%s", org) : strdup("/v1/users");
-  rc = accounts__list(kc, path, user_columns);
+  rc = accounts__list(kc, path, true, user_columns);
   free(path);
   return rc;
 }
@@ -341,9 +352,12 @@ static int token_create(kc_t *kc, const kc_command_t *cmd, int argc, char **argv
     rc = cmd_positional(cmd, argc, argv, 1);
   if (rc < 0 && json_object_get(body, "name") == NULL)
     rc = cmd_usage_error(cmd, "--name is required");
+  if (rc >= 0) {
+    json_decref(body);
+    return rc;
+  }
   char *id = NULL;
-  if (rc < 0)
-    rc = accounts__user_id(kc, argv[optind], &id);
+  rc = accounts__user_id(kc, argv[optind], &id);
   if (rc == KC_OK) {
     char *path = accounts__path("/v1/users/%s/tokens", id);
     json_t *token;
@@ -377,7 +391,7 @@ static int token_list(kc_t *kc, const kc_command_t *cmd, int argc, char **argv) 
   if (rc != KC_OK || id == NULL)
     return rc;
   char *path = accounts__path("/v1/users/%s/tokens", id);
-  rc = accounts__list(kc, path, token_columns);
+  rc = accounts__list(kc, path, false, token_columns);
   free(path);
   free(id);
   return rc;

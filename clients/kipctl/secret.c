@@ -38,12 +38,13 @@ static char *secret__prompt(FILE *tty, const char *prompt) {
   quiet = old;
   quiet.c_lflag &= ~(tcflag_t)ECHO;
   quiet.c_lflag |= ECHONL;
+  /* Echo goes off before the prompt shows, so nothing typed after it echoes. */
+  if (tcsetattr(fd, TCSANOW, &quiet) != 0)
+    return NULL;
   fputs(prompt, tty);
   fflush(tty);
-  if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0)
-    return NULL;
   char *s = secret__line(tty);
-  tcsetattr(fd, TCSAFLUSH, &old);
+  tcsetattr(fd, TCSANOW, &old);
   return s;
 }
 

@@ -165,6 +165,7 @@ ROUTES = {
     ("POST", "/v1/users"): not_plan("accounts (admin)"),
     ("GET", "/v1/users/{id}"): not_plan("accounts"),
     ("PATCH", "/v1/users/{id}"): not_plan("accounts (admin)"),
+    ("PUT", "/v1/users/{id}/password"): not_plan("accounts (admin; test_kipctl.py)"),
     ("GET", "/v1/users/{id}/tokens"): not_plan("accounts"),
     ("POST", "/v1/users/{id}/tokens"): not_plan("accounts"),
     ("DELETE", "/v1/tokens/{id}"): not_plan("accounts"),
