@@ -361,13 +361,20 @@ int main(int argc, char **argv) {
   }
   if (k.cfg.print_routes) {
     /* The route table, one JSON object a line: the access-matrix test
-     * compares it with its own table, so a new route without a row fails. */
+     * compares it with its own table, so a new route without a row fails;
+     * the schema-layout test finds each route's SQL function ("function",
+     * from its statement) in the file of its family. */
     rc = api_routes(&k.routes, &k.n_routes);
     for (size_t i = 0; rc == 0 && i < k.n_routes; i++) {
       const route_t *rt = &k.routes[i];
-      json_t *j = json_pack("{s:s, s:s, s:b, s:b, s:b}", "method", rt->method, "path", rt->pattern,
+      char function[128] = "";
+      const char *call = rt->stmt != NULL ? strstr(rt->stmt->sql, "kip_api.") : NULL;
+      if (call != NULL)
+        snprintf(function, sizeof(function), "%.*s", (int)strspn(call, "abcdefghijklmnopqrstuvwxyz_.0123456789"), call);
+      json_t *j = json_pack("{s:s, s:s, s:b, s:b, s:b, s:s?}", "method", rt->method, "path", rt->pattern,
                             "public", (rt->flags & ROUTE_PUBLIC) != 0, "body", (rt->flags & ROUTE_BODY) != 0,
-                            "if_match", (rt->flags & ROUTE_IF_MATCH) != 0);
+                            "if_match", (rt->flags & ROUTE_IF_MATCH) != 0,
+                            "function", function[0] ? function : NULL);
       char *line = json_dumps(j, JSON_COMPACT);
       printf("%s\n", line ? line : "{}");
       free(line);

@@ -6,7 +6,8 @@
  * wiped from the body at once and from the arena as soon as the hash work
  * is done; it never goes to the database or the log. The database keeps the
  * encoded hash, and SHA-256 of session ids and CSRF tokens
- * (schema/011_sessions.sql). See docs/security.md.
+ * (schema/migrations/011_sessions.sql; the functions in
+ * schema/functions/11_session.sql). See docs/security.md.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -521,9 +522,9 @@ static void user_password_put_handler(kreq_t *r) {
 }
 
 const route_t api_session_routes[] = {
-  {"POST", "/v1/session", session_create_handler, session_body, NULL, NULL, 201, ROUTE_PUBLIC | ROUTE_BODY},
-  {"DELETE", "/v1/session", session_delete_handler, NULL, NULL, NULL, 204, 0},
-  {"PUT", "/v1/me/password", password_put_handler, password_body, NULL, NULL, 204, ROUTE_BODY},
-  {"PUT", "/v1/users/{id}/password", user_password_put_handler, user_password_body, NULL, NULL, 204, ROUTE_BODY},
+  {"POST", "/v1/session", session_create_handler, session_body, NULL, &session_create, 201, ROUTE_PUBLIC | ROUTE_BODY},
+  {"DELETE", "/v1/session", session_delete_handler, NULL, NULL, &session_delete, 204, 0},
+  {"PUT", "/v1/me/password", password_put_handler, password_body, NULL, &password_set, 204, ROUTE_BODY},
+  {"PUT", "/v1/users/{id}/password", user_password_put_handler, user_password_body, NULL, &user_password_set, 204, ROUTE_BODY},
 };
 const size_t api_session_n_routes = KIPD_ARRAY_SIZE(api_session_routes);

@@ -28,7 +28,8 @@ typedef struct route_s {
   route_handler_fn handler;      /* NULL: the generic SQL call */
   const jc_field_t *body_spec;   /* with ROUTE_BODY */
   const jc_field_t *query_spec;  /* allowed query parameters; NULL: none */
-  const pg_stmt_t *stmt;         /* the SQL the generic handler calls */
+  const pg_stmt_t *stmt;         /* the SQL the generic handler calls; with a handler of
+                                  * its own, its main statement (--print-routes names it) */
   int ok_status;                 /* 200, 201, 204 */
   unsigned flags;
 } route_t;

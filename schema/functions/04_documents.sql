@@ -187,7 +187,7 @@ AS $function$
     'created_at', m.created_at, 'updated_at', m.updated_at)
 $function$;
 
--- The plan document (005): the sealed token where the CPR number goes; kipd
+-- The plan document: the sealed token where the CPR number goes; kipd
 -- decrypts it in the response.
 CREATE FUNCTION kip.plan_doc(p kip.plans)
  RETURNS jsonb

@@ -35,7 +35,7 @@ AS $function$
     FROM jsonb_each(coalesce(p_needs, '{}'))
 $function$;
 
--- plan_create (003): stores the mask, the token and the blind index kipd
+-- plan_create stores the mask, the token and the blind index kipd
 -- sent in place of citizen.cpr.
 CREATE FUNCTION kip_api.plan_create(p_ctx jsonb, p_body jsonb)
  RETURNS kip.reply
@@ -87,9 +87,8 @@ BEGIN
 END
 $function$;
 
---
--- The list functions below are those of 003, 005 and 006 with only their
--- audit statement changed to kip.audit_plans() and a route's own action.
+-- The plans the caller may see, newest first. Audited with
+-- kip.audit_plans(): one row per plan shown, under the route's own action.
 CREATE FUNCTION kip_api.plan_list(p_ctx jsonb, p_query jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql
@@ -147,7 +146,7 @@ BEGIN
 END
 $function$;
 
--- plan_patch (003): the same for a changed citizen.cpr.
+-- plan_patch: the same for a changed citizen.cpr.
 CREATE FUNCTION kip_api.plan_patch(p_ctx jsonb, p_id uuid, p_body jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql

@@ -199,6 +199,8 @@ BEGIN
 END
 $function$;
 
+-- The caller's worklist across every plan they may see: overdue first,
+-- then by due date (none last), then by id. Audited with kip.audit_plans().
 CREATE FUNCTION kip_api.my_actions(p_ctx jsonb, p_query jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql
