@@ -158,6 +158,7 @@ ROUTES = {
     ("GET", "/healthz"): not_plan("liveness; public"),
     ("GET", "/readyz"): not_plan("readiness; public"),
     ("GET", "/metrics"): not_plan("counters only; public"),
+    ("GET", "/v1/openapi.yaml"): not_plan("the API contract; public"),
     ("GET", "/v1/organisations"): not_plan("accounts"),
     ("POST", "/v1/organisations"): not_plan("accounts (admin)"),
     ("GET", "/v1/organisations/{id}"): not_plan("accounts"),
