@@ -28,6 +28,7 @@
 #include "util/config.h"
 #include "util/crypto.h"
 #include "util/log.h"
+#include "util/notify.h"
 
 typedef struct kipd_s {
   uv_loop_t *loop;
@@ -134,6 +135,7 @@ static void kipd_stop(kipd_t *k, int exit_code) {
     return;
   k->stopping = true;
   k->exit_code = exit_code;
+  notify_stopping();  /* systemd: STOPPING=1 */
   if (k->owner_pool != NULL) {
     if (!k->owner_closing) {
       k->owner_closing = true;
@@ -191,6 +193,7 @@ static int kipd_serve(kipd_t *k) {
     return rc;
   log_emit(LOG_INFO, "listening", json_pack("{s:s, s:i, s:s}", "url", url, "port", port,
                                             "admin_token_file", k->cfg.admin_token_file));
+  notify_ready(url);  /* systemd Type=notify: READY=1 (util/notify.h) */
   return 0;
 }
 

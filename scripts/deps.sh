@@ -4,13 +4,15 @@
 set -euo pipefail
 
 KIPD_BUILD_PACKAGES=(gcc pkg-config meson ninja-build libuv1-dev libpq-dev libjansson-dev libssl-dev libcurl4-openssl-dev
-                     node-llhttp libical-dev libargon2-dev postgresql-15 postgresql-client-15)
+                     node-llhttp libical-dev libargon2-dev libsystemd-dev python3 postgresql-15 postgresql-client-15)
 KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-icalendar procps)
 # tests/bench/run: wrk drives HTTP; pgbench and psql come with postgresql-client-15; auto_explain with
 # postgresql-contrib; perf for profiles; npm for the PostGraphile peer (tests/bench/peer).
 # npm for the PostGraphile peer comes with the machine's nodejs; Debian's npm package
 # conflicts with it, so it is not listed here.
 KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf)
+# tests/package/run: build the .deb packages (debian/) and check the systemd unit.
+KIPD_PACKAGE_PACKAGES=(dpkg-dev debhelper fakeroot libsystemd-dev systemd)
 
 kipd_install_missing() {
   local missing=()
