@@ -37,6 +37,7 @@
 #include "http/server.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/notify.h"
 
 typedef enum kipd_state_e {
   KIPD_STARTUP_CLUSTER,  /* the embedded PostgreSQL (with --db: only the conninfo) */
@@ -165,6 +166,7 @@ static void kipd_stop(kipd_t *k, int exit_code) {
     return;
   k->state = KIPD_STOPPING;
   k->exit_code = exit_code;
+  notify_stopping();  /* systemd: STOPPING=1 */
   if (k->owner_pool != NULL) {
     /* The owner's pool is closed first (also mid-migration). */
     if (!k->owner_closing) {
@@ -387,6 +389,7 @@ static int kipd_listen(kipd_t *k) {
     return rc;
   log_emit(LOG_INFO, "listening", json_pack("{s:s, s:i, s:s}", "url", url, "port", port,
                                             "admin_token_file", k->cfg.admin_token_file));
+  notify_ready(url);  /* systemd Type=notify: READY=1 (util/notify.h) */
   return 0;
 }
 

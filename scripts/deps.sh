@@ -3,8 +3,8 @@
 # Sourced by scripts/start and scripts/test. Uses sudo when not root.
 set -euo pipefail
 
-KIPD_BUILD_PACKAGES=(gcc pkg-config meson ninja-build libuv1-dev libpq-dev libjansson-dev libssl-dev
-                     node-llhttp libical-dev libargon2-dev postgresql-15 postgresql-client-15)
+KIPD_BUILD_PACKAGES=(gcc pkg-config meson ninja-build libuv1-dev libpq-dev libjansson-dev libssl-dev libcurl4-openssl-dev
+                     node-llhttp libical-dev libargon2-dev libsystemd-dev python3 postgresql-15 postgresql-client-15)
 KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-icalendar procps
                     faketime libfaketime)
 # tests/bench/run: wrk drives HTTP; pgbench and psql come with postgresql-client-15; auto_explain with
@@ -18,6 +18,8 @@ KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf)
 KIPD_BROWSER_PACKAGES=(chromium nodejs)
 # tests/fuzz/run: libFuzzer targets built with clang 14 (ASan + UBSan runtimes in libclang-rt-14-dev).
 KIPD_FUZZ_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
+# tests/package/run: build the .deb packages (debian/) and check the systemd unit.
+KIPD_PACKAGE_PACKAGES=(dpkg-dev debhelper fakeroot libsystemd-dev systemd)
 
 kipd_install_missing() {
   local missing=()

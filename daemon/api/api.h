@@ -30,6 +30,10 @@ extern const size_t api_calendar_n_routes;
 extern const route_t api_session_routes[];
 extern const size_t api_session_n_routes;
 
+/* GET /v1/openapi.yaml: the compiled-in contract (api/openapi.c). */
+struct kreq_s;
+void api_openapi_handler(struct kreq_s *r);
+
 /* POST /v1/users: with a password, hashed off the loop (api/session.c). */
 struct kreq_s;
 void api_user_create_handler(struct kreq_s *r);

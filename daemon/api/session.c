@@ -1,5 +1,5 @@
 /* Sign-in for people: POST/DELETE /v1/session, PUT /v1/me/password, and the
- * password of POST /v1/users.
+ * passwords an admin sets: POST /v1/users and PUT /v1/users/{id}/password.
  *
  * Argon2id runs on libuv's threadpool (kreq_work_queue), never on the loop.
  * A password is copied out of the request body into the request's arena,
@@ -69,6 +69,10 @@ static const pg_stmt_t user_create_check = {"user_create_check",
   "SELECT * FROM kip_api.user_create_check($1::jsonb)", 1};
 static const pg_stmt_t user_create_with_password = {"user_create_with_password",
   "SELECT * FROM kip_api.user_create($1::jsonb, $2::jsonb, $3::text)", 3};
+static const pg_stmt_t user_password_check = {"user_password_check",
+  "SELECT * FROM kip_api.user_password_check($1::jsonb, $2::uuid)", 2};
+static const pg_stmt_t user_password_set = {"user_password_set",
+  "SELECT * FROM kip_api.user_password_set($1::jsonb, $2::uuid, $3::text)", 3};
 static const pg_stmt_t user_create_plain = {"user_create",
   "SELECT * FROM kip_api.user_create($1::jsonb, $2::jsonb)", 2};
 
@@ -544,10 +548,54 @@ void api_user_create_handler(kreq_t *r) {
   kreq_exec(r, &user_create_check, params, 204, user__checked);
 }
 
+/* ---- PUT /v1/users/{id}/password (admin) ---- */
+
+static const jc_field_t user_password_body[] = {
+  {.name = "password", .type = JC_STRING, .flags = JC_REQUIRED, .format = api_format_password},
+  {NULL},
+};
+
+static void user_password__hashed(kreq_t *r, void *arg) {
+  pw_job_t *job = arg;
+  if (job->hashed != 0) {
+    kreq_problem(r, 503, "could not hash the password; try again", NULL, NULL);
+    return;
+  }
+  const char **params = arena_alloc(&r->http->arena, 3 * sizeof(char *));
+  params[0] = kreq_ctx(r);
+  params[1] = r->match.params[0];
+  params[2] = kreq_strdup(r, job->new_hash);
+  explicit_bzero(job->new_hash, sizeof(job->new_hash));
+  kreq_exec(r, &user_password_set, params, 204, NULL);
+}
+
+static void user_password__checked(kreq_t *r, const kreq_row_t *row) {
+  pw_job_t *job = r->handler_data;
+  int rc = kreq_work_queue(r, user__hash, user_password__hashed, job);
+  if (rc != 0)
+    pw__queue_failed(r, job, rc);
+}
+
+static void user_password_put_handler(kreq_t *r) {
+  pw_job_t *job = pw__job(r);
+  if (job == NULL || (job->password = pw__take(r, "password", &job->password_len)) == NULL) {
+    kreq_problem(r, 500, "out of memory", NULL, NULL);
+    return;
+  }
+  pw__wipe_body(r);
+  r->handler_data = job;
+  /* Admin only, and the user must exist, before kipd spends an Argon2 hash. */
+  const char **params = arena_alloc(&r->http->arena, 2 * sizeof(char *));
+  params[0] = kreq_ctx(r);
+  params[1] = r->match.params[0];
+  kreq_exec(r, &user_password_check, params, 204, user_password__checked);
+}
+
 const route_t api_session_routes[] = {
   {"POST", "/v1/session", session_create_handler, session_body, NULL, &session_create, 201, ROUTE_PUBLIC | ROUTE_BODY},
   {"GET", "/v1/session", session_get_handler, NULL, NULL, &session_get, 200, 0},
   {"DELETE", "/v1/session", session_delete_handler, NULL, NULL, &session_delete, 204, 0},
   {"PUT", "/v1/me/password", password_put_handler, password_body, NULL, &password_set, 204, ROUTE_BODY},
+  {"PUT", "/v1/users/{id}/password", user_password_put_handler, user_password_body, NULL, &user_password_set, 204, ROUTE_BODY},
 };
 const size_t api_session_n_routes = KIPD_ARRAY_SIZE(api_session_routes);

@@ -8,6 +8,7 @@
 
 #include "kipd-build.h"
 #include "util/password.h"
+#include "util/paths.h"
 
 typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_UINT, OPT_SIZE, OPT_LISTEN, OPT_FLAG } opt_type_t;
 
@@ -70,7 +71,7 @@ void config_defaults(kipd_config_t *cfg) {
   memset(cfg, 0, sizeof(*cfg));
   cfg->listen_host = strdup("127.0.0.1");
   cfg->listen_port = 8080;
-  cfg->schema_dir = strdup(KIPD_SOURCE_SCHEMA_DIR);
+  cfg->schema_dir = paths_default_schema_dir();  /* installed, else the source tree (util/paths.h) */
   cfg->pg_bindir = strdup(KIPD_PG_BINDIR);
   cfg->pg_user = strdup("postgres");
   cfg->log_level = strdup("info");

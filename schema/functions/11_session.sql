@@ -240,3 +240,48 @@ BEGIN
   RETURN kip.ok(NULL, 204);
 END
 $function$;
+
+-- PUT /v1/users/{id}/password, step 1: only an admin may make kipd spend an
+-- Argon2 hash on another user's password (403), and only for a user that
+-- exists (404), both before any hashing.
+CREATE FUNCTION kip_api.user_password_check(p_ctx jsonb, p_id uuid)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+BEGIN
+  PERFORM kip.require_role(u, ARRAY['admin'], 'only admins set other users'' passwords');
+  IF NOT EXISTS (SELECT 1 FROM kip.users WHERE id = p_id) THEN
+    PERFORM kip.fail(404, NULL, 'no such user');
+  END IF;
+  RETURN kip.ok(NULL, 204);
+END
+$function$;
+
+-- Step 2: store the hash kipd made, end every sign-in session of the user
+-- (except the caller's own, when admins reset their own password), forget
+-- the failed sign-ins (a locked user is unlocked), and audit it. Bearer
+-- tokens stay: revoke them with DELETE /v1/tokens/{id}.
+CREATE FUNCTION kip_api.user_password_set(p_ctx jsonb, p_id uuid, p_new_hash text)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  x kip.users;
+BEGIN
+  PERFORM kip.require_role(u, ARRAY['admin'], 'only admins set other users'' passwords');
+  SELECT * INTO x FROM kip.users WHERE id = p_id FOR UPDATE;
+  IF x.id IS NULL THEN
+    PERFORM kip.fail(404, NULL, 'no such user');
+  END IF;
+  INSERT INTO kip.user_passwords (user_id, password_hash) VALUES (x.id, p_new_hash)
+  ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, changed_at = now();
+  UPDATE kip.sessions SET revoked_at = now()
+   WHERE user_id = x.id AND revoked_at IS NULL AND id IS DISTINCT FROM kip.session_id();
+  DELETE FROM kip.signin_failures WHERE username_key = lower(x.username);
+  PERFORM kip.audit('user.password_reset', NULL, 'user');
+  RETURN kip.ok(NULL, 204);
+END
+$function$;
