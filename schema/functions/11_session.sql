@@ -253,7 +253,7 @@ DECLARE
 BEGIN
   PERFORM kip.require_role(u, ARRAY['admin'], 'only admins set other users'' passwords');
   IF NOT EXISTS (SELECT 1 FROM kip.users WHERE id = p_id) THEN
-    PERFORM kip.fail(404, NULL, 'no such user');
+    PERFORM kip.fail(404, NULL, NULL, 'no such user');
   END IF;
   RETURN kip.ok(NULL, 204);
 END
@@ -274,7 +274,7 @@ BEGIN
   PERFORM kip.require_role(u, ARRAY['admin'], 'only admins set other users'' passwords');
   SELECT * INTO x FROM kip.users WHERE id = p_id FOR UPDATE;
   IF x.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such user');
+    PERFORM kip.fail(404, NULL, NULL, 'no such user');
   END IF;
   INSERT INTO kip.user_passwords (user_id, password_hash) VALUES (x.id, p_new_hash)
   ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, changed_at = now();

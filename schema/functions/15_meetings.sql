@@ -544,10 +544,14 @@ BEGIN
     IF v_next_start <= m.starts_at THEN
       PERFORM kip.fail(422, 'before_start', 'next_meeting.starts_at', 'must lie after this meeting');
     END IF;
-    IF v_next_start > m.starts_at + make_interval(months => v_max) THEN
+    -- Months are counted on Copenhagen's calendar, whatever the session's
+    -- time zone: 6 months after 1 March 00:30 is 1 September 00:30.
+    IF v_next_start > ((m.starts_at AT TIME ZONE 'Europe/Copenhagen') + make_interval(months => v_max))
+                      AT TIME ZONE 'Europe/Copenhagen' THEN
       PERFORM kip.fail(422, 'too_late', 'next_meeting.starts_at',
                        format('must lie at most %s months after this meeting (by %s)', v_max,
-                              kip.local_time(m.starts_at + make_interval(months => v_max), 'YYYY-MM-DD')));
+                              to_char((m.starts_at AT TIME ZONE 'Europe/Copenhagen') + make_interval(months => v_max),
+                                      'YYYY-MM-DD')));
     END IF;
     nm := kip.meeting_insert(p_ctx, u, p, v_next, 'next_meeting.', m);
   END IF;

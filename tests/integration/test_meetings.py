@@ -336,9 +336,6 @@ def test_outcome_needs_exactly_one_of_next_meeting_and_no_further_meeting(coordi
     problem(coordinator.post(f"/v1/meetings/{future['id']}/outcome", json=outcome_body(plan)), 422, "starts_at")
     assert coordinator.get(f"/v1/meetings/{m['id']}").json()["status"] == "planned"
 
-@pytest.mark.xfail(strict=True, reason="kipd bug (issue 10): kip_api.meeting_outcome adds the months to "
-                   "m.starts_at in the session's time zone, not in Europe/Copenhagen. The SQL fix waits for "
-                   "the schema re-layout; remove this mark with it (strict: an unexpected pass fails)")
 def test_the_next_meeting_limit_counts_months_in_copenhagen(kipd_factory, pg, new_db):
     """6 months after a meeting held at 00:30 on 1 March Copenhagen time is 1
     September, whatever the database session's time zone. Counted in UTC
