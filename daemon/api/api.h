@@ -33,9 +33,11 @@ extern const size_t api_session_n_routes;
 struct kreq_s;
 void api_user_create_handler(struct kreq_s *r);
 /* The password policy as a json_check format hook (util/password.h). */
-const char *api_format_password(json_t *parent, const char *key, json_t *value);
+const char *api_format_password(json_t *parent, const char *key, json_t *value, const char **code);
 extern const route_t api_audit_routes[];
 extern const size_t api_audit_n_routes;
+extern const route_t api_directory_routes[];
+extern const size_t api_directory_n_routes;
 
 /* The calendar feed's time zone (Europe/Copenhagen), read from the system's
  * zoneinfo once at start-up, before the loop serves anyone. Returns 0 or
@@ -47,7 +49,7 @@ void api_calendar_cleanup(void);
 int api_routes(route_t **out, size_t *n) KIPD_MUST_CHECK;
 
 /* Shared query-parameter specs and hooks. */
-const char *api_format_limit(json_t *parent, const char *key, json_t *value);
+const char *api_format_limit(json_t *parent, const char *key, json_t *value, const char **code);
 extern const jc_field_t api_page_query[];   /* limit, cursor */
 
 /* Enum value lists shared across families. */
@@ -55,6 +57,12 @@ extern const char *const api_needs_areas[];
 extern const char *const api_participant_roles[];
 extern const char *const api_attendance_modes[];
 extern const char *const api_action_areas[];   /* the needs areas and "other" */
+
+/* The word put before a meeting room in the agenda and the calendar:
+ * "lokale " for a bare number or code ("4", "B12", "2.14"), "" when the
+ * room already names itself ("Lokale 4", "Mødelokale 2", "Auditoriet"),
+ * i.e. holds a run of three or more letters. room is borrowed. */
+const char *api_room_prefix(const char *room);
 
 /* The fields of one new action (POST /v1/plans/{id}/actions, and each
  * action agreed in a meeting outcome). */

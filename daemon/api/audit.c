@@ -9,7 +9,8 @@
 
 /* grace_seconds=0..86400: how long a row may stay unsealed before verify
  * counts it as overdue. */
-static const char *format_grace(json_t *parent, const char *key, json_t *value) {
+static const char *format_grace(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "out_of_range";
   const char *s = json_string_value(value);
   size_t len = strlen(s);
   if (len == 0 || len > 5 || !validate_digits(s, len) || atoi(s) > 86400)

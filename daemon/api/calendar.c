@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/api.h"
 #include "app/app.h"
@@ -119,8 +120,9 @@ static icalcomponent *calendar_event(json_t *e) {
 
   const char *kind = label(kind_labels, KIPD_ARRAY_SIZE(kind_labels), jstr(e, "location_kind"));
   char *where = NULL;
-  if (asprintf(&where, "%s%s%s%s%s", kind, jstr(e, "address") ? ", " : "",
-               jstr(e, "address") ? jstr(e, "address") : "", jstr(e, "room") ? ", lokale " : "",
+  if (asprintf(&where, "%s%s%s%s%s%s", kind, jstr(e, "address") ? ", " : "",
+               jstr(e, "address") ? jstr(e, "address") : "", jstr(e, "room") ? ", " : "",
+               jstr(e, "room") ? api_room_prefix(jstr(e, "room")) : "",
                jstr(e, "room") ? jstr(e, "room") : "") >= 0) {
     icalcomponent_add_property(ev, icalproperty_new_location(where));
     free(where);
@@ -243,13 +245,40 @@ static void calendar_feed_handler(kreq_t *r) {
 }
 
 typedef struct feed_state_s {
-  char url[128];
+  char *url;   /* arena; wiped when answered */
 } feed_state_t;
 
 static void calendar_feed_create_done(kreq_t *r, PGresult *res) {
   feed_state_t *st = r->handler_data;
   kreq_reply_row_with(r, res, "url", st->url);
-  memset(st->url, 0, sizeof(st->url));
+  explicit_bzero(st->url, strlen(st->url));
+}
+
+/* True for a Host header kipd may echo into a link: a host name or address
+ * and an optional port, nothing else. */
+static bool calendar__host_ok(const char *h) {
+  if (h == NULL || *h == '\0' || strlen(h) > 255)
+    return false;
+  for (const char *c = h; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+          *c == '-' || *c == ':' || *c == '[' || *c == ']'))
+      return false;
+  return true;
+}
+
+/* The base of an absolute link: --public-url, else the scheme and host the
+ * request came to (X-Forwarded-Proto https from a TLS proxy, the Host
+ * header), else the listen address. Arena string without a trailing slash. */
+static const char *calendar__base_url(kreq_t *r) {
+  const kipd_config_t *cfg = app_config(r->app);
+  if (cfg->public_url != NULL && cfg->public_url[0] != '\0')
+    return cfg->public_url;
+  const char *proto = http_request_header(r->http, "x-forwarded-proto");
+  const char *scheme = proto != NULL && strcasecmp(proto, "https") == 0 ? "https" : "http";
+  const char *host = http_request_header(r->http, "host");
+  if (calendar__host_ok(host))
+    return arena_sprintf(&r->http->arena, "%s://%s", scheme, host);
+  return arena_sprintf(&r->http->arena, "%s://%s:%d", scheme, cfg->listen_host, cfg->listen_port);
 }
 
 /* A new feed URL: 256 random bits, shown once; the database keeps the
@@ -263,8 +292,12 @@ static void calendar_feed_create_handler(kreq_t *r) {
     kreq_problem(r, 500, "could not make a feed key", NULL, NULL);
     return;
   }
-  snprintf(st->url, sizeof(st->url), "/v1/calendar-feeds/%s?key=%s", id, key);
-  memset(key, 0, sizeof(key));
+  st->url = arena_sprintf(&r->http->arena, "%s/v1/calendar-feeds/%s?key=%s", calendar__base_url(r), id, key);
+  explicit_bzero(key, sizeof(key));
+  if (st->url == NULL) {
+    kreq_problem(r, 500, "out of memory", NULL, NULL);
+    return;
+  }
   r->handler_data = st;
   params[0] = kreq_ctx(r);
   params[1] = kreq_strdup(r, id);

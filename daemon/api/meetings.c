@@ -16,7 +16,8 @@ static const char *const location_kinds[] = {"hospital", "citizen_home", "munici
 static const char *const invitee_responses[] = {"accepted", "declined", "pending", NULL};
 
 /* A video link: an absolute http(s) URL without spaces or control bytes. */
-static const char *format_video_url(json_t *parent, const char *key, json_t *value) {
+static const char *format_video_url(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_url";
   const char *s = json_string_value(value);
   if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
     return "must be an http or https URL";
@@ -378,7 +379,8 @@ static void agenda_html(html_t *h, json_t *a) {
     html_text(h, jstr(loc, "address"));
   }
   if (jstr(loc, "room")) {
-    html_raw(h, ", lokale ");
+    html_raw(h, ", ");
+    html_raw(h, api_room_prefix(jstr(loc, "room")));
     html_text(h, jstr(loc, "room"));
   }
   if (jstr(loc, "video_url")) {

@@ -14,7 +14,8 @@ static const char *const close_reasons[] = {"completed", "transferred", "decline
 
 /* A CPR number is normalised to DDMMYY-NNNN, and the birth date is derived
  * from it unless the client gave one. */
-static const char *format_citizen_cpr(json_t *parent, const char *key, json_t *value) {
+static const char *format_citizen_cpr(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_cpr";
   char norm[12], birth[11];
   if (!validate_cpr(json_string_value(value), norm, birth))
     return "not a valid CPR number (DDMMYY-NNNN with a real date)";
@@ -113,6 +114,8 @@ static const pg_stmt_t plan_list = {"plan_list",
   "SELECT * FROM kip_api.plan_list($1::jsonb, $2::jsonb)", 2};
 static const pg_stmt_t plan_get = {"plan_get",
   "SELECT * FROM kip_api.plan_get($1::jsonb, $2::uuid)", 2};
+static const pg_stmt_t plan_get_unless = {"plan_get_unless",
+  "SELECT * FROM kip_api.plan_get_unless($1::jsonb, $2::uuid, $3::bigint[])", 3};
 static const pg_stmt_t plan_patch = {"plan_patch",
   "SELECT * FROM kip_api.plan_patch($1::jsonb, $2::uuid, $3::jsonb)", 3};
 static const pg_stmt_t plan_close = {"plan_close",
@@ -130,31 +133,164 @@ static void plan_seal_handler(kreq_t *r) {
   kreq_generic(r);
 }
 
-/* A CPR-shaped q is searched by its blind index only: the number itself is
- * taken out of the query before it reaches the database. */
+/* If-None-Match as a PostgreSQL bigint[] literal of the versions it names
+ * ("{3,4}"; "*" is -2), or NULL when there is none or it is not a list of
+ * kipd's ETags ("3", W/"3"). The weak prefix is accepted: If-None-Match
+ * compares weakly (RFC 9110 13.1.2). */
+static const char *plan__if_none_match(kreq_t *r) {
+  const char *h = http_request_header(r->http, "if-none-match");
+  if (h == NULL)
+    return NULL;
+  while (*h == ' ' || *h == '\t')
+    h++;
+  if (h[0] == '*') {
+    const char *t = h + 1;
+    while (*t == ' ' || *t == '\t')
+      t++;
+    return *t == '\0' ? "{-2}" : NULL;
+  }
+  size_t cap = strlen(h) + 3, n = 0;
+  char *out = arena_alloc(&r->http->arena, cap);
+  if (out == NULL)
+    return NULL;
+  out[n++] = '{';
+  const char *c = h;
+  for (int count = 0; count < 32; count++) {
+    if (c[0] == 'W' && c[1] == '/')
+      c += 2;
+    if (*c != '"')
+      return NULL;
+    c++;
+    size_t digits = 0;
+    if (count > 0)
+      out[n++] = ',';
+    while (*c >= '0' && *c <= '9' && digits < 12) {
+      out[n++] = *c++;
+      digits++;
+    }
+    if (digits == 0 || *c != '"')
+      return NULL;
+    c++;
+    while (*c == ' ' || *c == '\t')
+      c++;
+    if (*c == '\0') {
+      out[n++] = '}';
+      out[n] = '\0';
+      return out;
+    }
+    if (*c != ',')
+      return NULL;
+    c++;
+    while (*c == ' ' || *c == '\t')
+      c++;
+  }
+  return NULL;
+}
+
+/* GET /v1/plans/{id}: with If-None-Match, the cheap poll of an open plan
+ * (304 when unchanged, after the access rule, with no audit row). */
+static void plan_get_handler(kreq_t *r) {
+  const char *versions = plan__if_none_match(r);
+  if (versions == NULL) {
+    kreq_generic(r);
+    return;
+  }
+  const char **params = arena_alloc(&r->http->arena, 3 * sizeof(char *));
+  if (params == NULL) {
+    kreq_problem(r, 500, "out of memory", NULL, NULL);
+    return;
+  }
+  params[0] = kreq_ctx(r);
+  params[1] = r->match.params[0];
+  params[2] = versions;
+  kreq_exec(r, &plan_get_unless, params, 200, NULL);
+}
+
+/* True when q (trimmed of blanks) looks like a CPR number: 10 digits or
+ * DDMMYY-NNNN. The trimmed text goes to out (16 bytes). */
+static bool plan__cpr_shaped(const char *q, char out[16]) {
+  while (*q == ' ' || *q == '\t')
+    q++;
+  size_t len = strlen(q);
+  while (len > 0 && (q[len - 1] == ' ' || q[len - 1] == '\t'))
+    len--;
+  bool shaped = len == 10 || len == 11;
+  for (size_t i = 0; shaped && i < len; i++)
+    shaped = (q[i] >= '0' && q[i] <= '9') || (len == 11 && i == 6 && q[i] == '-');
+  if (shaped)
+    snprintf(out, 16, "%.*s", (int)len, q);
+  return shaped;
+}
+
+/* GET /v1/plans: a CPR number in the URL would stay in every proxy's and
+ * access log on the way, so a CPR-shaped q is refused before anything is
+ * looked up; POST /v1/plans/search takes it in the body. */
 static void plan_list_handler(kreq_t *r) {
   const char *q = json_string_value(json_object_get(r->query, "q"));
-  char trimmed[16], index[65];
-  if (q != NULL) {
-    while (*q == ' ' || *q == '\t')
-      q++;
-    size_t len = strlen(q);
-    while (len > 0 && (q[len - 1] == ' ' || q[len - 1] == '\t'))
-      len--;
-    bool shaped = len == 10 || len == 11;
-    for (size_t i = 0; shaped && i < len; i++)
-      shaped = (q[i] >= '0' && q[i] <= '9') || (len == 11 && i == 6 && q[i] == '-');
-    if (shaped) {
-      snprintf(trimmed, sizeof(trimmed), "%.*s", (int)len, q);
-      if (kreq_cpr_index(r, trimmed, index) != 0) {
-        kreq_problem(r, 500, "the CPR number could not be looked up", NULL, NULL);
-        return;
-      }
-      json_object_del(r->query, "q");
-      json_object_set_new(r->query, "cpr_hmac", json_string(index));
-    }
+  char trimmed[16];
+  if (q != NULL && plan__cpr_shaped(q, trimmed)) {
+    kreq_problem_code(r, 422, "q: a CPR number must not be in the URL; search with POST /v1/plans/search",
+                      "cpr_in_url", "q", "must not be a CPR number; send it in the body of POST /v1/plans/search");
+    return;
   }
   kreq_generic(r);
+}
+
+static const jc_field_t plan_search_body[] = {
+  {.name = "cpr", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_cpr},
+  {.name = "q", .type = JC_STRING, .flags = JC_NULLABLE, .max_len = 200},
+  {.name = "status", .type = JC_STRING, .flags = JC_NULLABLE, .enum_values = plan_statuses},
+  {.name = "coordinator", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_uuid},
+  {.name = "organisation", .type = JC_STRING, .flags = JC_NULLABLE, .format = jc_format_uuid},
+  {.name = "limit", .type = JC_INT, .flags = JC_NULLABLE},
+  {.name = "cursor", .type = JC_STRING, .flags = JC_NULLABLE, .max_len = 512},
+  {NULL},
+};
+
+/* POST /v1/plans/search: the list of GET /v1/plans, with the search terms
+ * in the body. A CPR number (cpr, or a CPR-shaped q) is searched by its
+ * blind index only: the number itself never reaches the database. The
+ * query object handed to kip_api.plan_list is the one GET builds. */
+static void plan_search_handler(kreq_t *r) {
+  json_t *query = json_object();
+  static const char *const copied[] = {"q", "status", "coordinator", "organisation", "cursor", NULL};
+  for (const char *const *k = copied; *k != NULL; k++) {
+    json_t *v = json_object_get(r->body, *k);
+    if (json_is_string(v))
+      json_object_set(query, *k, v);
+  }
+  json_t *limit = json_object_get(r->body, "limit");
+  if (json_is_integer(limit)) {
+    json_int_t n = json_integer_value(limit);
+    if (n < 1 || n > 500) {
+      json_decref(query);
+      kreq_problem_code(r, 422, "limit: must be an integer from 1 to 500", "out_of_range", "limit",
+                        "must be an integer from 1 to 500");
+      return;
+    }
+    json_object_set(query, "limit", limit);
+  }
+  const char *cpr = json_string_value(json_object_get(r->body, "cpr"));
+  const char *q = json_string_value(json_object_get(r->body, "q"));
+  char trimmed[16], index[65];
+  if (cpr == NULL && q != NULL && plan__cpr_shaped(q, trimmed)) {
+    cpr = trimmed;
+    json_object_del(query, "q");
+  }
+  if (cpr != NULL) {
+    if (kreq_cpr_index(r, cpr, index) != 0) {
+      json_decref(query);
+      kreq_problem(r, 500, "the CPR number could not be looked up", NULL, NULL);
+      return;
+    }
+    json_object_set_new(query, "cpr_hmac", json_string(index));
+  }
+  explicit_bzero(trimmed, sizeof(trimmed));
+  const char **params = arena_alloc(&r->http->arena, 2 * sizeof(char *));
+  params[0] = kreq_ctx(r);
+  params[1] = kreq_json_text(r, query);
+  json_decref(query);
+  kreq_exec(r, &plan_list, params, 200, NULL);
 }
 
 /* The coordinator's role uses the participant roles; set here because the
@@ -169,8 +305,9 @@ static void plan_create_handler(kreq_t *r) {
           strcmp(*v, "relative") != 0)
         ok = true;
     if (!ok) {
-      kreq_problem(r, 422, "coordinator.role: not a professional role", "coordinator.role",
-                   "must be a professional participant role");
+      kreq_problem_code(r, 422, "coordinator.role: not a professional role", "not_allowed_value",
+                        "coordinator.role",
+                        "must be a professional participant role");
       return;
     }
   }
@@ -178,9 +315,10 @@ static void plan_create_handler(kreq_t *r) {
 }
 
 const route_t api_plans_routes[] = {
+  {"POST", "/v1/plans/search", plan_search_handler, plan_search_body, NULL, NULL, 200, ROUTE_BODY},
   {"POST", "/v1/plans", plan_create_handler, plan_create_body, NULL, &plan_create, 201, ROUTE_BODY},
   {"GET", "/v1/plans", plan_list_handler, NULL, plan_list_query, &plan_list, 200, 0},
-  {"GET", "/v1/plans/{id}", NULL, NULL, NULL, &plan_get, 200, 0},
+  {"GET", "/v1/plans/{id}", plan_get_handler, NULL, NULL, &plan_get, 200, 0},
   {"PATCH", "/v1/plans/{id}", plan_seal_handler, plan_patch_body, NULL, &plan_patch, 200, ROUTE_BODY | ROUTE_IF_MATCH},
   {"POST", "/v1/plans/{id}/close", NULL, plan_close_body, NULL, &plan_close, 200, ROUTE_BODY | ROUTE_IF_MATCH},
   {"GET", "/v1/plans/{id}/history", NULL, NULL, api_page_query, &plan_history, 200, 0},

@@ -17,7 +17,8 @@ const char *const api_participant_roles[] = {
 const char *const api_attendance_modes[] = {"in_person", "phone", "video", NULL};
 
 /* limit=1..500, rewritten to an integer. */
-const char *api_format_limit(json_t *parent, const char *key, json_t *value) {
+const char *api_format_limit(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "out_of_range";
   const char *s = json_string_value(value);
   size_t len = strlen(s);
   if (len == 0 || len > 3 || !validate_digits(s, len))
@@ -28,6 +29,22 @@ const char *api_format_limit(json_t *parent, const char *key, json_t *value) {
   if (parent != NULL && key != NULL)
     json_object_set_new(parent, key, json_integer(n));
   return NULL;
+}
+
+const char *api_room_prefix(const char *room) {
+  size_t run = 0;
+  for (const unsigned char *c = (const unsigned char *)room; *c; c++) {
+    /* A letter: ASCII, or a byte of a multi-byte UTF-8 character (æ, ø, å
+     * and the like; continuation bytes do not count again). */
+    bool letter = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c >= 0xc0;
+    if (letter) {
+      if (++run >= 3)
+        return "";
+    } else if (*c < 0x80) {
+      run = 0;
+    }
+  }
+  return "lokale ";
 }
 
 const jc_field_t api_page_query[] = {
@@ -51,6 +68,7 @@ int api_routes(route_t **out, size_t *n) {
     {api_calendar_routes, api_calendar_n_routes},
     {api_session_routes, api_session_n_routes},
     {api_audit_routes, api_audit_n_routes},
+    {api_directory_routes, api_directory_n_routes},
   };
   size_t total = 0;
   for (size_t i = 0; i < KIPD_ARRAY_SIZE(families); i++)

@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "app/app.h"
+#include "util/cookie.h"
 #include "util/crypto.h"
 #include "util/log.h"
 #include "util/password.h"
@@ -23,8 +24,12 @@
 
 /* ---- request specs ---- */
 
-const char *api_format_password(json_t *parent, const char *key, json_t *value) {
-  return password_policy(json_string_value(value), json_string_length(value));
+const char *api_format_password(json_t *parent, const char *key, json_t *value, const char **code) {
+  const char *why = password_policy(json_string_value(value), json_string_length(value));
+  /* The policy's reasons: too long (bytes), not UTF-8, too short. */
+  if (why != NULL)
+    *code = strstr(why, "at most") ? "too_long" : strstr(why, "UTF-8") ? "invalid_characters" : "too_short";
+  return why;
 }
 
 static const jc_field_t session_body[] = {
@@ -49,6 +54,8 @@ static const pg_stmt_t session_create = {"session_create",
   "$7::text)", 7};
 static const pg_stmt_t session_fail = {"session_fail",
   "SELECT * FROM kip_api.session_fail($1::jsonb, $2::text, $3::jsonb)", 3};
+static const pg_stmt_t session_get = {"session_get",
+  "SELECT * FROM kip_api.session_get($1::jsonb, $2::text)", 2};
 static const pg_stmt_t session_delete = {"session_delete",
   "SELECT * FROM kip_api.session_delete($1::jsonb)", 1};
 static const pg_stmt_t password_current = {"password_current",
@@ -65,6 +72,18 @@ static const pg_stmt_t user_create_plain = {"user_create",
   "SELECT * FROM kip_api.user_create($1::jsonb, $2::jsonb)", 2};
 
 /* ---- helpers ---- */
+
+/* The CSRF token of a session: HMAC-SHA256 keyed with the session id (the
+ * cookie's secret value) over a fixed label, base64url. Only who holds the
+ * session id can compute it, and the session id never reaches JavaScript
+ * (HttpOnly), so the token still proves that the request came from a page
+ * kipd answered; but kipd can hand the same token back at any time
+ * (GET /v1/session), to every tab of the session, without storing it.
+ * docs/security.md. */
+static int session__csrf_token(const char *session_id, char out[SESSION_SECRET_LEN]) {
+  static const char label[] = "kipd csrf token v1";
+  return crypto_hmac_sha256_b64url(session_id, strlen(session_id), label, sizeof(label) - 1, out);
+}
 
 /* The state of one password operation, in the request's arena. The worker
  * thread touches only this. */
@@ -273,7 +292,7 @@ static void signin__verified(kreq_t *r, void *arg) {
   }
   char session_hash[65], csrf_hash[65];
   if (crypto_random_b64url(SESSION_SECRET_BYTES, job->session_id) != 0 ||
-      crypto_random_b64url(SESSION_SECRET_BYTES, job->csrf_token) != 0 ||
+      session__csrf_token(job->session_id, job->csrf_token) != 0 ||
       crypto_sha256_hex(job->session_id, strlen(job->session_id), session_hash) != 0 ||
       crypto_sha256_hex(job->csrf_token, strlen(job->csrf_token), csrf_hash) != 0) {
     kreq_problem(r, 500, "could not make a session", NULL, NULL);
@@ -328,6 +347,57 @@ static void session_create_handler(kreq_t *r) {
   kreq_exec(r, &session_lookup, params, 200, signin__looked_up);
 }
 
+/* ---- GET /v1/session ---- */
+
+typedef struct session_get_s {
+  char csrf_token[SESSION_SECRET_LEN];
+} session_get_t;
+
+static void session_get_release(void *arg) {
+  session_get_t *st = arg;
+  explicit_bzero(st->csrf_token, sizeof(st->csrf_token));
+}
+
+static void session_got(kreq_t *r, PGresult *res) {
+  session_get_t *st = r->handler_data;
+  json_t *doc = kreq_row_object(r, res);
+  if (doc == NULL)
+    return;
+  json_object_set_new(doc, "csrf_token", json_string(st->csrf_token));
+  kreq_reply_json(r, 200, doc, NULL, 0);
+}
+
+/* A page reload keeps the cookie but loses the CSRF token the page held:
+ * this answers it again, with what POST /v1/session answered. Only to the
+ * cookie's own requests: a bearer request has no session (401). */
+static void session_get_handler(kreq_t *r) {
+  if (r->session_hash[0] == '\0') {
+    kreq_problem(r, 401, "there is no session: sign in with POST /v1/session", NULL, NULL);
+    return;
+  }
+  char sid[128];
+  int found = -ENOENT;
+  for (size_t i = 0; i < r->http->n_headers && found == -ENOENT; i++)
+    if (strcasecmp(r->http->headers[i].name, "cookie") == 0)
+      found = cookie_find(r->http->headers[i].value, APP_SESSION_COOKIE, sid, sizeof(sid));
+  session_get_t *st = arena_calloc(&r->http->arena, sizeof(*st));
+  char csrf_hash[65];
+  const char **params = arena_alloc(&r->http->arena, 2 * sizeof(char *));
+  if (found != 0 || st == NULL || params == NULL || session__csrf_token(sid, st->csrf_token) != 0 ||
+      crypto_sha256_hex(st->csrf_token, strlen(st->csrf_token), csrf_hash) != 0) {
+    explicit_bzero(sid, sizeof(sid));
+    kreq_problem(r, 500, "could not read the session", NULL, NULL);
+    return;
+  }
+  explicit_bzero(sid, sizeof(sid));
+  r->handler_data = st;
+  r->on_release = session_get_release;
+  r->on_release_arg = st;
+  params[0] = kreq_ctx(r);
+  params[1] = kreq_strdup(r, csrf_hash);
+  kreq_exec(r, &session_get, params, 200, session_got);
+}
+
 /* ---- DELETE /v1/session ---- */
 
 static void session_deleted(kreq_t *r, PGresult *res) {
@@ -348,7 +418,7 @@ static void session_delete_handler(kreq_t *r) {
 /* ---- PUT /v1/me/password ---- */
 
 static void password__wrong(kreq_t *r, void *arg) {
-  kreq_problem(r, 403, "current_password: is wrong", "current_password", "is wrong");
+  kreq_problem_code(r, 403, "current_password: is wrong", "wrong_password", "current_password", "is wrong");
 }
 
 static void password__failed_done(kreq_t *r, PGresult *res) {
@@ -475,6 +545,7 @@ void api_user_create_handler(kreq_t *r) {
 
 const route_t api_session_routes[] = {
   {"POST", "/v1/session", session_create_handler, session_body, NULL, &session_create, 201, ROUTE_PUBLIC | ROUTE_BODY},
+  {"GET", "/v1/session", session_get_handler, NULL, NULL, &session_get, 200, 0},
   {"DELETE", "/v1/session", session_delete_handler, NULL, NULL, &session_delete, 204, 0},
   {"PUT", "/v1/me/password", password_put_handler, password_body, NULL, &password_set, 204, ROUTE_BODY},
 };

@@ -247,6 +247,8 @@ void kreq_reply_json(kreq_t *r, int status, json_t *body, const http_header_t *h
 
 /* Send a problem document (stolen) with the headers its status needs. */
 static void kreq__send_problem(kreq_t *r, int status, json_t *p) {
+  problem_complete_errors(json_object_get(p, "errors"), r->match.route ? r->match.route->query_spec : NULL,
+                          r->query_problem);
   http_header_t hdrs[2];
   size_t n = 0;
   if (status == 401)
@@ -271,11 +273,16 @@ void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *erro
   kreq__send_problem(r, status, problem_new(status, detail, errors, r->http->request_id));
 }
 
-void kreq_problem(kreq_t *r, int status, const char *detail, const char *field, const char *message) {
+void kreq_problem_code(kreq_t *r, int status, const char *detail, const char *code, const char *field,
+                       const char *message) {
   json_t *errors = json_array();
   if (field != NULL)
-    problem_add_error(errors, field, message ? message : "is invalid");
+    problem_add_error(errors, code, field, message ? message : "is invalid");
   kreq_problem_errors(r, status, detail, errors);
+}
+
+void kreq_problem(kreq_t *r, int status, const char *detail, const char *field, const char *message) {
+  kreq_problem_code(r, status, detail, NULL, field, message);
 }
 
 void kreq_problem_jc(kreq_t *r) {
@@ -286,7 +293,7 @@ void kreq_problem_jc(kreq_t *r) {
      * the reason for the status. */
     if (r->jc.status == 400 && r->jc.errors[i].status != 400)
       continue;
-    problem_add_error(errors, r->jc.errors[i].field, r->jc.errors[i].message);
+    problem_add_error(errors, r->jc.errors[i].code, r->jc.errors[i].field, r->jc.errors[i].message);
     if (detail == NULL)
       detail = arena_sprintf(&r->http->arena, "%s: %s", r->jc.errors[i].field, r->jc.errors[i].message);
   }
@@ -499,7 +506,7 @@ static void kreq__db_error(kreq_t *r, PGresult *res) {
     errors = json_array();
   }
   if (m.field != NULL)
-    problem_add_error(errors, m.field, m.message ? m.message : "is invalid");
+    problem_add_error(errors, m.code, m.field, m.message ? m.message : "is invalid");
   const char *text = NULL;
   if (ours)
     text = primary;
@@ -694,8 +701,8 @@ static int app__credentials(kreq_t *r) {
     r->csrf_required = true;
     const char *csrf = http_request_header(req, "x-csrf-token");
     if (csrf == NULL || *csrf == '\0') {
-      kreq_problem(r, 403, "a change made with the session cookie needs the X-CSRF-Token header",
-                   "X-CSRF-Token", "is required with the session cookie");
+      kreq_problem_code(r, 403, "a change made with the session cookie needs the X-CSRF-Token header",
+                        "required", "X-CSRF-Token", "is required with the session cookie");
       return -EACCES;
     }
     if (crypto_sha256_hex(csrf, strlen(csrf), r->csrf_hash) != 0) {
@@ -804,7 +811,7 @@ void app_handle(http_request_t *req, void *data) {
     return;
   }
   if (rc == -EPERM) {
-    kreq_problem(r, 405, arena_sprintf(&req->arena, "allowed: %s", r->match.allow), "method",
+    kreq_problem_code(r, 405, arena_sprintf(&req->arena, "allowed: %s", r->match.allow), "method_not_allowed", "method",
                  arena_sprintf(&req->arena, "must be one of %s", r->match.allow));
     return;
   }
@@ -825,13 +832,15 @@ void app_handle(http_request_t *req, void *data) {
   /* Query parameters. */
   const char *why = NULL;
   if (query_parse(req->query, &r->query, &why) != 0) {
-    kreq_problem(r, 400, "the query string could not be read", "query", why ? why : "invalid");
+    kreq_problem_code(r, 400, "the query string could not be read", "invalid_query", "query", why ? why : "invalid");
     return;
   }
   if (app__has_token_marker(r->query)) {
-    kreq_problem(r, 400, "the query string holds a control character", "query", "must not contain U+0001");
+    kreq_problem_code(r, 400, "the query string holds a control character", "invalid_characters", "query",
+                      "must not contain U+0001");
     return;
   }
+  r->query_problem = true;
   if (rt->query_spec != NULL) {
     if (jc_check(r->query, rt->query_spec, &r->jc) != 0) {
       kreq_problem_jc(r);
@@ -839,9 +848,11 @@ void app_handle(http_request_t *req, void *data) {
     }
   } else if (json_object_size(r->query) > 0) {
     const char *k = json_object_iter_key(json_object_iter(r->query));
-    kreq_problem(r, 400, "this endpoint takes no query parameters", k, "unknown query parameter");
+    kreq_problem_code(r, 400, "this endpoint takes no query parameters", "unknown_field", k,
+                      "unknown query parameter");
     return;
   }
+  r->query_problem = false;
 
   /* Body. */
   if (rt->flags & ROUTE_BODY) {
@@ -849,7 +860,8 @@ void app_handle(http_request_t *req, void *data) {
     if (req->body_len == 0 && ct == NULL) {
       r->body = json_object();
     } else if (!app__is_json(ct)) {
-      kreq_problem(r, 415, "send the body as application/json; charset=utf-8", "Content-Type",
+      kreq_problem_code(r, 415, "send the body as application/json; charset=utf-8", "unsupported_media_type",
+                        "Content-Type",
                    "must be application/json");
       return;
     } else {
@@ -858,16 +870,17 @@ void app_handle(http_request_t *req, void *data) {
       if (r->body == NULL) {
         char *msg = arena_sprintf(&req->arena, "invalid JSON at line %d column %d: %s", jerr.line,
                                   jerr.column, jerr.text);
-        kreq_problem(r, 400, msg, "body", msg);
+        kreq_problem_code(r, 400, msg, "invalid_json", "body", msg);
         return;
       }
       if (app__has_token_marker(r->body)) {
-        kreq_problem(r, 400, "the body holds a control character", "body", "must not contain U+0001");
+        kreq_problem_code(r, 400, "the body holds a control character", "invalid_characters", "body",
+                          "must not contain U+0001");
         return;
       }
     }
   } else if (req->body_len > 0) {
-    kreq_problem(r, 400, "this endpoint takes no request body", "body", "must be empty");
+    kreq_problem_code(r, 400, "this endpoint takes no request body", "unexpected_body", "body", "must be empty");
     return;
   }
 
@@ -875,11 +888,12 @@ void app_handle(http_request_t *req, void *data) {
   const char *im = http_request_header(req, "if-match");
   if (im != NULL && (rt->flags & (ROUTE_IF_MATCH | ROUTE_OPT_IF_MATCH))) {
     if (app__parse_if_match(im, &r->if_match) != 0) {
-      kreq_problem(r, 400, "If-Match must be an ETag such as \"3\"", "If-Match", "not a valid ETag");
+      kreq_problem_code(r, 400, "If-Match must be an ETag such as \"3\"", "invalid_etag", "If-Match",
+                        "not a valid ETag");
       return;
     }
   } else if (rt->flags & ROUTE_IF_MATCH) {
-    kreq_problem(r, 428, "send If-Match with the ETag you last read", "If-Match", "is required");
+    kreq_problem_code(r, 428, "send If-Match with the ETag you last read", "required", "If-Match", "is required");
     return;
   }
 

@@ -50,6 +50,7 @@ struct kreq_s {
   long long if_match;       /* -1 absent, -2 "*", else the version */
   char user_id[40];         /* for the access log, set from the SQL answer */
   jc_result_t jc;
+  bool query_problem;       /* the problem is about the query string: no error has a body pointer */
   /* The statement in flight, kept for one retry after a serialization
    * failure. */
   const pg_stmt_t *stmt;
@@ -97,6 +98,11 @@ void kreq_reply_raw(kreq_t *r, int status, const char *content_type, const char 
                     const http_header_t *headers, size_t n_headers);
 /* A problem with zero or one field error (field/message may be NULL). */
 void kreq_problem(kreq_t *r, int status, const char *detail, const char *field, const char *message);
+/* The same with the error's code ("required", "cpr_in_url", ...; the
+ * ErrorCode enum of api/openapi.yaml). Every error's pointer is derived
+ * from its field when the problem is sent (problem_complete_errors). */
+void kreq_problem_code(kreq_t *r, int status, const char *detail, const char *code, const char *field,
+                       const char *message);
 /* A problem with an errors array (stolen). */
 void kreq_problem_errors(kreq_t *r, int status, const char *detail, json_t *errors);
 /* A problem from the request's json_check result. */

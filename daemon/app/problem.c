@@ -59,8 +59,67 @@ json_t *problem_new(int status, const char *detail, json_t *errors, const char *
   return p;
 }
 
-void problem_add_error(json_t *errors, const char *field, const char *message) {
-  json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "message", message));
+void problem_add_error(json_t *errors, const char *code, const char *field, const char *message) {
+  json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "code", code ? code : "invalid", "field", field,
+                                          "message", message));
+}
+
+const char *problem_pointer(const char *field, char *out) {
+  if (field == NULL || (field[0] >= 'A' && field[0] <= 'Z') || strcmp(field, "query") == 0 ||
+      strcmp(field, "method") == 0)
+    return NULL;
+  char *o = out;
+  if (strcmp(field, "body") != 0) {
+    *o++ = '/';
+    for (const char *c = field; *c; c++) {
+      if (*c == '.') {
+        *o++ = '/';
+      } else if (*c == '[') {
+        *o++ = '/';
+      } else if (*c == ']') {
+        /* "[1]" -> "/1": the closing bracket adds nothing. */
+      } else if (*c == '~') {
+        *o++ = '~';
+        *o++ = '0';
+      } else if (*c == '/') {
+        *o++ = '~';
+        *o++ = '1';
+      } else {
+        *o++ = *c;
+      }
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
+static bool problem__is_query(const jc_field_t *query_spec, const char *field) {
+  for (const jc_field_t *f = query_spec; f != NULL && f->name != NULL; f++)
+    if (strcmp(f->name, field) == 0)
+      return true;
+  return false;
+}
+
+void problem_complete_errors(json_t *errors, const jc_field_t *query_spec, bool in_query) {
+  size_t i;
+  json_t *e;
+  json_array_foreach(errors, i, e) {
+    if (!json_is_object(e))
+      continue;
+    if (!json_is_string(json_object_get(e, "code")))
+      json_object_set_new(e, "code", json_string("invalid"));
+    if (json_object_get(e, "pointer") != NULL)
+      continue;
+    const char *field = json_string_value(json_object_get(e, "field"));
+    if (field == NULL || in_query || problem__is_query(query_spec, field)) {
+      json_object_set_new(e, "pointer", json_null());
+      continue;
+    }
+    char *buf = malloc(2 * strlen(field) + 2);
+    const char *ptr = buf ? problem_pointer(field, buf) : NULL;
+    json_object_set_new(e, "pointer", ptr ? json_string(ptr) : json_null());
+    free(buf);
+  }
 }
 
 /* Unique and foreign-key constraints of the schema, by name, to the field a
@@ -69,19 +128,20 @@ typedef struct problem_constraint_s {
   const char *constraint;
   int status;
   const char *field;
+  const char *code;
   const char *message;
 } problem_constraint_t;
 
 static const problem_constraint_t problem__constraints[] = {
-  {"users_username_key", 409, "username", "is already taken"},
-  {"users_organisation_id_fkey", 422, "organisation_id", "no such organisation"},
-  {"participants_one_active_user", 409, "user_id", "is already an active participant of this plan"},
-  {"participants_organisation_id_fkey", 422, "organisation_id", "no such organisation"},
-  {"participants_user_id_fkey", 422, "user_id", "no such user"},
+  {"users_username_key", 409, "username", "duplicate", "is already taken"},
+  {"users_organisation_id_fkey", 422, "organisation_id", "not_found", "no such organisation"},
+  {"participants_one_active_user", 409, "user_id", "duplicate", "is already an active participant of this plan"},
+  {"participants_organisation_id_fkey", 422, "organisation_id", "not_found", "no such organisation"},
+  {"participants_user_id_fkey", 422, "user_id", "not_found", "no such user"},
 };
 
 problem_db_map_t problem_map_sqlstate(const char *sqlstate, const char *constraint) {
-  problem_db_map_t m = {PROBLEM_DB_ANSWER, 500, NULL, NULL};
+  problem_db_map_t m = {PROBLEM_DB_ANSWER, 500, NULL, NULL, NULL};
   if (sqlstate == NULL || strlen(sqlstate) != 5)
     return m;
   if (sqlstate[0] == 'K' && sqlstate[1] == 'P') {
@@ -94,6 +154,7 @@ problem_db_map_t problem_map_sqlstate(const char *sqlstate, const char *constrai
       if (strcmp(problem__constraints[i].constraint, constraint) == 0) {
         m.status = problem__constraints[i].status;
         m.field = problem__constraints[i].field;
+        m.code = problem__constraints[i].code;
         m.message = problem__constraints[i].message;
         return m;
       }

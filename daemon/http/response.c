@@ -240,16 +240,34 @@ static const char *http__problem_title(int status) {
   }
 }
 
+/* The stable error code of each problem this layer makes (the ErrorCode
+ * enum of api/openapi.yaml). */
+static const char *http__problem_code(int status) {
+  /* codes: */
+  switch (status) {
+  case 400: return "malformed_request";
+  case 408: return "request_timeout";
+  case 413: return "too_large";
+  case 431: return "headers_too_large";
+  case 503: return "too_many_connections";
+  default: return "internal";
+  }
+  /* :codes */
+}
+
 char *http__problem_body(int status, const char *detail, const char *field,
                          const char *request_id, size_t *len) {
   char type[96];
   snprintf(type, sizeof(type), "https://kipd.dk/problems/%s", http__problem_slug(status));
-  json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:[{s:s, s:s}], s:s}",
+  /* These fields ("request", "headers", "body") are the message as a whole:
+   * no JSON pointer into a body names them. */
+  json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:[{s:s, s:s, s:n, s:s}], s:s}",
                         "type", type,
                         "title", http__problem_title(status),
                         "status", status,
                         "detail", detail,
-                        "errors", "field", field, "message", detail,
+                        "errors", "code", http__problem_code(status), "field", field, "pointer",
+                        "message", detail,
                         "request_id", request_id);
   if (p == NULL)
     return NULL;

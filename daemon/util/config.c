@@ -46,6 +46,7 @@ static const config_opt_t config__opts[] = {
   {"session-idle-s", "KIPD_SESSION_IDLE_S", OPT_U64, OFF(session_idle_s), "a sign-in session unused this long expires (1800)"},
   {"session-max-s", "KIPD_SESSION_MAX_S", OPT_U64, OFF(session_max_s), "absolute lifetime of a sign-in session (43200)"},
   {"trusted-proxies", "KIPD_TRUSTED_PROXIES", OPT_STR, OFF(trusted_proxies), "comma-separated IP addresses of reverse proxies whose X-Forwarded-For names the client (none)"},
+  {"public-url", "KIPD_PUBLIC_URL", OPT_STR, OFF(public_url), "the base URL people reach kipd at, e.g. https://kip.example.dk, for absolute links such as the calendar feed URL (unset: from the request's Host and X-Forwarded-Proto)"},
   {"cookie-secure", "KIPD_COOKIE_SECURE", OPT_STR, OFF(cookie_secure), "Secure on the session cookie: auto (when X-Forwarded-Proto is https), always or never (auto)"},
   {"signin-lock-after", "KIPD_SIGNIN_LOCK_AFTER", OPT_INT, OFF(signin_lock_after), "consecutive failed sign-ins that lock a username (5)"},
   {"signin-lock-s", "KIPD_SIGNIN_LOCK_S", OPT_U64, OFF(signin_lock_s), "how long a locked username stays locked (900)"},
@@ -113,6 +114,7 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->log_level);
   free(cfg->cookie_secure);
   free(cfg->trusted_proxies);
+  free(cfg->public_url);
   free((char *)cfg->pool.conninfo);
   memset(cfg, 0, sizeof(*cfg));
 }
@@ -352,6 +354,22 @@ int config_load(kipd_config_t *cfg, int argc, char **argv, char *err, size_t err
                            "password-jobs-max must be positive; durations at most a year, "
                            "signin-delay-ms at most 60000");
     return -EINVAL;
+  }
+  if (cfg->public_url != NULL && cfg->public_url[0] != '\0') {
+    /* http(s)://host[:port][/path], kept without a trailing slash. */
+    const char *u = cfg->public_url;
+    size_t skip = strncmp(u, "https://", 8) == 0 ? 8 : strncmp(u, "http://", 7) == 0 ? 7 : 0;
+    bool ok = skip > 0 && u[skip] != '\0' && u[skip] != '/';
+    for (const unsigned char *c = (const unsigned char *)u; ok && *c; c++)
+      ok = *c > ' ' && *c < 0x7f && *c != '?' && *c != '#' && *c != '"' && *c != '\\';
+    if (!ok) {
+      snprintf(err, err_len, "public-url must be an http:// or https:// URL without a query, e.g. "
+                             "https://kip.example.dk");
+      return -EINVAL;
+    }
+    size_t n = strlen(cfg->public_url);
+    while (n > skip && cfg->public_url[n - 1] == '/')
+      cfg->public_url[--n] = '\0';
   }
   const char *why = password_params_check(&cfg->argon2);
   if (why != NULL) {

@@ -60,6 +60,8 @@ typedef struct kipd_config_s {
   uint64_t session_max_s;       /* absolute lifetime of a session: 43200 */
   char *cookie_secure;          /* "auto" (X-Forwarded-Proto), "always", "never" */
   char *trusted_proxies;        /* comma-separated proxy IPs whose X-Forwarded-For is believed */
+  char *public_url;             /* base of absolute links ("https://kip.example.dk", no trailing
+                                 * slash); NULL: from the request's Host and X-Forwarded-Proto */
   int signin_lock_after;        /* consecutive failures that lock a username: 5 */
   uint64_t signin_lock_s;       /* how long it stays locked: 900 */
   uint64_t signin_window_s;     /* failures older than this are forgotten: 900 */

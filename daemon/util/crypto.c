@@ -1,6 +1,7 @@
 #include "util/crypto.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,6 +57,27 @@ int crypto_random_b64url(size_t n, char *out) {
   }
   *p = '\0';
   OPENSSL_cleanse(raw, sizeof(raw));
+  return 0;
+}
+
+int crypto_hmac_sha256_b64url(const void *key, size_t key_len, const char *msg, size_t msg_len,
+                              char out[44]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  unsigned char b64[48];
+  if (HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, msg_len, md, &mdlen) == NULL ||
+      mdlen != 32)
+    return -EIO;
+  /* Base64 by OpenSSL (44 characters with one '='), then the URL alphabet
+   * without padding. */
+  int n = EVP_EncodeBlock(b64, md, 32);
+  OPENSSL_cleanse(md, sizeof(md));
+  if (n != 44)
+    return -EIO;
+  for (int i = 0; i < 43; i++)
+    out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
+  out[43] = '\0';
+  OPENSSL_cleanse(b64, sizeof(b64));
   return 0;
 }
 

@@ -18,6 +18,11 @@ int crypto_token_new(char out[CRYPTO_TOKEN_LEN + 1]) KIPD_MUST_CHECK;
  * must hold ceil(4 * n / 3) + 1 bytes: 32 bytes give 43 characters and the NUL. */
 int crypto_random_b64url(size_t n, char *out) KIPD_MUST_CHECK;
 
+/* HMAC-SHA256(key, msg) (OpenSSL) as 43 base64url characters without
+ * padding + NUL. */
+int crypto_hmac_sha256_b64url(const void *key, size_t key_len, const char *msg, size_t msg_len,
+                              char out[44]) KIPD_MUST_CHECK;
+
 /* SHA-256 of s as 64 lower-case hex characters + NUL. */
 int crypto_sha256_hex(const char *s, size_t len, char out[65]) KIPD_MUST_CHECK;
 

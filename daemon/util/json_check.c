@@ -10,12 +10,13 @@ void jc_result_init(jc_result_t *res, arena_t *arena) {
   res->status = 0;
 }
 
-void jc_add_error(jc_result_t *res, int status, const char *field, const char *message) {
+void jc_add_error(jc_result_t *res, int status, const char *code, const char *field, const char *message) {
   if (status == 400 || res->status == 0)
     res->status = status;
   if (res->n_errors >= JC_MAX_ERRORS)
     return;
   jc_error_t *e = &res->errors[res->n_errors++];
+  e->code = code;
   e->field = field;
   e->message = message;
   e->status = status;
@@ -81,7 +82,7 @@ static void jc__object(json_t *obj, const jc_field_t *spec, const char *prefix, 
       f++;
     if (f->name == NULL) {
       const char *path = prefix ? arena_sprintf(res->arena, "%s.%s", prefix, key) : arena_strdup(res->arena, key);
-      jc_add_error(res, 400, path, "unknown field");
+      jc_add_error(res, 400, "unknown_field", path, "unknown field");
     }
   }
   for (const jc_field_t *f = spec; f->name != NULL; f++) {
@@ -89,7 +90,7 @@ static void jc__object(json_t *obj, const jc_field_t *spec, const char *prefix, 
     v = json_object_get(obj, f->name);
     if (v == NULL) {
       if (f->flags & JC_REQUIRED)
-        jc_add_error(res, 422, path, "is required");
+        jc_add_error(res, 422, "required", path, "is required");
       continue;
     }
     jc__value(obj, f->name, v, f, path, res);
@@ -101,11 +102,11 @@ static void jc__value(json_t *parent, const char *key, json_t *v, const jc_field
   if (json_is_null(v)) {
     /* null where a value is expected is a wrong type, required or not. */
     if (!(f->flags & JC_NULLABLE))
-      jc_add_error(res, 400, path, arena_sprintf(res->arena, "must be a %s, not null", jc__type_name(f->type)));
+      jc_add_error(res, 400, "wrong_type", path, arena_sprintf(res->arena, "must be a %s, not null", jc__type_name(f->type)));
     return;
   }
   if (!jc__type_ok(f->type, v)) {
-    jc_add_error(res, 400, path, arena_sprintf(res->arena, "must be a %s", jc__type_name(f->type)));
+    jc_add_error(res, 400, "wrong_type", path, arena_sprintf(res->arena, "must be a %s", jc__type_name(f->type)));
     return;
   }
   switch (f->type) {
@@ -113,7 +114,7 @@ static void jc__value(json_t *parent, const char *key, json_t *v, const jc_field
     const char *s = json_string_value(v);
     size_t bytes = json_string_length(v);
     if (strlen(s) != bytes || !validate_text(s)) {
-      jc_add_error(res, 422, path, "contains control characters or a NUL");
+      jc_add_error(res, 422, "invalid_characters", path, "contains control characters or a NUL");
       return;
     }
     /* Lengths count characters (code points): Danish names have æ, ø, å. */
@@ -122,22 +123,23 @@ static void jc__value(json_t *parent, const char *key, json_t *v, const jc_field
       if (((unsigned char)*c & 0xc0) != 0x80)
         len++;
     if (f->min_len && len < f->min_len) {
-      jc_add_error(res, 422, path, f->min_len == 1 ? "must not be empty"
+      jc_add_error(res, 422, "too_short", path, f->min_len == 1 ? "must not be empty"
                    : arena_sprintf(res->arena, "must be at least %zu characters", f->min_len));
       return;
     }
     if (f->max_len && len > f->max_len) {
-      jc_add_error(res, 422, path, arena_sprintf(res->arena, "must be at most %zu characters", f->max_len));
+      jc_add_error(res, 422, "too_long", path, arena_sprintf(res->arena, "must be at most %zu characters", f->max_len));
       return;
     }
     if (f->enum_values && !jc__in_enum(f->enum_values, s)) {
-      jc_add_error(res, 422, path, jc__enum_message(res, f->enum_values));
+      jc_add_error(res, 422, "not_allowed_value", path, jc__enum_message(res, f->enum_values));
       return;
     }
     if (f->format) {
-      const char *msg = f->format(parent, key, v);
+      const char *code = "invalid_format";
+      const char *msg = f->format(parent, key, v, &code);
       if (msg != NULL)
-        jc_add_error(res, 422, path, msg);
+        jc_add_error(res, 422, code, path, msg);
     }
     break;
   }
@@ -151,7 +153,7 @@ static void jc__value(json_t *parent, const char *key, json_t *v, const jc_field
     json_object_foreach(v, k, mv) {
       const char *kpath = arena_sprintf(res->arena, "%s.%s", path, k);
       if (f->enum_values && !jc__in_enum(f->enum_values, k)) {
-        jc_add_error(res, 422, kpath, jc__enum_message(res, f->enum_values));
+        jc_add_error(res, 422, "not_allowed_value", kpath, jc__enum_message(res, f->enum_values));
         continue;
       }
       if (f->fields)
@@ -162,12 +164,12 @@ static void jc__value(json_t *parent, const char *key, json_t *v, const jc_field
   case JC_ARRAY: {
     size_t n = json_array_size(v);
     if (f->min_len && n < f->min_len) {
-      jc_add_error(res, 422, path, f->min_len == 1 ? "must not be empty"
+      jc_add_error(res, 422, "too_few_items", path, f->min_len == 1 ? "must not be empty"
                    : arena_sprintf(res->arena, "must have at least %zu items", f->min_len));
       return;
     }
     if (f->max_len && n > f->max_len) {
-      jc_add_error(res, 422, path, arena_sprintf(res->arena, "must have at most %zu items", f->max_len));
+      jc_add_error(res, 422, "too_many_items", path, arena_sprintf(res->arena, "must have at most %zu items", f->max_len));
       return;
     }
     if (f->items) {
@@ -175,7 +177,7 @@ static void jc__value(json_t *parent, const char *key, json_t *v, const jc_field
         const char *ipath = arena_sprintf(res->arena, "%s[%zu]", path, i);
         json_t *item = json_array_get(v, i);
         if (json_is_null(item) || !jc__type_ok(f->items->type, item)) {
-          jc_add_error(res, 400, ipath, arena_sprintf(res->arena, "must be a %s", jc__type_name(f->items->type)));
+          jc_add_error(res, 400, "wrong_type", ipath, arena_sprintf(res->arena, "must be a %s", jc__type_name(f->items->type)));
           continue;
         }
         if (f->items->type == JC_OBJECT && f->items->fields) {
@@ -196,27 +198,31 @@ static void jc__value(json_t *parent, const char *key, json_t *v, const jc_field
 
 int jc_check(json_t *obj, const jc_field_t *spec, jc_result_t *res) {
   if (!json_is_object(obj)) {
-    jc_add_error(res, 400, "body", "must be a JSON object");
+    jc_add_error(res, 400, "wrong_type", "body", "must be a JSON object");
     return res->status;
   }
   jc__object(obj, spec, NULL, res);
   return res->status;
 }
 
-const char *jc_format_uuid(json_t *parent, const char *key, json_t *value) {
+const char *jc_format_uuid(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_uuid";
   return validate_uuid(json_string_value(value)) ? NULL : "must be a UUID";
 }
 
-const char *jc_format_date(json_t *parent, const char *key, json_t *value) {
+const char *jc_format_date(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_date";
   return validate_date(json_string_value(value)) ? NULL : "must be a date (YYYY-MM-DD)";
 }
 
-const char *jc_format_datetime(json_t *parent, const char *key, json_t *value) {
+const char *jc_format_datetime(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_datetime";
   return validate_datetime(json_string_value(value)) ? NULL
          : "must be an RFC 3339 date-time with an offset";
 }
 
-const char *jc_format_cpr(json_t *parent, const char *key, json_t *value) {
+const char *jc_format_cpr(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_cpr";
   char norm[12];
   if (!validate_cpr(json_string_value(value), norm, NULL))
     return "not a valid CPR number (DDMMYY-NNNN with a real date)";
@@ -225,19 +231,23 @@ const char *jc_format_cpr(json_t *parent, const char *key, json_t *value) {
   return NULL;
 }
 
-const char *jc_format_email(json_t *parent, const char *key, json_t *value) {
+const char *jc_format_email(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_email";
   return validate_email(json_string_value(value)) ? NULL : "not a valid e-mail address";
 }
 
-const char *jc_format_username(json_t *parent, const char *key, json_t *value) {
+const char *jc_format_username(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_username";
   return validate_username(json_string_value(value)) ? NULL
          : "must be 3 to 64 characters of a-z, 0-9, '.', '_' or '-'";
 }
 
-const char *jc_format_cvr(json_t *parent, const char *key, json_t *value) {
+const char *jc_format_cvr(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_cvr";
   return validate_digits(json_string_value(value), 8) ? NULL : "must be 8 digits";
 }
 
-const char *jc_format_ean(json_t *parent, const char *key, json_t *value) {
+const char *jc_format_ean(json_t *parent, const char *key, json_t *value, const char **code) {
+  *code = "invalid_ean";
   return validate_digits(json_string_value(value), 13) ? NULL : "must be 13 digits";
 }

@@ -8,6 +8,11 @@
  *     of range                                -> class 422
  * A format hook may also normalise the value in place (a CPR number is
  * rewritten to "DDMMYY-NNNN").
+ *
+ * Every error carries a stable machine-readable code (snake_case, e.g.
+ * "required", "too_long", "invalid_uuid"), which the problem document sends
+ * beside the English message. The list of codes is the enum in
+ * api/openapi.yaml (ErrorCode).
  */
 #ifndef KIPD_UTIL_JSON_CHECK_H
 #define KIPD_UTIL_JSON_CHECK_H
@@ -33,6 +38,7 @@ enum {
 };
 
 typedef struct jc_error_s {
+  const char *code;    /* static: "required", "too_long", ... */
   const char *field;   /* arena */
   const char *message; /* arena or static */
   int status;          /* 400 or 422 */
@@ -48,8 +54,9 @@ typedef struct jc_result_s {
 } jc_result_t;
 
 /* A format hook: check (and optionally replace) parent[key]. Return NULL
- * when fine, or a static message for a 422 error. */
-typedef const char *(*jc_format_fn)(json_t *parent, const char *key, json_t *value);
+ * when fine, or a static message for a 422 error; then *code may be set to
+ * a static code (it starts as "invalid_format"). */
+typedef const char *(*jc_format_fn)(json_t *parent, const char *key, json_t *value, const char **code);
 
 typedef struct jc_field_s {
   const char *name;
@@ -67,16 +74,16 @@ typedef struct jc_field_s {
 int jc_check(json_t *obj, const jc_field_t *spec, jc_result_t *res);
 
 void jc_result_init(jc_result_t *res, arena_t *arena);
-void jc_add_error(jc_result_t *res, int status, const char *field, const char *message);
+void jc_add_error(jc_result_t *res, int status, const char *code, const char *field, const char *message);
 
 /* Ready-made format hooks. */
-const char *jc_format_uuid(json_t *parent, const char *key, json_t *value);
-const char *jc_format_date(json_t *parent, const char *key, json_t *value);
-const char *jc_format_datetime(json_t *parent, const char *key, json_t *value);
-const char *jc_format_cpr(json_t *parent, const char *key, json_t *value);
-const char *jc_format_email(json_t *parent, const char *key, json_t *value);
-const char *jc_format_username(json_t *parent, const char *key, json_t *value);
-const char *jc_format_cvr(json_t *parent, const char *key, json_t *value);
-const char *jc_format_ean(json_t *parent, const char *key, json_t *value);
+const char *jc_format_uuid(json_t *parent, const char *key, json_t *value, const char **code);
+const char *jc_format_date(json_t *parent, const char *key, json_t *value, const char **code);
+const char *jc_format_datetime(json_t *parent, const char *key, json_t *value, const char **code);
+const char *jc_format_cpr(json_t *parent, const char *key, json_t *value, const char **code);
+const char *jc_format_email(json_t *parent, const char *key, json_t *value, const char **code);
+const char *jc_format_username(json_t *parent, const char *key, json_t *value, const char **code);
+const char *jc_format_cvr(json_t *parent, const char *key, json_t *value, const char **code);
+const char *jc_format_ean(json_t *parent, const char *key, json_t *value, const char **code);
 
 #endif

@@ -24,11 +24,15 @@ AS $function$
 $function$;
 
 -- Raise an HTTP error: SQLSTATE KPnnn, the field and message in DETAIL.
-CREATE FUNCTION kip.fail(p_status integer, p_field text, p_message text, p_detail text DEFAULT NULL::text)
+CREATE FUNCTION kip.fail(p_status integer, p_code text, p_field text, p_message text,
+                         p_detail text DEFAULT NULL::text)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
 BEGIN
+  -- p_code: the stable error code of the field's error (the ErrorCode enum
+  -- of api/openapi.yaml); NULL only when there is no field. kipd adds the
+  -- JSON pointer from the field (daemon/app/problem.c).
   RAISE EXCEPTION USING
     ERRCODE = 'KP' || p_status::text,
     MESSAGE = coalesce(p_detail, CASE WHEN p_field IS NULL THEN p_message
@@ -36,14 +40,15 @@ BEGIN
     DETAIL = jsonb_build_object(
       'user_id', kip.actor_id(),
       'errors', CASE WHEN p_field IS NULL THEN '[]'::jsonb
-                     ELSE jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message))
+                     ELSE jsonb_build_array(jsonb_build_object('code', coalesce(p_code, 'invalid'),
+                                                               'field', p_field, 'message', p_message))
                 END)::text;
 END
 $function$;
 
 -- kip.fail with extra members for the problem document (e.g. the open
 -- actions that block a participant from leaving).
-CREATE FUNCTION kip.fail_with(p_status integer, p_field text, p_message text, p_extra jsonb)
+CREATE FUNCTION kip.fail_with(p_status integer, p_code text, p_field text, p_message text, p_extra jsonb)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
@@ -53,7 +58,8 @@ BEGIN
     MESSAGE = p_field || ': ' || p_message,
     DETAIL = jsonb_build_object(
       'user_id', kip.actor_id(),
-      'errors', jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message)),
+      'errors', jsonb_build_array(jsonb_build_object('code', coalesce(p_code, 'invalid'), 'field', p_field,
+                                                     'message', p_message)),
       'extra', p_extra)::text;
 END
 $function$;
@@ -91,14 +97,14 @@ BEGIN
       SELECT * INTO v_user FROM kip.users u WHERE u.id = v_session.user_id AND u.active;
     END IF;
     IF v_user.id IS NULL THEN
-      PERFORM kip.fail(401, NULL, 'the session is unknown, expired or signed out; sign in again');
+      PERFORM kip.fail(401, NULL, NULL, 'the session is unknown, expired or signed out; sign in again');
     END IF;
     PERFORM set_config('kip.user_id', v_user.id::text, true),
             set_config('kip.organisation_id', v_user.organisation_id::text, true),
             set_config('kip.session_id', v_session.id::text, true);
     IF coalesce((p_ctx->>'csrf_required')::boolean, false)
        AND v_session.csrf_hash IS DISTINCT FROM p_ctx->>'csrf_hash' THEN
-      PERFORM kip.fail(403, 'X-CSRF-Token', 'must be the csrf_token given at sign-in');
+      PERFORM kip.fail(403, 'csrf_mismatch', 'X-CSRF-Token', 'must be the csrf_token given at sign-in');
     END IF;
     IF v_session.last_seen_at < now() - least(interval '1 minute',
                                               make_interval(secs => v_session.idle_timeout_s / 4.0)) THEN
@@ -116,7 +122,7 @@ BEGIN
      AND (t.expires_at IS NULL OR t.expires_at > now())
      AND u.active;
   IF v_user.id IS NULL THEN
-    PERFORM kip.fail(401, NULL, 'the token is unknown, revoked or expired');
+    PERFORM kip.fail(401, NULL, NULL, 'the token is unknown, revoked or expired');
   END IF;
   PERFORM set_config('kip.user_id', v_user.id::text, true),
           set_config('kip.organisation_id', v_user.organisation_id::text, true);
@@ -144,7 +150,7 @@ AS $function$
 BEGIN
   IF p_ctx ? 'if_match' AND (p_ctx->>'if_match')::bigint <> -2
      AND (p_ctx->>'if_match')::bigint <> p_version THEN
-    PERFORM kip.fail(412, 'If-Match', format('the plan is at version %s', p_version));
+    PERFORM kip.fail(412, 'stale_version', 'If-Match', format('the plan is at version %s', p_version));
   END IF;
 END
 $function$;
@@ -178,7 +184,7 @@ BEGIN
   BEGIN
     RETURN convert_from(decode(p_cursor, 'hex'), 'UTF8');
   EXCEPTION WHEN OTHERS THEN
-    PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+    PERFORM kip.fail(400, 'invalid_cursor', 'cursor', 'not a cursor from this list');
   END;
 END
 $function$;
@@ -197,7 +203,7 @@ BEGIN
     ts := split_part(v, '|', 1)::timestamptz;
     id := split_part(v, '|', 2)::uuid;
   EXCEPTION WHEN OTHERS THEN
-    PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+    PERFORM kip.fail(400, 'invalid_cursor', 'cursor', 'not a cursor from this list');
   END;
 END
 $function$;

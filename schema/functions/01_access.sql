@@ -58,10 +58,10 @@ BEGIN
   END IF;
   IF v_plan.id IS NULL OR NOT kip.plan_access(p_user.id, p_user.organisation_id, p_user.roles,
                                               v_plan.id, v_plan.owner_organisation_id) THEN
-    PERFORM kip.fail(404, NULL, 'no such plan');
+    PERFORM kip.fail(404, NULL, NULL, 'no such plan');
   END IF;
   IF p_write AND NOT kip.plan_may_write(p_user, v_plan) THEN
-    PERFORM kip.fail(403, 'Authorization',
+    PERFORM kip.fail(403, 'forbidden', 'Authorization',
       CASE WHEN v_plan.owner_organisation_id <> p_user.organisation_id
                 AND NOT kip.consent_covers(v_plan.id, p_user.organisation_id)
            THEN 'the consent is withdrawn: only the owning organisation may change this plan'
@@ -69,7 +69,7 @@ BEGIN
       END);
   END IF;
   IF p_write AND v_plan.status = 'closed' THEN
-    PERFORM kip.fail(409, 'status', 'the plan is closed and read-only');
+    PERFORM kip.fail(409, 'closed', 'status', 'the plan is closed and read-only');
   END IF;
   RETURN v_plan;
 END
@@ -81,7 +81,7 @@ CREATE FUNCTION kip.require_role(p_user kip.users, p_roles text[], p_what text)
 AS $function$
 BEGIN
   IF NOT (p_user.roles && p_roles) THEN
-    PERFORM kip.fail(403, 'Authorization', p_what);
+    PERFORM kip.fail(403, 'forbidden', 'Authorization', p_what);
   END IF;
 END
 $function$;
@@ -99,7 +99,7 @@ BEGIN
     SELECT * INTO pa FROM kip.participants WHERE id = p_id AND plan_id = p_plan_id;
   END IF;
   IF pa.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such participant');
+    PERFORM kip.fail(404, NULL, NULL, 'no such participant');
   END IF;
   RETURN pa;
 END
@@ -116,13 +116,13 @@ DECLARE
 BEGIN
   SELECT plan_id INTO v_plan FROM kip.actions WHERE id = p_id;
   IF v_plan IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such action');
+    PERFORM kip.fail(404, NULL, NULL, 'no such action');
   END IF;
   p := kip.require_plan(p_user, v_plan, p_write);
   IF p_write THEN
     SELECT * INTO a FROM kip.actions WHERE id = p_id FOR UPDATE;
     IF NOT kip.action_may_write(p_user, p, a) THEN
-      PERFORM kip.fail(403, 'Authorization',
+      PERFORM kip.fail(403, 'forbidden', 'Authorization',
         'only the responsible participant, the tovholder or the owning organisation''s coordinators may change an action');
     END IF;
   ELSE

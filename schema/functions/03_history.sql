@@ -72,7 +72,7 @@ BEGIN
   BEGIN
     v_after := kip.cursor_decode(p_query->>'cursor')::bigint;
   EXCEPTION WHEN invalid_text_representation THEN
-    PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+    PERFORM kip.fail(400, 'invalid_cursor', 'cursor', 'not a cursor from this list');
   END;
   SELECT array_agg(jsonb_build_object('id', h.id, 'at', h.at, 'user_id', h.user_id,
                                       'resource', h.resource, 'resource_id', h.resource_id,

@@ -57,7 +57,7 @@ DECLARE
 BEGIN
   SELECT * INTO o FROM kip.organisations WHERE id = p_id;
   IF o.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such organisation');
+    PERFORM kip.fail(404, NULL, NULL, 'no such organisation');
   END IF;
   RETURN kip.ok(kip.organisation_doc(o));
 END
@@ -73,10 +73,10 @@ DECLARE
 BEGIN
   PERFORM kip.require_role(u, ARRAY['admin'], 'only admins create users');
   IF NOT EXISTS (SELECT 1 FROM kip.organisations WHERE id = (p_body->>'organisation_id')::uuid) THEN
-    PERFORM kip.fail(422, 'organisation_id', 'no such organisation');
+    PERFORM kip.fail(422, 'not_found', 'organisation_id', 'no such organisation');
   END IF;
   IF EXISTS (SELECT 1 FROM kip.users WHERE username = p_body->>'username') THEN
-    PERFORM kip.fail(409, 'username', 'is already taken');
+    PERFORM kip.fail(409, 'duplicate', 'username', 'is already taken');
   END IF;
   INSERT INTO kip.users (username, display_name, organisation_id, roles, email, phone)
   VALUES (p_body->>'username', p_body->>'display_name', (p_body->>'organisation_id')::uuid,
@@ -122,11 +122,11 @@ DECLARE
   x kip.users;
 BEGIN
   IF NOT (u.id = p_id OR 'admin' = ANY (u.roles)) THEN
-    PERFORM kip.fail(403, 'Authorization', 'only admins see other users');
+    PERFORM kip.fail(403, 'forbidden', 'Authorization', 'only admins see other users');
   END IF;
   SELECT * INTO x FROM kip.users WHERE id = p_id;
   IF x.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such user');
+    PERFORM kip.fail(404, NULL, NULL, 'no such user');
   END IF;
   RETURN kip.ok(kip.user_doc(x));
 END
@@ -143,10 +143,10 @@ BEGIN
   PERFORM kip.require_role(u, ARRAY['admin'], 'only admins change users');
   SELECT * INTO x FROM kip.users WHERE id = p_id FOR UPDATE;
   IF x.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such user');
+    PERFORM kip.fail(404, NULL, NULL, 'no such user');
   END IF;
   IF x.id = u.id AND p_body ? 'active' AND NOT (p_body->>'active')::boolean THEN
-    PERFORM kip.fail(409, 'active', 'you cannot deactivate yourself');
+    PERFORM kip.fail(409, 'cannot_deactivate_self', 'active', 'you cannot deactivate yourself');
   END IF;
   UPDATE kip.users SET
     display_name = CASE WHEN p_body ? 'display_name' THEN p_body->>'display_name' ELSE display_name END,
@@ -185,17 +185,17 @@ DECLARE
   t kip.tokens;
 BEGIN
   IF NOT (u.id = p_user_id OR 'admin' = ANY (u.roles)) THEN
-    PERFORM kip.fail(403, 'Authorization', 'only admins make tokens for other users');
+    PERFORM kip.fail(403, 'forbidden', 'Authorization', 'only admins make tokens for other users');
   END IF;
   SELECT * INTO x FROM kip.users WHERE id = p_user_id;
   IF x.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such user');
+    PERFORM kip.fail(404, NULL, NULL, 'no such user');
   END IF;
   IF NOT x.active THEN
-    PERFORM kip.fail(409, 'user_id', 'the user is not active');
+    PERFORM kip.fail(409, 'inactive_user', 'user_id', 'the user is not active');
   END IF;
   IF (p_body->>'expires_at')::timestamptz <= now() THEN
-    PERFORM kip.fail(422, 'expires_at', 'must lie in the future');
+    PERFORM kip.fail(422, 'in_past', 'expires_at', 'must lie in the future');
   END IF;
   INSERT INTO kip.tokens (user_id, name, token_hash, expires_at)
   VALUES (x.id, p_body->>'name', p_token_hash, (p_body->>'expires_at')::timestamptz)
@@ -213,10 +213,10 @@ DECLARE
   u kip.users := kip.begin_request(p_ctx);
 BEGIN
   IF NOT (u.id = p_user_id OR 'admin' = ANY (u.roles)) THEN
-    PERFORM kip.fail(403, 'Authorization', 'only admins see the tokens of other users');
+    PERFORM kip.fail(403, 'forbidden', 'Authorization', 'only admins see the tokens of other users');
   END IF;
   IF NOT EXISTS (SELECT 1 FROM kip.users WHERE id = p_user_id) THEN
-    PERFORM kip.fail(404, NULL, 'no such user');
+    PERFORM kip.fail(404, NULL, NULL, 'no such user');
   END IF;
   RETURN kip.ok(jsonb_build_object(
     'items', coalesce((SELECT jsonb_agg(kip.token_doc(t) ORDER BY t.created_at DESC, t.id DESC)
@@ -235,7 +235,7 @@ DECLARE
 BEGIN
   SELECT * INTO t FROM kip.tokens WHERE id = p_id FOR UPDATE;
   IF t.id IS NULL OR NOT (t.user_id = u.id OR 'admin' = ANY (u.roles)) THEN
-    PERFORM kip.fail(404, NULL, 'no such token');
+    PERFORM kip.fail(404, NULL, NULL, 'no such token');
   END IF;
   UPDATE kip.tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = p_id;
   PERFORM kip.audit('revoke', NULL, 'token');

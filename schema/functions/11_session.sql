@@ -140,6 +140,34 @@ BEGIN
 END
 $function$;
 
+-- GET /v1/session: the session the request came with, in the shape of
+-- session_create's 201 ({user, expires_at, idle_timeout_s}); kipd adds the
+-- csrf_token, which it derives from the session id (docs/security.md), and
+-- passes its SHA-256 as p_csrf_hash. A session made before kipd derived its
+-- CSRF tokens (a random one) is moved to the derived one here, once: that
+-- session's other tabs get a 403 on their next change and read the token
+-- again. With a bearer token there is no session: 401. Reads only the
+-- caller's own account: no audit row (docs/audit.md).
+CREATE FUNCTION kip_api.session_get(p_ctx jsonb, p_csrf_hash text)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  s kip.sessions;
+BEGIN
+  SELECT * INTO s FROM kip.sessions WHERE id = kip.session_id();
+  IF s.id IS NULL THEN
+    PERFORM kip.fail(401, NULL, NULL, 'there is no session: sign in with POST /v1/session');
+  END IF;
+  IF s.csrf_hash IS DISTINCT FROM p_csrf_hash THEN
+    UPDATE kip.sessions SET csrf_hash = p_csrf_hash WHERE id = s.id;
+  END IF;
+  RETURN kip.ok(jsonb_build_object('user', kip.user_doc(u), 'expires_at', s.expires_at,
+                                   'idle_timeout_s', s.idle_timeout_s), 200);
+END
+$function$;
+
 -- DELETE /v1/session: sign out the session the request came with. With a
 -- bearer token there is no session to end: 204 all the same.
 CREATE FUNCTION kip_api.session_delete(p_ctx jsonb)
@@ -201,7 +229,7 @@ DECLARE
 BEGIN
   SELECT password_hash INTO v_current FROM kip.user_passwords WHERE user_id = u.id FOR UPDATE;
   IF v_current IS DISTINCT FROM p_old_hash THEN
-    PERFORM kip.fail(409, 'current_password', 'the password was changed meanwhile; try again');
+    PERFORM kip.fail(409, 'changed_meanwhile', 'current_password', 'the password was changed meanwhile; try again');
   END IF;
   INSERT INTO kip.user_passwords (user_id, password_hash) VALUES (u.id, p_new_hash)
   ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, changed_at = now();

@@ -87,6 +87,27 @@ BEGIN
 END
 $function$;
 
+-- GET /v1/plans/{id} with If-None-Match: the access rule first (404 for a
+-- plan the caller may not see, exactly as without the header), then 304
+-- with the ETag and no body when the plan is at one of p_versions (-2 is
+-- "*"). A 304 sends no personal data, so it writes no audit row
+-- (docs/audit.md); any other answer is plan_get's, audited as ever.
+CREATE FUNCTION kip_api.plan_get_unless(p_ctx jsonb, p_id uuid, p_versions bigint[])
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  p kip.plans := kip.require_plan(u, p_id);
+BEGIN
+  IF p.version = ANY (p_versions) OR -2 = ANY (p_versions) THEN
+    RETURN kip.ok(NULL, 304, p.version::text);
+  END IF;
+  PERFORM kip.audit('read', p.id, 'plan');
+  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+END
+$function$;
+
 --
 -- The list functions below are those of 003, 005 and 006 with only their
 -- audit statement changed to kip.audit_plans() and a route's own action.
@@ -162,14 +183,14 @@ BEGIN
   PERFORM kip.cpr_check_sealed(v_cit);
   IF v_status <> p.status THEN
     IF v_status = 'closed' THEN
-      PERFORM kip.fail(422, 'status', 'close a plan with POST /v1/plans/{id}/close');
+      PERFORM kip.fail(422, 'not_allowed_transition', 'status', 'close a plan with POST /v1/plans/{id}/close');
     ELSIF v_status = 'active' THEN
       IF NOT EXISTS (SELECT 1 FROM kip.consents c WHERE c.plan_id = p.id AND c.superseded_at IS NULL
                         AND c.kip_consent AND c.withdrawn_at IS NULL) THEN
-        PERFORM kip.fail(422, 'status', 'a plan becomes active only once kip_consent is recorded');
+        PERFORM kip.fail(422, 'consent_required', 'status', 'a plan becomes active only once kip_consent is recorded');
       END IF;
     ELSIF p.status = 'active' THEN
-      PERFORM kip.fail(422, 'status', 'an active plan leaves that state by closing or by consent withdrawal');
+      PERFORM kip.fail(422, 'not_allowed_transition', 'status', 'an active plan leaves that state by closing or by consent withdrawal');
     END IF;
   END IF;
   UPDATE kip.plans SET
@@ -215,7 +236,7 @@ DECLARE
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF v_reason IN ('transferred', 'other') AND nullif(btrim(p_body->>'note'), '') IS NULL THEN
-    PERFORM kip.fail(422, 'note', format('is required when the reason is %s', v_reason));
+    PERFORM kip.fail(422, 'required', 'note', format('is required when the reason is %s', v_reason));
   END IF;
   UPDATE kip.plans SET status = 'closed', closed_at = now(), close_reason = v_reason,
                        close_note = p_body->>'note', version = version + 1, updated_at = now()
@@ -250,7 +271,7 @@ BEGIN
   IF p_citizen ? 'cpr' AND p_citizen->>'cpr' IS NOT NULL
      AND split_part(p_citizen->>'cpr_enc', ':', 3) IS DISTINCT FROM
          (SELECT id FROM kip.cpr_keys WHERE is_current) THEN
-    PERFORM kip.fail(503, NULL, 'the CPR key was rotated; restart kipd');
+    PERFORM kip.fail(503, NULL, NULL, 'the CPR key was rotated; restart kipd');
   END IF;
 END
 $function$;

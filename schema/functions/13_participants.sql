@@ -21,37 +21,37 @@ BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF p_body ? 'user_id' AND p_body->>'user_id' IS NOT NULL THEN
     IF v_kind <> 'professional' THEN
-      PERFORM kip.fail(422, 'user_id', 'only professionals are linked to a user account');
+      PERFORM kip.fail(422, 'not_a_professional', 'user_id', 'only professionals are linked to a user account');
     END IF;
     SELECT * INTO x FROM kip.users WHERE id = (p_body->>'user_id')::uuid AND active;
     IF x.id IS NULL THEN
-      PERFORM kip.fail(422, 'user_id', 'no such active user');
+      PERFORM kip.fail(422, 'not_found', 'user_id', 'no such active user');
     END IF;
     v_name := coalesce(v_name, x.display_name);
     v_org := coalesce(v_org, x.organisation_id);
     IF v_org <> x.organisation_id THEN
-      PERFORM kip.fail(422, 'organisation_id', 'differs from the organisation of the user');
+      PERFORM kip.fail(422, 'organisation_mismatch', 'organisation_id', 'differs from the organisation of the user');
     END IF;
   END IF;
   IF v_name IS NULL THEN
-    PERFORM kip.fail(422, 'name', 'is required without user_id');
+    PERFORM kip.fail(422, 'required', 'name', 'is required without user_id');
   END IF;
   IF v_org IS NOT NULL AND NOT EXISTS (SELECT 1 FROM kip.organisations WHERE id = v_org) THEN
-    PERFORM kip.fail(422, 'organisation_id', 'no such organisation');
+    PERFORM kip.fail(422, 'not_found', 'organisation_id', 'no such organisation');
   END IF;
   SELECT * INTO c FROM kip.consents
    WHERE plan_id = p.id AND superseded_at IS NULL AND withdrawn_at IS NULL AND kip_consent;
   IF v_kind = 'relative' AND NOT coalesce(c.relatives_allowed, false) THEN
-    PERFORM kip.fail(422, 'kind', 'relatives take part only when the consent allows it (relatives_allowed)');
+    PERFORM kip.fail(422, 'not_in_consent', 'kind', 'relatives take part only when the consent allows it (relatives_allowed)');
   END IF;
   IF v_kind = 'professional' AND v_org IS NOT NULL AND v_org <> p.owner_organisation_id
      AND NOT (v_org = ANY (coalesce(c.contact_organisation_ids, '{}'))) THEN
-    PERFORM kip.fail(422, 'organisation_id',
+    PERFORM kip.fail(422, 'not_in_consent', 'organisation_id',
                      'the citizen has not consented to contact with this organisation');
   END IF;
   IF x.id IS NOT NULL AND EXISTS (SELECT 1 FROM kip.participants
                                     WHERE plan_id = p.id AND user_id = x.id AND left_at IS NULL) THEN
-    PERFORM kip.fail(409, 'user_id', 'is already an active participant of this plan');
+    PERFORM kip.fail(409, 'duplicate', 'user_id', 'is already an active participant of this plan');
   END IF;
   INSERT INTO kip.participants (plan_id, kind, user_id, name, role, role_title, organisation_id,
                                 phone, email, default_attendance)
@@ -107,10 +107,10 @@ DECLARE
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF pa.left_at IS NOT NULL THEN
-    PERFORM kip.fail(409, 'left_at', 'the participant has left the plan');
+    PERFORM kip.fail(409, 'participant_left', 'left_at', 'the participant has left the plan');
   END IF;
   IF pa.kind = 'citizen' AND (p_body ? 'name' OR p_body ? 'phone') THEN
-    PERFORM kip.fail(422, CASE WHEN p_body ? 'name' THEN 'name' ELSE 'phone' END,
+    PERFORM kip.fail(422, 'not_allowed', CASE WHEN p_body ? 'name' THEN 'name' ELSE 'phone' END,
                      'change the citizen through PATCH /v1/plans/{id}');
   END IF;
   UPDATE kip.participants SET
@@ -144,17 +144,17 @@ DECLARE
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF pa.left_at IS NOT NULL THEN
-    PERFORM kip.fail(409, 'left_at', 'the participant has already left the plan');
+    PERFORM kip.fail(409, 'participant_left', 'left_at', 'the participant has already left the plan');
   END IF;
   IF pa.kind = 'citizen' THEN
-    PERFORM kip.fail(409, 'kind', 'the citizen cannot leave the plan; close it instead');
+    PERFORM kip.fail(409, 'citizen_cannot_leave', 'kind', 'the citizen cannot leave the plan; close it instead');
   END IF;
   IF pa.id = p.coordinator_participant_id THEN
-    PERFORM kip.fail(409, 'coordinator', 'the tovholder cannot leave; hand the plan over first');
+    PERFORM kip.fail(409, 'coordinator_cannot_leave', 'coordinator', 'the tovholder cannot leave; hand the plan over first');
   END IF;
   IF v_to IS NOT NULL AND (v_to = pa.id OR NOT EXISTS (
        SELECT 1 FROM kip.participants WHERE id = v_to AND plan_id = p.id AND left_at IS NULL)) THEN
-    PERFORM kip.fail(422, 'reassign_to', 'must name another active participant of the plan');
+    PERFORM kip.fail(422, 'not_a_participant', 'reassign_to', 'must name another active participant of the plan');
   END IF;
   SELECT jsonb_agg(jsonb_build_object('id', a.id, 'title', a.title, 'status', a.status,
                                       'due_date', a.due_date) ORDER BY a.created_at, a.id)
@@ -162,7 +162,7 @@ BEGIN
     FROM kip.actions a
    WHERE a.responsible_participant_id = pa.id AND a.status IN ('open', 'in_progress');
   IF v_open IS NOT NULL AND v_to IS NULL THEN
-    PERFORM kip.fail_with(409, 'reassign_to',
+    PERFORM kip.fail_with(409, 'open_actions', 'reassign_to',
       format('is required: the participant is responsible for %s open action(s)', jsonb_array_length(v_open)),
       jsonb_build_object('open_actions', v_open));
   END IF;

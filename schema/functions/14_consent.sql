@@ -19,15 +19,15 @@ DECLARE
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF v_given > now() + interval '5 minutes' THEN
-    PERFORM kip.fail(422, 'given_at', 'lies in the future');
+    PERFORM kip.fail(422, 'in_future', 'given_at', 'lies in the future');
   END IF;
   SELECT x INTO v_missing FROM unnest(v_orgs) x
    WHERE NOT EXISTS (SELECT 1 FROM kip.organisations o WHERE o.id = x) LIMIT 1;
   IF v_missing IS NOT NULL THEN
-    PERFORM kip.fail(422, 'contact_organisation_ids', format('no such organisation: %s', v_missing));
+    PERFORM kip.fail(422, 'not_found', 'contact_organisation_ids', format('no such organisation: %s', v_missing));
   END IF;
   IF p_body ? 'review_by' AND (p_body->>'review_by')::date < (v_given AT TIME ZONE 'Europe/Copenhagen')::date THEN
-    PERFORM kip.fail(422, 'review_by', 'lies before given_at');
+    PERFORM kip.fail(422, 'before_start', 'review_by', 'lies before given_at');
   END IF;
   UPDATE kip.consents SET superseded_at = now() WHERE plan_id = p.id AND superseded_at IS NULL;
   INSERT INTO kip.consents (plan_id, kip_consent, contact_organisation_ids, relatives_allowed, form,
@@ -60,10 +60,10 @@ BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   SELECT * INTO c FROM kip.consents WHERE plan_id = p.id AND superseded_at IS NULL FOR UPDATE;
   IF c.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no consent is recorded for this plan');
+    PERFORM kip.fail(404, NULL, NULL, 'no consent is recorded for this plan');
   END IF;
   IF c.withdrawn_at IS NOT NULL THEN
-    PERFORM kip.fail(409, 'consent.withdrawn_at', 'the consent is already withdrawn');
+    PERFORM kip.fail(409, 'already_withdrawn', 'consent.withdrawn_at', 'the consent is already withdrawn');
   END IF;
   UPDATE kip.consents SET withdrawn_at = now(), withdraw_note = p_body->>'note'
    WHERE id = c.id RETURNING * INTO c;
@@ -86,7 +86,7 @@ DECLARE
 BEGIN
   SELECT * INTO c FROM kip.consents WHERE plan_id = p.id AND superseded_at IS NULL;
   IF c.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no consent is recorded for this plan');
+    PERFORM kip.fail(404, NULL, NULL, 'no consent is recorded for this plan');
   END IF;
   PERFORM kip.audit('read', p.id, 'consent');
   RETURN kip.ok(kip.consent_doc(c));

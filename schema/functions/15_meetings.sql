@@ -16,7 +16,7 @@ DECLARE
 BEGIN
   SELECT * INTO m FROM kip.meetings WHERE id = p_id;
   IF m.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such meeting');
+    PERFORM kip.fail(404, NULL, NULL, 'no such meeting');
   END IF;
   RETURN m;
 END
@@ -35,10 +35,10 @@ BEGIN
   SELECT * INTO m FROM kip.meetings WHERE id = p_id FOR UPDATE;
   IF p_ctx ? 'if_match' AND (p_ctx->>'if_match')::bigint <> -2
      AND (p_ctx->>'if_match')::bigint <> m.version THEN
-    PERFORM kip.fail(412, 'If-Match', format('the meeting is at version %s', m.version));
+    PERFORM kip.fail(412, 'stale_version', 'If-Match', format('the meeting is at version %s', m.version));
   END IF;
   IF m.status <> 'planned' THEN
-    PERFORM kip.fail(409, 'status', format('the meeting is %s', m.status));
+    PERFORM kip.fail(409, 'wrong_status', 'status', format('the meeting is %s', m.status));
   END IF;
 END
 $function$;
@@ -58,11 +58,11 @@ BEGIN
   END IF;
   v := (p_value #>> '{}')::numeric;
   IF v < v_min THEN
-    PERFORM kip.fail(422, p_field, format('must be at least %s minutes (a KIP meeting lasts at least %s minutes)',
+    PERFORM kip.fail(422, 'too_short', p_field, format('must be at least %s minutes (a KIP meeting lasts at least %s minutes)',
                                           v_min, v_min));
   END IF;
   IF v > 720 THEN
-    PERFORM kip.fail(422, p_field, 'must be at most 720 minutes');
+    PERFORM kip.fail(422, 'too_long', p_field, 'must be at most 720 minutes');
   END IF;
   RETURN v::integer;
 END
@@ -74,7 +74,7 @@ CREATE FUNCTION kip.meeting_check_location(p_kind text, p_video_url text, p_fiel
 AS $function$
 BEGIN
   IF p_kind = 'virtual' AND p_video_url IS NULL THEN
-    PERFORM kip.fail(422, p_field || '.video_url', 'is required for a virtual meeting');
+    PERFORM kip.fail(422, 'required', p_field || '.video_url', 'is required for a virtual meeting');
   END IF;
 END
 $function$;
@@ -86,7 +86,7 @@ AS $function$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM kip.participants WHERE id = p_chair AND plan_id = p_plan_id
                     AND left_at IS NULL AND kind = 'professional') THEN
-    PERFORM kip.fail(422, p_field, 'must be an active professional participant of the plan');
+    PERFORM kip.fail(422, 'not_a_participant', p_field, 'must be an active professional participant of the plan');
   END IF;
 END
 $function$;
@@ -120,29 +120,29 @@ BEGIN
     v_pid := (v_item->>'participant_id')::uuid;
     SELECT * INTO pa FROM kip.participants WHERE id = v_pid AND plan_id = m.plan_id;
     IF pa.id IS NULL THEN
-      PERFORM kip.fail(422, v_f || '.participant_id', 'is not a participant of the plan');
+      PERFORM kip.fail(422, 'not_a_participant', v_f || '.participant_id', 'is not a participant of the plan');
     END IF;
     IF pa.left_at IS NOT NULL THEN
-      PERFORM kip.fail(422, v_f || '.participant_id', 'has left the plan; only active participants can be invited');
+      PERFORM kip.fail(422, 'participant_left', v_f || '.participant_id', 'has left the plan; only active participants can be invited');
     END IF;
     IF v_pid = ANY (v_seen) THEN
-      PERFORM kip.fail(422, v_f || '.participant_id', 'is invited twice');
+      PERFORM kip.fail(422, 'duplicate', v_f || '.participant_id', 'is invited twice');
     END IF;
     v_seen := v_seen || v_pid;
     v_ws := (v_item->>'window_start')::timestamptz;
     v_we := (v_item->>'window_end')::timestamptz;
     IF v_ws IS NOT NULL AND (v_ws < m.starts_at OR v_ws >= v_end) THEN
-      PERFORM kip.fail(422, v_f || '.window_start',
+      PERFORM kip.fail(422, 'outside_meeting', v_f || '.window_start',
                        format('must lie inside the meeting (%s to %s, Copenhagen time)',
                               kip.local_time(m.starts_at), kip.local_time(v_end, 'HH24:MI')));
     END IF;
     IF v_we IS NOT NULL AND (v_we <= m.starts_at OR v_we > v_end) THEN
-      PERFORM kip.fail(422, v_f || '.window_end',
+      PERFORM kip.fail(422, 'outside_meeting', v_f || '.window_end',
                        format('must lie inside the meeting (%s to %s, Copenhagen time)',
                               kip.local_time(m.starts_at), kip.local_time(v_end, 'HH24:MI')));
     END IF;
     IF v_ws IS NOT NULL AND v_we IS NOT NULL AND v_we <= v_ws THEN
-      PERFORM kip.fail(422, v_f || '.window_end', 'must lie after window_start');
+      PERFORM kip.fail(422, 'before_start', v_f || '.window_end', 'must lie after window_start');
     END IF;
     INSERT INTO kip.meeting_invitees AS mi (plan_id, meeting_id, participant_id, position, mode,
                                             window_start, window_end)
@@ -237,7 +237,7 @@ DECLARE
 BEGIN
   IF v_loc IS NULL OR v_loc = 'null'::jsonb THEN
     IF p_base.id IS NULL THEN
-      PERFORM kip.fail(422, p_prefix || 'location', 'is required');
+      PERFORM kip.fail(422, 'required', p_prefix || 'location', 'is required');
     END IF;
     v_loc := jsonb_build_object('kind', p_base.location_kind, 'address', p_base.location_address,
                                 'room', p_base.location_room, 'video_url', p_base.location_video_url);
@@ -422,7 +422,7 @@ BEGIN
   SELECT * INTO i FROM kip.meeting_invitees WHERE meeting_id = m.id AND participant_id = p_participant_id
      FOR UPDATE;
   IF i.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'the participant is not invited to this meeting');
+    PERFORM kip.fail(404, NULL, NULL, 'the participant is not invited to this meeting');
   END IF;
   IF i.response IS DISTINCT FROM p_body->>'response' THEN
     UPDATE kip.meeting_invitees SET response = p_body->>'response',
@@ -465,20 +465,20 @@ BEGIN
   SELECT * INTO m FROM kip.meetings WHERE id = p_id FOR UPDATE;
   IF p_ctx ? 'if_match' AND (p_ctx->>'if_match')::bigint <> -2
      AND (p_ctx->>'if_match')::bigint <> m.version THEN
-    PERFORM kip.fail(412, 'If-Match', format('the meeting is at version %s', m.version));
+    PERFORM kip.fail(412, 'stale_version', 'If-Match', format('the meeting is at version %s', m.version));
   END IF;
   IF m.status = 'held' OR EXISTS (SELECT 1 FROM kip.meeting_outcomes WHERE meeting_id = m.id) THEN
-    PERFORM kip.fail(409, 'outcome', 'the meeting already has an outcome');
+    PERFORM kip.fail(409, 'already_recorded', 'outcome', 'the meeting already has an outcome');
   END IF;
   IF m.status = 'cancelled' THEN
-    PERFORM kip.fail(409, 'status', 'the meeting is cancelled');
+    PERFORM kip.fail(409, 'cancelled', 'status', 'the meeting is cancelled');
   END IF;
   IF m.starts_at > now() THEN
-    PERFORM kip.fail(422, 'starts_at', format('the meeting has not started yet (%s, Copenhagen time)',
+    PERFORM kip.fail(422, 'in_future', 'starts_at', format('the meeting has not started yet (%s, Copenhagen time)',
                                               kip.local_time(m.starts_at)));
   END IF;
   IF (v_next IS NULL OR v_next = 'null'::jsonb) = (v_none IS NULL OR v_none = 'null'::jsonb) THEN
-    PERFORM kip.fail(422, CASE WHEN v_next IS NULL OR v_next = 'null'::jsonb THEN 'next_meeting'
+    PERFORM kip.fail(422, 'exactly_one', CASE WHEN v_next IS NULL OR v_next = 'null'::jsonb THEN 'next_meeting'
                                ELSE 'no_further_meeting' END,
                      'give exactly one of next_meeting and no_further_meeting');
   END IF;
@@ -487,10 +487,10 @@ BEGIN
                        FROM jsonb_array_elements(p_body->'attendance') WITH ORDINALITY t(x, n) LOOP
     v_pid := (v_item->>'participant_id')::uuid;
     IF NOT EXISTS (SELECT 1 FROM kip.participants WHERE id = v_pid AND plan_id = p.id) THEN
-      PERFORM kip.fail(422, 'attendance[' || v_i || '].participant_id', 'is not a participant of the plan');
+      PERFORM kip.fail(422, 'not_a_participant', 'attendance[' || v_i || '].participant_id', 'is not a participant of the plan');
     END IF;
     IF v_pid = ANY (v_seen) THEN
-      PERFORM kip.fail(422, 'attendance[' || v_i || '].participant_id', 'is listed twice');
+      PERFORM kip.fail(422, 'duplicate', 'attendance[' || v_i || '].participant_id', 'is listed twice');
     END IF;
     v_seen := v_seen || v_pid;
     v_attendance := v_attendance || jsonb_build_array(jsonb_build_object(
@@ -506,7 +506,7 @@ BEGIN
                        FROM jsonb_array_elements(coalesce(p_body->'observations', '[]')) WITH ORDINALITY t(x, n) LOOP
     v_pid := (v_item->>'participant_id')::uuid;
     IF NOT EXISTS (SELECT 1 FROM kip.participants WHERE id = v_pid AND plan_id = p.id) THEN
-      PERFORM kip.fail(422, 'observations[' || v_i || '].participant_id', 'is not a participant of the plan');
+      PERFORM kip.fail(422, 'not_a_participant', 'observations[' || v_i || '].participant_id', 'is not a participant of the plan');
     END IF;
     v_observations := v_observations || jsonb_build_array(jsonb_build_object(
       'participant_id', v_pid, 'text', v_item->>'text'));
@@ -519,10 +519,10 @@ BEGIN
   IF v_next IS NOT NULL AND v_next <> 'null'::jsonb THEN
     v_next_start := (v_next->>'starts_at')::timestamptz;
     IF v_next_start <= m.starts_at THEN
-      PERFORM kip.fail(422, 'next_meeting.starts_at', 'must lie after this meeting');
+      PERFORM kip.fail(422, 'before_start', 'next_meeting.starts_at', 'must lie after this meeting');
     END IF;
     IF v_next_start > m.starts_at + make_interval(months => v_max) THEN
-      PERFORM kip.fail(422, 'next_meeting.starts_at',
+      PERFORM kip.fail(422, 'too_late', 'next_meeting.starts_at',
                        format('must lie at most %s months after this meeting (by %s)', v_max,
                               kip.local_time(m.starts_at + make_interval(months => v_max), 'YYYY-MM-DD')));
     END IF;
@@ -654,10 +654,10 @@ DECLARE
   v_plans uuid[];
 BEGIN
   IF v_to < v_from THEN
-    PERFORM kip.fail(422, 'to', 'must not lie before from');
+    PERFORM kip.fail(422, 'before_start', 'to', 'must not lie before from');
   END IF;
   IF v_to - v_from > 400 THEN
-    PERFORM kip.fail(422, 'to', 'the range is at most 400 days');
+    PERFORM kip.fail(422, 'out_of_range', 'to', 'the range is at most 400 days');
   END IF;
   SELECT coalesce(jsonb_agg(kip.meeting_doc(x.m) || jsonb_build_object(
            'citizen', jsonb_build_object('name', (x.p).citizen_name, 'cpr', kip.cpr_mask((x.p).citizen_cpr)),

@@ -18,7 +18,7 @@ DECLARE
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM kip.participants
                   WHERE id = v_resp AND plan_id = p_plan.id AND left_at IS NULL) THEN
-    PERFORM kip.fail(422, p_field_prefix || 'responsible_participant_id',
+    PERFORM kip.fail(422, 'not_a_participant', p_field_prefix || 'responsible_participant_id',
                      'must be an active participant of the plan');
   END IF;
   INSERT INTO kip.actions (plan_id, title, description, area, responsible_participant_id,
@@ -62,7 +62,7 @@ BEGIN
   IF p_body->>'agreed_in_meeting_id' IS NOT NULL THEN
     IF NOT EXISTS (SELECT 1 FROM kip.meetings m WHERE m.id = (p_body->>'agreed_in_meeting_id')::uuid
                       AND m.plan_id = p.id) THEN
-      PERFORM kip.fail(422, 'agreed_in_meeting_id', 'must be a meeting of this plan');
+      PERFORM kip.fail(422, 'not_found', 'agreed_in_meeting_id', 'must be a meeting of this plan');
     END IF;
   END IF;
   a := kip.action_insert(u, p, p_body);
@@ -131,12 +131,12 @@ DECLARE
 BEGIN
   IF p_ctx ? 'if_match' AND (p_ctx->>'if_match')::bigint <> -2
      AND (p_ctx->>'if_match')::bigint <> a.version THEN
-    PERFORM kip.fail(412, 'If-Match', format('the action is at version %s', a.version));
+    PERFORM kip.fail(412, 'stale_version', 'If-Match', format('the action is at version %s', a.version));
   END IF;
   IF v_status <> a.status THEN
     v_moves := kip.action_moves(a.status);
     IF NOT v_status = ANY (v_moves) THEN
-      PERFORM kip.fail_with(409, 'status',
+      PERFORM kip.fail_with(409, 'not_allowed_transition', 'status',
         format('cannot move from %s to %s; allowed: %s', a.status, v_status,
                CASE WHEN cardinality(v_moves) = 0 THEN 'none' ELSE array_to_string(v_moves, ', ') END),
         jsonb_build_object('allowed_status', to_jsonb(v_moves)));
@@ -145,15 +145,15 @@ BEGIN
          SELECT 1 FROM kip.participants pa
           WHERE pa.user_id = u.id AND pa.left_at IS NULL
             AND pa.id IN (p.coordinator_participant_id, a.responsible_participant_id)) THEN
-      PERFORM kip.fail(403, 'status', 'only the tovholder or the responsible participant may reopen a done action');
+      PERFORM kip.fail(403, 'forbidden', 'status', 'only the tovholder or the responsible participant may reopen a done action');
     END IF;
   END IF;
   IF v_resp <> a.responsible_participant_id AND NOT EXISTS (
        SELECT 1 FROM kip.participants WHERE id = v_resp AND plan_id = p.id AND left_at IS NULL) THEN
-    PERFORM kip.fail(422, 'responsible_participant_id', 'must be an active participant of the plan');
+    PERFORM kip.fail(422, 'not_a_participant', 'responsible_participant_id', 'must be an active participant of the plan');
   END IF;
   IF a.status = 'cancelled' AND p_body - 'status' <> '{}'::jsonb THEN
-    PERFORM kip.fail(409, 'status', 'a cancelled action cannot be changed');
+    PERFORM kip.fail(409, 'cancelled', 'status', 'a cancelled action cannot be changed');
   END IF;
   UPDATE kip.actions SET
     title = CASE WHEN p_body ? 'title' THEN p_body->>'title' ELSE title END,
@@ -224,7 +224,7 @@ BEGIN
       c_due := split_part(v_cursor, '|', 2)::date;
       c_id := split_part(v_cursor, '|', 3)::uuid;
     EXCEPTION WHEN OTHERS THEN
-      PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+      PERFORM kip.fail(400, 'invalid_cursor', 'cursor', 'not a cursor from this list');
     END;
   END IF;
   SELECT array_agg(kip.action_item(x.a, x.p, x.r, x.c) ORDER BY x.late, x.due, (x.a).id),
@@ -268,10 +268,10 @@ BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   IF NOT EXISTS (SELECT 1 FROM kip.participants WHERE id = v_to AND plan_id = p.id
                     AND left_at IS NULL AND kind = 'professional') THEN
-    PERFORM kip.fail(422, 'participant_id', 'must be an active professional participant of the plan');
+    PERFORM kip.fail(422, 'not_a_participant', 'participant_id', 'must be an active professional participant of the plan');
   END IF;
   IF v_to = p.coordinator_participant_id THEN
-    PERFORM kip.fail(409, 'participant_id', 'is already the tovholder');
+    PERFORM kip.fail(409, 'already_coordinator', 'participant_id', 'is already the tovholder');
   END IF;
   UPDATE kip.coordinator_history SET ended_at = now()
    WHERE plan_id = p.id AND ended_at IS NULL;

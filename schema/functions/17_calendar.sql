@@ -34,7 +34,7 @@ BEGIN
    WHERE id = p_feed_id AND key_hash = p_key_hash AND revoked_at IS NULL;
   SELECT * INTO u FROM kip.users WHERE id = f.user_id AND active;
   IF u.id IS NULL THEN
-    PERFORM kip.fail(404, NULL, 'no such calendar feed');
+    PERFORM kip.fail(404, NULL, NULL, 'no such calendar feed');
   END IF;
   PERFORM set_config('kip.user_id', u.id::text, true),
           set_config('kip.organisation_id', u.organisation_id::text, true);

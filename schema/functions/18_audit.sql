@@ -26,12 +26,12 @@ DECLARE
 BEGIN
   PERFORM kip.require_role(u, ARRAY['auditor'], 'only an auditor reads the audit log');
   IF v_from IS NOT NULL AND v_to IS NOT NULL AND v_to < v_from THEN
-    PERFORM kip.fail(422, 'to', 'must not lie before from');
+    PERFORM kip.fail(422, 'before_start', 'to', 'must not lie before from');
   END IF;
   BEGIN
     v_before := kip.cursor_decode(p_query->>'cursor')::bigint;
   EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
-    PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+    PERFORM kip.fail(400, 'invalid_cursor', 'cursor', 'not a cursor from this list');
   END;
   SELECT array_agg(jsonb_build_object(
            'id', a.id, 'at', a.at, 'user_id', a.user_id, 'organisation_id', a.organisation_id,
@@ -91,13 +91,13 @@ DECLARE
   v_keys text[];
 BEGIN
   IF p.owner_organisation_id <> u.organisation_id OR NOT ('coordinator' = ANY (u.roles)) THEN
-    PERFORM kip.fail(403, 'Authorization',
+    PERFORM kip.fail(403, 'forbidden', 'Authorization',
                      'only a coordinator of the owning organisation reads the access log');
   END IF;
   BEGIN
     v_before := kip.cursor_decode(p_query->>'cursor')::bigint;
   EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
-    PERFORM kip.fail(400, 'cursor', 'not a cursor from this list');
+    PERFORM kip.fail(400, 'invalid_cursor', 'cursor', 'not a cursor from this list');
   END;
   SELECT array_agg(jsonb_build_object(
            'id', a.id, 'at', a.at, 'action', a.action, 'resource', a.resource,

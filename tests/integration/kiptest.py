@@ -709,9 +709,10 @@ class Api(requests.Session):
         return f"<Api {self.name} {self.base_url}>"
 
 
-def problem(resp, status, field=None, type_suffix=None):
-    """Assert resp is a problem+json with this status (and field in errors).
-    Returns the problem body."""
+def problem(resp, status, field=None, type_suffix=None, code=None, pointer=...):
+    """Assert resp is a problem+json with this status (and field in errors;
+    with code, that field's error has this code; with pointer, this
+    pointer). Returns the problem body."""
     assert resp.status_code == status, (
         f"{resp.request.method} {resp.request.path_url}: expected {status}, got {resp.status_code}: "
         f"{resp.text[:800]}")
@@ -728,6 +729,13 @@ def problem(resp, status, field=None, type_suffix=None):
     if field is not None:
         fields = [e.get("field") for e in body["errors"]]
         assert field in fields, f"expected an error on field {field!r}, got {fields}: {body}"
+        entry = next(e for e in body["errors"] if e.get("field") == field)
+        if code is not None:
+            assert entry.get("code") == code, f"expected code {code!r} on {field!r}: {body}"
+        if pointer is not ...:
+            assert entry.get("pointer", ...) == pointer, f"expected pointer {pointer!r} on {field!r}: {body}"
+    for e in body["errors"]:
+        assert "code" in e and "pointer" in e, f"an error without code or pointer: {body}"
     return body
 
 

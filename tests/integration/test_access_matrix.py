@@ -175,6 +175,9 @@ ROUTES = {
     ("DELETE", "/v1/me/calendar-feed"): not_plan("revokes the caller's secret feed URL"),
     ("POST", "/v1/admin/daily-pass"): not_plan("admin job; returns counts only"),
     ("POST", "/v1/session"): not_plan("sign-in; public"),
+    ("GET", "/v1/directory"): not_plan("colleague directory: names, organisations and work contacts of active "
+                                       "users, no plan data (test_directory.py)"),
+    ("GET", "/v1/session"): not_plan("the caller's own session and CSRF token (test_session.py)"),
     ("DELETE", "/v1/session"): not_plan("sign-out of the caller's own session"),
     ("PUT", "/v1/me/password"): not_plan("the caller's own password"),
     ("GET", "/v1/audit"): not_plan("the audit log, for the auditor role only (test_audit.py); no plan content"),
@@ -244,6 +247,9 @@ ROUTES = {
     ("GET", "/v1/plans"): listed(
         lambda w: ("GET", "/v1/plans", None, {}),
         lambda r, w: any(p["id"] == w.plan["id"] for p in r.json()["items"])),
+    ("POST", "/v1/plans/search"): listed(
+        lambda w: ("POST", "/v1/plans/search", {"cpr": w.plan["citizen"]["cpr"]}, {}),
+        lambda r, w: any(p["id"] == w.plan["id"] for p in r.json()["items"])),
     ("GET", "/v1/me/actions"): listed(
         lambda w: ("GET", "/v1/me/actions?scope=organisation&limit=500", None, {}),
         lambda r, w: any(a["id"] == w.action["id"] for a in r.json()["items"])),
@@ -259,6 +265,7 @@ ROUTES = {
 # Which callers must find the plan's item in each list (the rest must not).
 LIST_SHOWS = {
     ("GET", "/v1/plans"): READERS - {"anonymous"},
+    ("POST", "/v1/plans/search"): READERS - {"anonymous"},
     # scope=organisation: actions whose responsible belongs to the caller's
     # organisation, in plans the caller may see.
     ("GET", "/v1/me/actions"): {"participant", "participant2", "cov_caseworker"},
@@ -425,6 +432,8 @@ AUDIT = {
 AUDIT_LISTS = {
     ("GET", "/v1/plans"): ("tovholder", "plan.list", "plan",
                            lambda r: {p["id"] for p in r.json()["items"]}),
+    ("POST", "/v1/plans/search"): ("tovholder", "plan.list", "plan",
+                                   lambda r: {p["id"] for p in r.json()["items"]}),
     ("GET", "/v1/me/actions"): ("participant", "action.list_mine", "action",
                                 lambda r: {a["plan_id"] for a in r.json()["items"]}),
     ("GET", "/v1/me/meetings"): ("participant", "meeting.list_mine", "meeting",

@@ -9,6 +9,7 @@ import urllib.parse
 from zoneinfo import ZoneInfo
 
 import icalendar
+import pytest
 
 import kiptest
 from kiptest import problem
@@ -165,3 +166,65 @@ def test_secret_feed_url_works_without_a_token_and_can_be_revoked(coordinator, m
     assert r.status_code == 204
     problem(anon.get(second), 404)
     assert not [line for line in kipd.stderr_lines() if key in line]
+
+
+# ------------------------------------------------- an absolute feed URL
+
+def _feed_url(client, **headers):
+    r = client.post("/v1/me/calendar-feed", headers=headers)
+    assert r.status_code == 201, r.text
+    url = r.json()["url"]
+    kiptest.remember_secret(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["key"][0])
+    return url
+
+
+def test_feed_url_is_absolute_from_the_request_without_public_url(kipd, coordinator, anon):
+    url = _feed_url(coordinator)
+    assert url.startswith(kipd.url.rstrip("/") + "/v1/calendar-feeds/"), url
+    assert anon.get(url).status_code == 200
+    # Behind a TLS proxy the scheme follows X-Forwarded-Proto; a Host that is
+    # not a host name is never echoed.
+    assert _feed_url(coordinator, **{"X-Forwarded-Proto": "https"}).startswith("https://")
+    url = _feed_url(coordinator, Host="evil.example/<script>")
+    assert "evil" not in url and url.startswith("http://"), url
+
+
+def test_feed_url_uses_public_url(kipd_factory):
+    k = kipd_factory(extra_args=["--public-url", "https://kip.example.dk/"])
+    admin = kiptest.Api(k.url, k.admin_token(), name="admin")
+    nurse = kiptest.create_user(admin, kiptest.create_org(admin, "region_hospital"), ["coordinator"])
+    url = _feed_url(nurse, Host="other.example")
+    assert url.startswith("https://kip.example.dk/v1/calendar-feeds/"), url
+    # The path part works against kipd itself.
+    assert nurse.anonymous().get(url[len("https://kip.example.dk"):]).status_code == 200
+
+
+@pytest.mark.parametrize("bad", ["kip.example.dk", "ftp://kip.example.dk", "https://", "https://x/?a=b"])
+def test_bad_public_url_refused(kipd_factory, bad):
+    k = kipd_factory(extra_args=["--public-url", bad], wait=False)
+    assert k.wait_exit(10) == 2
+
+
+# ------------------------------------------- the room in agenda and calendar
+
+@pytest.mark.parametrize("room, shown", [
+    ("Lokale 4", "Lokale 4"),
+    ("lokale 4", "lokale 4"),
+    ("Mødelokale 2.14", "Mødelokale 2.14"),
+    ("4", "lokale 4"),
+    ("B12", "lokale B12"),
+])
+def test_room_is_printed_once(coordinator, make_plan, room, shown):
+    """A room given as "Lokale 4" printed as "lokale Lokale 4"."""
+    plan = make_plan(coordinator)
+    start = at(dt.datetime.now(CPH).date() + dt.timedelta(days=3), 10)
+    m = schedule(coordinator, plan, start, location={"kind": "hospital", "address": "Bispebjerg Bakke 23",
+                                                     "room": room})
+    agenda = coordinator.get(f"/v1/meetings/{m['id']}/agenda", headers={"Accept": "text/html"})
+    assert agenda.status_code == 200, agenda.text
+    assert f"Bispebjerg Bakke 23, {shown}" in agenda.text, agenda.text
+    assert "lokale lokale" not in agenda.text.lower()
+    _, cal = feed(coordinator)
+    location = str(events(cal)[f"{m['id']}@kipd"]["LOCATION"])
+    assert location.endswith(f"Bispebjerg Bakke 23, {shown}"), location
+    assert "lokale lokale" not in location.lower()

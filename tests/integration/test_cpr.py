@@ -93,12 +93,12 @@ def test_search_by_number_with_and_without_hyphen(coordinator, make_plan):
     target = plans[2]
     cpr = target["citizen"]["cpr"]
     for q in (cpr, cpr.replace("-", ""), f" {cpr} "):
-        items = coordinator.get("/v1/plans", params={"q": q}).json()["items"]
+        items = coordinator.post("/v1/plans/search", json={"q": q}).json()["items"]
         assert [i["id"] for i in items] == [target["id"]], q
         assert items[0]["citizen"]["cpr"] == cpr[:6] + "-****"
     # a prefix or an impossible date finds nothing; a name still does
-    assert coordinator.get("/v1/plans", params={"q": cpr[:6]}).json()["items"] == []
-    assert coordinator.get("/v1/plans", params={"q": "320190-1234"}).json()["items"] == []
+    assert coordinator.post("/v1/plans/search", json={"q": cpr[:6]}).json()["items"] == []
+    assert coordinator.post("/v1/plans/search", json={"q": "320190-1234"}).json()["items"] == []
     name = target["citizen"]["name"]
     assert target["id"] in [i["id"] for i in coordinator.get("/v1/plans", params={"q": name}).json()["items"]]
 
@@ -144,7 +144,7 @@ def test_dump_holds_no_cpr_number(kipd_factory, pg):
             assert r.status_code == 200, r.text
             assert r.json()["citizen"]["cpr"] == new
         nurse.get(f"/v1/plans/{plan['id']}")
-        nurse.get("/v1/plans", params={"q": used[-1]})
+        nurse.post("/v1/plans/search", json={"q": used[-1]})
     dump = _dump(pg, k.db)
     assert "citizen_cpr_enc" in dump and dump.count("kipd-cpr:1:") >= 40
     _no_cpr(dump, used)
@@ -248,7 +248,7 @@ def test_rotate_key(kipd_factory, pg):
     for p in plans[:5]:
         assert nurse.get(f"/v1/plans/{p['id']}").json()["citizen"]["cpr"] == p["citizen"]["cpr"]
     target = plans[7]
-    assert [i["id"] for i in nurse.get("/v1/plans", params={"q": target["citizen"]["cpr"]}).json()["items"]] \
+    assert [i["id"] for i in nurse.post("/v1/plans/search", json={"q": target["citizen"]["cpr"]}).json()["items"]] \
         == [target["id"]]
     new = kiptest.create_plan(nurse)
     assert _stored(pg, k.db, new["id"])[1].split(":")[2] == ring["current"]
@@ -314,7 +314,7 @@ def test_existing_clear_numbers_are_sealed_at_start(workroot, pg, new_db, kipd_f
     admin = Api(k.url, k.admin_token(), name="admin")
     nurse = kiptest.create_user(admin, {"id": org}, ["coordinator"])
     for c in cprs:
-        items = nurse.get("/v1/plans", params={"q": c}).json()["items"]
+        items = nurse.post("/v1/plans/search", json={"q": c}).json()["items"]
         assert len(items) == 1
         assert nurse.get(f"/v1/plans/{items[0]['id']}").json()["citizen"]["cpr"] == c
 

@@ -108,11 +108,11 @@ def test_search_by_exact_cpr(coordinator, five):
     target = five[3]
     cpr = target["citizen"]["cpr"]
     for q in (cpr, cpr.replace("-", "")):
-        items = coordinator.get("/v1/plans", params={"q": q}).json()["items"]
+        items = coordinator.post("/v1/plans/search", json={"q": q}).json()["items"]
         assert [i["id"] for i in items] == [target["id"]], q
         assert cpr not in str(items)
     # a CPR prefix is not a match: CPR search is exact
-    assert coordinator.get("/v1/plans", params={"q": cpr[:6]}).json()["items"] == []
+    assert coordinator.post("/v1/plans/search", json={"q": cpr[:6]}).json()["items"] == []
 
 
 def test_filter_coordinator_and_organisation(make_org, make_user, make_plan):

@@ -354,6 +354,66 @@ def test_bearer_wins_over_the_cookie(kipd, admin, make_org):
     problem(c.get("/v1/me", headers={"Authorization": "Basic eDp5"}), 401)
 
 
+# ------------------------------------------------- GET /v1/session (reload)
+
+def test_get_session_gives_the_csrf_token_back(kipd, admin, make_org):
+    """A page reload keeps the cookie but loses the token held in memory:
+    GET /v1/session answers the same shape as the sign-in, with a token that
+    works, for every tab of the session."""
+    person, pw = make_person(admin, make_org())
+    c, signed = sign_in(kipd.url, person.user["username"], pw)
+    sid = cookie_of(signed)
+    tab2 = with_cookie(kipd.url, sid, name="tab2")
+    r = tab2.get("/v1/session")
+    assert r.status_code == 200, r.text
+    assert r.headers["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in r.headers, "the token never goes into a cookie"
+    body = r.json()
+    assert set(body) == set(signed.json()) == {"user", "csrf_token", "expires_at", "idle_timeout_s"}
+    assert body["user"]["id"] == person.user["id"]
+    assert body["expires_at"] == signed.json()["expires_at"]
+    assert CSRF_RE.match(body["csrf_token"])
+    # The same token as the sign-in gave: the first tab keeps working too.
+    assert body["csrf_token"] == c.csrf
+    r = tab2.post("/v1/plans", json=kiptest.plan_body(), headers={"X-CSRF-Token": body["csrf_token"]})
+    assert r.status_code == 201, r.text
+    r = c.post("/v1/plans", json=kiptest.plan_body(), headers={"X-CSRF-Token": c.csrf})
+    assert r.status_code == 201, r.text
+    # Another session has another token, which does not work here.
+    other, _ = sign_in(kipd.url, person.user["username"], pw)
+    assert other.get("/v1/session").json()["csrf_token"] == other.csrf != c.csrf
+    problem(c.post("/v1/plans", json=kiptest.plan_body(), headers={"X-CSRF-Token": other.csrf}), 403,
+            "X-CSRF-Token", code="csrf_mismatch", pointer=None)
+
+
+def test_get_session_refusals(kipd, admin, make_org, anon):
+    person, pw = make_person(admin, make_org())
+    problem(anon.get("/v1/session"), 401)
+    # A bearer token has no session.
+    problem(person.get("/v1/session"), 401)
+    problem(with_cookie(kipd.url, "x" * 43).get("/v1/session"), 401)
+    c, r = sign_in(kipd.url, person.user["username"], pw)
+    sid = cookie_of(r)
+    assert c.delete("/v1/session", headers={"X-CSRF-Token": c.csrf}).status_code == 204
+    problem(with_cookie(kipd.url, sid).get("/v1/session"), 401)
+
+
+def test_get_session_moves_an_old_random_token_to_the_derived_one(kipd, pg, admin, make_org):
+    """A session signed in before kipd derived its tokens holds a random
+    one: GET /v1/session hands out the derived token and makes it the one
+    that works."""
+    person, pw = make_person(admin, make_org())
+    c, r = sign_in(kipd.url, person.user["username"], pw)
+    db(kipd, pg, "UPDATE kip.sessions SET csrf_hash = repeat('0', 64) "
+                 f"WHERE user_id = '{person.user['id']}'")
+    problem(c.post("/v1/plans", json=kiptest.plan_body(), headers={"X-CSRF-Token": c.csrf}), 403,
+            "X-CSRF-Token")
+    token = c.get("/v1/session").json()["csrf_token"]
+    assert token == c.csrf
+    r = c.post("/v1/plans", json=kiptest.plan_body(), headers={"X-CSRF-Token": token})
+    assert r.status_code == 201, r.text
+
+
 # ------------------------------------------------------- sign-out, expiry
 
 def test_sign_out(kipd, admin, make_org):

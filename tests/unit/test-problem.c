@@ -6,7 +6,7 @@
 
 int main(void) {
   json_t *errors = json_array();
-  problem_add_error(errors, "citizen.cpr", "not a valid CPR number");
+  problem_add_error(errors, "invalid_cpr", "citizen.cpr", "not a valid CPR number");
   json_t *p = problem_new(422, "citizen.cpr: not a valid CPR number", errors, "req-1");
   tap_is_str(json_string_value(json_object_get(p, "type")), "https://kipd.dk/problems/validation", "type");
   tap_is_int(json_integer_value(json_object_get(p, "status")), 422, "status");
@@ -14,6 +14,24 @@ int main(void) {
   tap_is_str(json_string_value(json_object_get(p, "request_id")), "req-1", "request_id");
   json_t *e0 = json_array_get(json_object_get(p, "errors"), 0);
   tap_is_str(json_string_value(json_object_get(e0, "field")), "citizen.cpr", "errors[0].field");
+  tap_is_str(json_string_value(json_object_get(e0, "code")), "invalid_cpr", "errors[0].code");
+  problem_complete_errors(json_object_get(p, "errors"), NULL, false);
+  tap_is_str(json_string_value(json_object_get(e0, "pointer")), "/citizen/cpr", "errors[0].pointer");
+  {
+    char buf[64];
+    tap_is_str(problem_pointer("goals[1].text", buf), "/goals/1/text", "pointer of an array item");
+    tap_is_str(problem_pointer("needs.a~b/c", buf), "/needs/a~0b~1c", "pointer escapes ~ and /");
+    tap_is_str(problem_pointer("body", buf), "", "body is the whole document");
+    tap_ok(problem_pointer("If-Match", buf) == NULL, "a header has no pointer");
+    json_t *errs = json_pack("[{s:s, s:s}, {s:s, s:s, s:s}]", "field", "limit", "message", "m", "field", "x",
+                             "message", "m", "code", "too_long");
+    static const jc_field_t q[] = {{.name = "limit", .type = JC_STRING}, {NULL}};
+    problem_complete_errors(errs, q, false);
+    tap_ok(json_is_null(json_object_get(json_array_get(errs, 0), "pointer")), "a query parameter has no pointer");
+    tap_is_str(json_string_value(json_object_get(json_array_get(errs, 0), "code")), "invalid", "a missing code");
+    tap_is_str(json_string_value(json_object_get(json_array_get(errs, 1), "code")), "too_long", "a code is kept");
+    json_decref(errs);
+  }
   json_decref(p);
   p = problem_new(404, NULL, NULL, "r");
   tap_ok(json_is_array(json_object_get(p, "errors")) && json_array_size(json_object_get(p, "errors")) == 0,
