@@ -70,7 +70,7 @@ BEGIN
   VALUES (p.id, 'citizen', p.citizen_name, 'citizen', p.citizen_phone);
   INSERT INTO kip.coordinator_history (plan_id, participant_id, changed_by) VALUES (p.id, v_pid, u.id);
   PERFORM kip.audit('create', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), 201, p.version::text, '/v1/plans/' || p.id);
+  RETURN kip.ok_json(kip.plan_doc(p), 201, p.version::text, '/v1/plans/' || p.id);
 END
 $function$;
 
@@ -83,7 +83,7 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_id);
 BEGIN
   PERFORM kip.audit('read', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+  RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
 $function$;
 
@@ -104,7 +104,7 @@ BEGIN
     RETURN kip.ok(NULL, 304, p.version::text);
   END IF;
   PERFORM kip.audit('read', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+  RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
 $function$;
 
@@ -125,7 +125,7 @@ DECLARE
   v_q text := nullif(btrim(p_query->>'q'), '');
   v_like text;
   v_cpr text;
-  v_items jsonb[];
+  v_items json[];
   v_keys text[];
   v_ids uuid[];
 BEGIN
@@ -164,7 +164,7 @@ BEGIN
            ORDER BY p.created_at DESC, p.id DESC LIMIT v_limit + 1) p;
   -- Audit every plan whose citizen the caller now sees in the list.
   PERFORM kip.audit_plans('plan.list', v_ids[1:v_limit], 'plan');
-  RETURN kip.ok(kip.page(v_items, v_keys, v_limit));
+  RETURN kip.ok_json(kip.page(v_items, v_keys, v_limit));
 END
 $function$;
 
@@ -221,7 +221,7 @@ BEGIN
    WHERE plan_id = p.id AND kind = 'citizen'
      AND (name IS DISTINCT FROM p.citizen_name OR phone IS DISTINCT FROM p.citizen_phone);
   PERFORM kip.audit('update', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+  RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
 $function$;
 
@@ -242,7 +242,7 @@ BEGIN
                        close_note = p_body->>'note', version = version + 1, updated_at = now()
    WHERE id = p.id RETURNING * INTO p;
   PERFORM kip.audit('close', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+  RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
 $function$;
 

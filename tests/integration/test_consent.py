@@ -162,8 +162,9 @@ def test_expired_review_shows_on_the_plan_and_in_the_daily_pass(coordinator, pla
                    f"AND plan_id = '{plan['id']}'", db=kipd.db).strip()
     assert rows == "1", rows
     # Renewed: no longer expired.
+    an_hour_ago = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat()
     r = coordinator.post(_url(plan), json={"kip_consent": True, "form": "written",
-                                           "given_at": today.isoformat() + "T09:00:00+01:00"})
+                                           "given_at": an_hour_ago})
     assert r.status_code == 201 and r.json()["review_expired"] is False
     # A withdrawn consent is never due for review.
     r = coordinator.post(_url(plan, "/withdraw"), json={})
