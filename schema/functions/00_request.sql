@@ -105,8 +105,9 @@ $function$;
 -- an inactive user. A session request that changes state
 -- (ctx.csrf_required) must carry the session's CSRF token: its SHA-256 is
 -- ctx.csrf_hash, else 403 naming X-CSRF-Token, before anything is written.
--- last_seen_at/last_used_at are written at most once a minute (sooner for a
--- short idle timeout, so that a session in use never idles out).
+-- A session's last_seen_at is written at most once a minute (sooner for a
+-- short idle timeout, so that a session in use never idles out); a token's
+-- last_used_at at most once per 15 minutes.
 CREATE FUNCTION kip.begin_request(p_ctx jsonb)
  RETURNS kip.users
  LANGUAGE plpgsql
@@ -161,8 +162,10 @@ BEGIN
   END IF;
   PERFORM set_config('kip.user_id', v_user.id::text, true),
           set_config('kip.organisation_id', v_user.organisation_id::text, true);
-  -- last_used_at at minute resolution, so reads rarely write the token row.
-  IF v_last IS NULL OR v_last < now() - interval '1 minute' THEN
+  -- last_used_at at a resolution of 15 minutes (issue 12): a read writes
+  -- the token row at most once per 15 minutes per token, not on every
+  -- first use in a minute. The first use always writes it.
+  IF v_last IS NULL OR v_last < now() - interval '15 minutes' THEN
     UPDATE kip.tokens SET last_used_at = now() WHERE id = v_token_id;
   END IF;
   RETURN v_user;
@@ -174,7 +177,32 @@ CREATE FUNCTION kip.ok(p_body jsonb, p_status integer DEFAULT NULL::integer, p_e
  LANGUAGE sql
  STABLE
 AS $function$
+  SELECT ROW(p_status, p_body::json, p_etag, p_location, kip.actor_id())::kip.reply
+$function$;
+
+-- kip.ok for a body built as json (the documents of 04_documents.sql): sent
+-- as built, keys in the order written. A separate name, because a NULL body
+-- could not choose between a json and a jsonb kip.ok.
+CREATE FUNCTION kip.ok_json(p_body json, p_status integer DEFAULT NULL::integer, p_etag text DEFAULT NULL::text, p_location text DEFAULT NULL::text)
+ RETURNS kip.reply
+ LANGUAGE sql
+ STABLE
+AS $function$
   SELECT ROW(p_status, p_body, p_etag, p_location, kip.actor_id())::kip.reply
+$function$;
+
+-- A json object with one more member at its end, keeping the order of the
+-- keys already written (json_build_object's documents): e.g. a document
+-- and the warnings of the write that made it.
+CREATE FUNCTION kip.json_append(p_doc json, p_key text, p_value jsonb)
+ RETURNS json
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT CASE WHEN json_typeof(p_doc) IS DISTINCT FROM 'object' THEN p_doc
+              WHEN NOT EXISTS (SELECT 1 FROM json_object_keys(p_doc)) THEN json_build_object(p_key, p_value)
+              ELSE (left(btrim(p_doc::text), -1) || ', ' || to_json(p_key)::text || ' : ' || p_value::text
+                    || '}')::json END
 $function$;
 
 -- Compare If-Match (ctx.if_match; -2 is "*") with the plan's version.
@@ -262,6 +290,18 @@ AS $function$
     'items', coalesce(to_jsonb(p_items[1:p_limit]), '[]'::jsonb),
     'next_cursor', CASE WHEN cardinality(p_items) > p_limit
                         THEN to_jsonb(kip.cursor_encode(p_keys[p_limit])) ELSE 'null'::jsonb END)
+$function$;
+
+-- The same for items built as json.
+CREATE FUNCTION kip.page(p_items json[], p_keys text[], p_limit integer)
+ RETURNS json
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT json_build_object(
+    'items', coalesce(array_to_json(p_items[1:p_limit]), '[]'::json),
+    'next_cursor', CASE WHEN cardinality(p_items) > p_limit
+                        THEN kip.cursor_encode(p_keys[p_limit]) END)
 $function$;
 
 -- "Today" and "overdue" are counted in Europe/Copenhagen, never in UTC.

@@ -8,13 +8,15 @@
 -- The current consent of a plan, if any and not withdrawn.
 CREATE FUNCTION kip.consent_covers(p_plan_id uuid, p_org uuid)
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT EXISTS (SELECT 1 FROM kip.consents c
+BEGIN
+  RETURN EXISTS (SELECT 1 FROM kip.consents c
                   WHERE c.plan_id = p_plan_id AND c.superseded_at IS NULL
                     AND c.withdrawn_at IS NULL AND c.kip_consent
-                    AND p_org = ANY (c.contact_organisation_ids))
+                    AND p_org = ANY (c.contact_organisation_ids));
+END
 $function$;
 
 -- THE access rule. Every route that touches a plan goes through it, via
@@ -27,18 +29,30 @@ $function$;
 --   * they are an active participant linked by user_id and the current
 --     consent covers their organisation.
 -- admin and auditor alone see no plan. A withdrawn consent covers nobody.
+-- PL/pgSQL, not SQL: a SQL function with a subquery is never inlined and is
+-- planned again on every call; PL/pgSQL caches the plan for the session
+-- (issue 12). The consent is read only when the owner test fails.
 CREATE FUNCTION kip.plan_access(p_user_id uuid, p_org uuid, p_roles text[], p_plan_id uuid, p_owner uuid)
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT p_roles && ARRAY['coordinator', 'caseworker', 'integration']
-     AND (p_owner = p_org
-          OR (kip.consent_covers(p_plan_id, p_org)
-              AND (p_roles && ARRAY['coordinator', 'caseworker']
-                   OR EXISTS (SELECT 1 FROM kip.participants pa
-                               WHERE pa.plan_id = p_plan_id AND pa.user_id = p_user_id
-                                 AND pa.left_at IS NULL))))
+BEGIN
+  IF NOT (p_roles && ARRAY['coordinator', 'caseworker', 'integration']) THEN
+    RETURN false;
+  END IF;
+  IF p_owner = p_org THEN
+    RETURN true;
+  END IF;
+  RETURN EXISTS (SELECT 1 FROM kip.consents c
+                  WHERE c.plan_id = p_plan_id AND c.superseded_at IS NULL
+                    AND c.withdrawn_at IS NULL AND c.kip_consent
+                    AND p_org = ANY (c.contact_organisation_ids))
+     AND (p_roles && ARRAY['coordinator', 'caseworker']
+          OR EXISTS (SELECT 1 FROM kip.participants pa
+                      WHERE pa.plan_id = p_plan_id AND pa.user_id = p_user_id
+                        AND pa.left_at IS NULL));
+END
 $function$;
 
 -- Load a plan the caller may see, or 404. p_write: the caller must also

@@ -1,6 +1,13 @@
 -- 04_documents.sql: Document builders: the JSON shape of each resource,
 -- shared by every route that returns it.
 --
+-- How they are built (issue 12, docs/performance.md): `json`, not `jsonb`
+-- (keys in the order written, no re-parse at each nesting level); a piece
+-- that needs a subquery is a PL/pgSQL `RETURN (SELECT ...)` function, whose
+-- plan PL/pgSQL caches for the session, with its sub-documents inlined as
+-- correlated subqueries; a piece that is one expression over a row stays a
+-- SQL function, which the planner inlines into its caller.
+--
 -- Applied after the migrations, in file-name order, whenever the function
 -- files change (docs/architecture.md, "Schema layout"). Each function here
 -- is defined in this file and nowhere else.
@@ -44,43 +51,43 @@ AS $function$
 $function$;
 
 CREATE FUNCTION kip.participant_doc(pa kip.participants)
- RETURNS jsonb
+ RETURNS json
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT jsonb_build_object('id', pa.id, 'plan_id', pa.plan_id, 'kind', pa.kind,
-                            'user_id', pa.user_id, 'name', pa.name, 'role', pa.role,
-                            'role_title', pa.role_title, 'organisation_id', pa.organisation_id,
-                            'phone', pa.phone, 'email', pa.email,
-                            'default_attendance', pa.default_attendance,
-                            'active', pa.left_at IS NULL, 'joined_at', pa.joined_at,
-                            'left_at', pa.left_at)
+  SELECT json_build_object('id', pa.id, 'plan_id', pa.plan_id, 'kind', pa.kind,
+                           'user_id', pa.user_id, 'name', pa.name, 'role', pa.role,
+                           'role_title', pa.role_title, 'organisation_id', pa.organisation_id,
+                           'phone', pa.phone, 'email', pa.email,
+                           'default_attendance', pa.default_attendance,
+                           'active', pa.left_at IS NULL, 'joined_at', pa.joined_at,
+                           'left_at', pa.left_at)
 $function$;
 
 -- The consent as shown, with review_expired: the yearly review date has
 -- passed (in Europe/Copenhagen) and the consent is not withdrawn. The daily
 -- pass lists the same consents as consent.review_due events.
 CREATE FUNCTION kip.consent_doc(c kip.consents)
- RETURNS jsonb
+ RETURNS json
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT jsonb_build_object('id', c.id, 'kip_consent', c.kip_consent,
-                            'contact_organisation_ids', to_jsonb(c.contact_organisation_ids),
-                            'relatives_allowed', c.relatives_allowed, 'form', c.form,
-                            'given_at', c.given_at, 'recorded_by', c.recorded_by,
-                            'review_by', c.review_by, 'withdrawn_at', c.withdrawn_at,
-                            'review_expired', c.withdrawn_at IS NULL AND c.review_by < kip.today())
+  SELECT json_build_object('id', c.id, 'kip_consent', c.kip_consent,
+                           'contact_organisation_ids', to_json(c.contact_organisation_ids),
+                           'relatives_allowed', c.relatives_allowed, 'form', c.form,
+                           'given_at', c.given_at, 'recorded_by', c.recorded_by,
+                           'review_by', c.review_by, 'withdrawn_at', c.withdrawn_at,
+                           'review_expired', c.withdrawn_at IS NULL AND c.review_by < kip.today())
 $function$;
 
 CREATE FUNCTION kip.plan_summary(p kip.plans)
- RETURNS jsonb
+ RETURNS json
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT jsonb_build_object(
+  SELECT json_build_object(
     'id', p.id, 'version', p.version, 'status', p.status,
-    'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', kip.cpr_mask(p.citizen_cpr)),
+    'citizen', json_build_object('name', p.citizen_name, 'cpr', kip.cpr_mask(p.citizen_cpr)),
     'reason', p.reason, 'owner_organisation_id', p.owner_organisation_id,
     'coordinator', p.coordinator_participant_id,
     'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
@@ -98,11 +105,11 @@ AS $function$
 $function$;
 
 CREATE FUNCTION kip.action_doc(a kip.actions)
- RETURNS jsonb
+ RETURNS json
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT jsonb_build_object(
+  SELECT json_build_object(
     'id', a.id, 'plan_id', a.plan_id, 'version', a.version, 'title', a.title,
     'description', a.description, 'area', a.area,
     'responsible_participant_id', a.responsible_participant_id, 'due_date', a.due_date,
@@ -111,22 +118,12 @@ AS $function$
     'overdue', kip.action_overdue(a.due_date, a.status))
 $function$;
 
--- The tovholders a plan has had, oldest first.
-CREATE FUNCTION kip.coordinators_doc(p_plan_id uuid)
- RETURNS jsonb
- LANGUAGE sql
- STABLE
-AS $function$
-  SELECT coalesce(jsonb_agg(jsonb_build_object('participant_id', h.participant_id,
-                                               'started_at', h.started_at, 'ended_at', h.ended_at)
-                            ORDER BY h.id), '[]'::jsonb)
-    FROM kip.coordinator_history h WHERE h.plan_id = p_plan_id
-$function$;
-
+-- STABLE, not IMMUTABLE: timestamptz + interval depends on the TimeZone
+-- setting (a day or a month is counted in local time).
 CREATE FUNCTION kip.meeting_ends_at(m kip.meetings)
  RETURNS timestamp with time zone
  LANGUAGE sql
- IMMUTABLE
+ STABLE
 AS $function$
   SELECT m.starts_at + m.duration_minutes * interval '1 minute'
 $function$;
@@ -140,84 +137,124 @@ AS $function$
   SELECT m.status = 'planned' AND kip.meeting_ends_at(m) < p_at
 $function$;
 
-CREATE FUNCTION kip.invitee_doc(i kip.meeting_invitees)
- RETURNS jsonb
- LANGUAGE sql
- STABLE
-AS $function$
-  SELECT jsonb_build_object('participant_id', i.participant_id, 'mode', i.mode,
-                            'window_start', i.window_start, 'window_end', i.window_end,
-                            'response', i.response, 'responded_at', i.responded_at)
-$function$;
-
-CREATE FUNCTION kip.outcome_doc(o kip.meeting_outcomes)
- RETURNS jsonb
- LANGUAGE sql
- STABLE
-AS $function$
-  SELECT jsonb_build_object(
-    'attendance', o.attendance, 'observations', o.observations, 'summary', o.summary,
-    'shared_assessment', o.shared_assessment, 'citizen_accepted', o.citizen_accepted,
-    'action_ids', coalesce((SELECT jsonb_agg(a.id ORDER BY a.created_at, a.id) FROM kip.actions a
-                             WHERE a.agreed_in_meeting_id = o.meeting_id), '[]'::jsonb),
-    'next_meeting_id', o.next_meeting_id,
-    'no_further_meeting', CASE WHEN o.no_further_meeting_reason IS NULL THEN NULL
-                               ELSE jsonb_build_object('reason', o.no_further_meeting_reason) END,
-    'recorded_by', o.recorded_by, 'recorded_at', o.recorded_at)
-$function$;
-
+-- One meeting. The same object as each item of kip.meetings_doc(); the two
+-- are written out twice so that each stays one cached statement (the
+-- documents-unchanged test compares both with the baseline).
 CREATE FUNCTION kip.meeting_doc(m kip.meetings)
- RETURNS jsonb
- LANGUAGE sql
+ RETURNS json
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT jsonb_build_object(
-    'id', m.id, 'plan_id', m.plan_id, 'version', m.version, 'sequence', m.sequence,
-    'status', m.status, 'starts_at', m.starts_at, 'ends_at', kip.meeting_ends_at(m),
-    'duration_minutes', m.duration_minutes,
-    'location', jsonb_build_object('kind', m.location_kind, 'address', m.location_address,
-                                   'room', m.location_room, 'video_url', m.location_video_url),
-    'purpose', m.purpose, 'chair_participant_id', m.chair_participant_id,
-    'invitees', coalesce((SELECT jsonb_agg(kip.invitee_doc(i) ORDER BY i.position)
-                            FROM kip.meeting_invitees i WHERE i.meeting_id = m.id), '[]'::jsonb),
-    'previous_meeting_id', m.previous_meeting_id,
-    'cancel_reason', m.cancel_reason, 'cancelled_at', m.cancelled_at,
-    'overdue_outcome', kip.meeting_overdue_outcome(m),
-    'outcome', (SELECT kip.outcome_doc(o) FROM kip.meeting_outcomes o WHERE o.meeting_id = m.id),
-    'created_at', m.created_at, 'updated_at', m.updated_at)
+BEGIN
+  RETURN (SELECT json_build_object(
+      'id', m.id, 'plan_id', m.plan_id, 'version', m.version, 'sequence', m.sequence,
+      'status', m.status, 'starts_at', m.starts_at,
+      'ends_at', m.starts_at + m.duration_minutes * interval '1 minute',
+      'duration_minutes', m.duration_minutes,
+      'location', json_build_object('kind', m.location_kind, 'address', m.location_address,
+                                    'room', m.location_room, 'video_url', m.location_video_url),
+      'purpose', m.purpose, 'chair_participant_id', m.chair_participant_id,
+      'invitees', coalesce((SELECT json_agg(json_build_object(
+                              'participant_id', i.participant_id, 'mode', i.mode,
+                              'window_start', i.window_start, 'window_end', i.window_end,
+                              'response', i.response, 'responded_at', i.responded_at) ORDER BY i.position)
+                              FROM kip.meeting_invitees i WHERE i.meeting_id = m.id), '[]'::json),
+      'previous_meeting_id', m.previous_meeting_id,
+      'cancel_reason', m.cancel_reason, 'cancelled_at', m.cancelled_at,
+      'overdue_outcome', m.status = 'planned'
+                         AND m.starts_at + m.duration_minutes * interval '1 minute' < now(),
+      'outcome', (SELECT json_build_object(
+                    'attendance', o.attendance, 'observations', o.observations, 'summary', o.summary,
+                    'shared_assessment', o.shared_assessment, 'citizen_accepted', o.citizen_accepted,
+                    'action_ids', coalesce((SELECT json_agg(a.id ORDER BY a.created_at, a.id)
+                                              FROM kip.actions a
+                                             WHERE a.agreed_in_meeting_id = o.meeting_id), '[]'::json),
+                    'next_meeting_id', o.next_meeting_id,
+                    'no_further_meeting', CASE WHEN o.no_further_meeting_reason IS NULL THEN NULL
+                                               ELSE json_build_object('reason', o.no_further_meeting_reason) END,
+                    'recorded_by', o.recorded_by, 'recorded_at', o.recorded_at)
+                    FROM kip.meeting_outcomes o WHERE o.meeting_id = m.id),
+      'created_at', m.created_at, 'updated_at', m.updated_at));
+END
+$function$;
+
+-- A plan's meetings, newest first.
+CREATE FUNCTION kip.meetings_doc(p_plan_id uuid)
+ RETURNS json
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+BEGIN
+  RETURN (SELECT coalesce(json_agg(json_build_object(
+        'id', m.id, 'plan_id', m.plan_id, 'version', m.version, 'sequence', m.sequence,
+        'status', m.status, 'starts_at', m.starts_at,
+        'ends_at', m.starts_at + m.duration_minutes * interval '1 minute',
+        'duration_minutes', m.duration_minutes,
+        'location', json_build_object('kind', m.location_kind, 'address', m.location_address,
+                                      'room', m.location_room, 'video_url', m.location_video_url),
+        'purpose', m.purpose, 'chair_participant_id', m.chair_participant_id,
+        'invitees', coalesce((SELECT json_agg(json_build_object(
+                                'participant_id', i.participant_id, 'mode', i.mode,
+                                'window_start', i.window_start, 'window_end', i.window_end,
+                                'response', i.response, 'responded_at', i.responded_at) ORDER BY i.position)
+                                FROM kip.meeting_invitees i WHERE i.meeting_id = m.id), '[]'::json),
+        'previous_meeting_id', m.previous_meeting_id,
+        'cancel_reason', m.cancel_reason, 'cancelled_at', m.cancelled_at,
+        'overdue_outcome', m.status = 'planned'
+                           AND m.starts_at + m.duration_minutes * interval '1 minute' < now(),
+        'outcome', (SELECT json_build_object(
+                      'attendance', o.attendance, 'observations', o.observations, 'summary', o.summary,
+                      'shared_assessment', o.shared_assessment, 'citizen_accepted', o.citizen_accepted,
+                      'action_ids', coalesce((SELECT json_agg(a.id ORDER BY a.created_at, a.id)
+                                                FROM kip.actions a
+                                               WHERE a.agreed_in_meeting_id = o.meeting_id), '[]'::json),
+                      'next_meeting_id', o.next_meeting_id,
+                      'no_further_meeting', CASE WHEN o.no_further_meeting_reason IS NULL THEN NULL
+                                                 ELSE json_build_object('reason', o.no_further_meeting_reason) END,
+                      'recorded_by', o.recorded_by, 'recorded_at', o.recorded_at)
+                      FROM kip.meeting_outcomes o WHERE o.meeting_id = m.id),
+        'created_at', m.created_at, 'updated_at', m.updated_at)
+    ORDER BY m.starts_at DESC, m.id DESC), '[]'::json)
+    FROM kip.meetings m WHERE m.plan_id = p_plan_id);
+END
 $function$;
 
 -- The plan document: the sealed token where the CPR number goes; kipd
 -- decrypts it in the response.
 CREATE FUNCTION kip.plan_doc(p kip.plans)
- RETURNS jsonb
- LANGUAGE sql
+ RETURNS json
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT jsonb_build_object(
+BEGIN
+  RETURN (SELECT json_build_object(
     'id', p.id, 'version', p.version, 'status', p.status,
-    'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', p.citizen_cpr_enc,
-                                  'birth_date', p.citizen_birth_date, 'phone', p.citizen_phone,
-                                  'address', p.citizen_address,
-                                  'preferred_language', p.citizen_preferred_language),
+    'citizen', json_build_object('name', p.citizen_name, 'cpr', p.citizen_cpr_enc,
+                                 'birth_date', p.citizen_birth_date, 'phone', p.citizen_phone,
+                                 'address', p.citizen_address,
+                                 'preferred_language', p.citizen_preferred_language),
     'reason', p.reason,
     'owner_organisation_id', p.owner_organisation_id,
     'coordinator', p.coordinator_participant_id,
-    'coordinators', kip.coordinators_doc(p.id),
+    -- the tovholders it has had, oldest first
+    'coordinators', coalesce((SELECT json_agg(json_build_object('participant_id', h.participant_id,
+                                                                'started_at', h.started_at,
+                                                                'ended_at', h.ended_at) ORDER BY h.id)
+                                FROM kip.coordinator_history h WHERE h.plan_id = p.id), '[]'::json),
     'goals', p.goals,
     'needs', p.needs,
     'consent', (SELECT kip.consent_doc(c) FROM kip.consents c
                  WHERE c.plan_id = p.id AND c.superseded_at IS NULL),
-    'participants', coalesce((SELECT jsonb_agg(kip.participant_doc(pa) ORDER BY pa.joined_at, pa.id)
-                                FROM kip.participants pa WHERE pa.plan_id = p.id), '[]'::jsonb),
-    'meetings', coalesce((SELECT jsonb_agg(kip.meeting_doc(m) ORDER BY m.starts_at DESC, m.id DESC)
-                            FROM kip.meetings m WHERE m.plan_id = p.id), '[]'::jsonb),
-    'actions', coalesce((SELECT jsonb_agg(kip.action_doc(a) ORDER BY a.created_at, a.id)
-                           FROM kip.actions a WHERE a.plan_id = p.id), '[]'::jsonb),
+    'participants', coalesce((SELECT json_agg(kip.participant_doc(pa) ORDER BY pa.joined_at, pa.id)
+                                FROM kip.participants pa WHERE pa.plan_id = p.id), '[]'::json),
+    'meetings', kip.meetings_doc(p.id),
+    'actions', coalesce((SELECT json_agg(kip.action_doc(a) ORDER BY a.created_at, a.id)
+                           FROM kip.actions a WHERE a.plan_id = p.id), '[]'::json),
     'follow_up_date', p.follow_up_date,
     'approved_at', p.approved_at,
     'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
-    'close_reason', p.close_reason, 'close_note', p.close_note)
+    'close_reason', p.close_reason, 'close_note', p.close_note));
+END
 $function$;
 
 -- The old one-argument form, kept for callers: the user's own calendar.

@@ -86,8 +86,8 @@ BEGIN
         format('the citizen already has an active plan (%s)', v_other)));
     END IF;
   END IF;
-  RETURN kip.ok(kip.plan_doc(p) || jsonb_build_object('warnings', v_warnings), 201, p.version::text,
-                '/v1/plans/' || p.id);
+  RETURN kip.ok_json(kip.json_append(kip.plan_doc(p), 'warnings', v_warnings), 201, p.version::text,
+                     '/v1/plans/' || p.id);
 END
 $function$;
 
@@ -100,7 +100,7 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_id);
 BEGIN
   PERFORM kip.audit('read', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+  RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
 $function$;
 
@@ -121,7 +121,7 @@ BEGIN
     RETURN kip.ok(NULL, 304, p.version::text);
   END IF;
   PERFORM kip.audit('read', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+  RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
 $function$;
 
@@ -141,7 +141,7 @@ DECLARE
   v_q text := nullif(btrim(p_query->>'q'), '');
   v_like text;
   v_cpr text;
-  v_items jsonb[];
+  v_items json[];
   v_keys text[];
   v_ids uuid[];
 BEGIN
@@ -180,7 +180,7 @@ BEGIN
            ORDER BY p.created_at DESC, p.id DESC LIMIT v_limit + 1) p;
   -- Audit every plan whose citizen the caller now sees in the list.
   PERFORM kip.audit_plans('plan.list', v_ids[1:v_limit], 'plan');
-  RETURN kip.ok(kip.page(v_items, v_keys, v_limit));
+  RETURN kip.ok_json(kip.page(v_items, v_keys, v_limit));
 END
 $function$;
 
@@ -237,7 +237,7 @@ BEGIN
    WHERE plan_id = p.id AND kind = 'citizen'
      AND (name IS DISTINCT FROM p.citizen_name OR phone IS DISTINCT FROM p.citizen_phone);
   PERFORM kip.audit('update', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+  RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
 $function$;
 
@@ -258,7 +258,7 @@ BEGIN
                        close_note = p_body->>'note', version = version + 1, updated_at = now()
    WHERE id = p.id RETURNING * INTO p;
   PERFORM kip.audit('close', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+  RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
 $function$;
 

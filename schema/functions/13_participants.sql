@@ -61,7 +61,7 @@ BEGIN
   RETURNING * INTO pa;
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('create', p.id, 'participant');
-  RETURN kip.ok(kip.participant_doc(pa), 201, NULL,
+  RETURN kip.ok_json(kip.participant_doc(pa), 201, NULL,
                 '/v1/plans/' || p.id || '/participants/' || pa.id);
 END
 $function$;
@@ -75,9 +75,9 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_plan_id);
 BEGIN
   PERFORM kip.audit('read', p.id, 'participants');
-  RETURN kip.ok(jsonb_build_object(
-    'items', coalesce((SELECT jsonb_agg(kip.participant_doc(pa) ORDER BY pa.joined_at, pa.id)
-                         FROM kip.participants pa WHERE pa.plan_id = p.id), '[]'::jsonb),
+  RETURN kip.ok_json(json_build_object(
+    'items', coalesce((SELECT json_agg(kip.participant_doc(pa) ORDER BY pa.joined_at, pa.id)
+                         FROM kip.participants pa WHERE pa.plan_id = p.id), '[]'::json),
     'next_cursor', NULL), NULL, p.version::text);
 END
 $function$;
@@ -92,7 +92,7 @@ DECLARE
   pa kip.participants := kip.require_participant(p.id, p_id);
 BEGIN
   PERFORM kip.audit('read', p.id, 'participant');
-  RETURN kip.ok(kip.participant_doc(pa));
+  RETURN kip.ok_json(kip.participant_doc(pa));
 END
 $function$;
 
@@ -124,7 +124,7 @@ BEGIN
   WHERE id = pa.id RETURNING * INTO pa;
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('update', p.id, 'participant');
-  RETURN kip.ok(kip.participant_doc(pa));
+  RETURN kip.ok_json(kip.participant_doc(pa));
 END
 $function$;
 
@@ -178,6 +178,6 @@ BEGIN
   UPDATE kip.participants SET left_at = now() WHERE id = pa.id RETURNING * INTO pa;
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('leave', p.id, 'participant');
-  RETURN kip.ok(kip.participant_doc(pa));
+  RETURN kip.ok_json(kip.participant_doc(pa));
 END
 $function$;

@@ -44,7 +44,7 @@ BEGIN
     version = version + 1, updated_at = now()
   WHERE id = p.id;
   PERFORM kip.audit('create', p.id, 'consent');
-  RETURN kip.ok(kip.consent_doc(c), 201, NULL, '/v1/plans/' || p.id || '/consent');
+  RETURN kip.ok_json(kip.consent_doc(c), 201, NULL, '/v1/plans/' || p.id || '/consent');
 END
 $function$;
 
@@ -71,7 +71,7 @@ BEGIN
                        version = version + 1, updated_at = now()
    WHERE id = p.id;
   PERFORM kip.audit('withdraw', p.id, 'consent');
-  RETURN kip.ok(kip.consent_doc(c));
+  RETURN kip.ok_json(kip.consent_doc(c));
 END
 $function$;
 
@@ -89,6 +89,6 @@ BEGIN
     PERFORM kip.fail(404, NULL, NULL, 'no consent is recorded for this plan');
   END IF;
   PERFORM kip.audit('read', p.id, 'consent');
-  RETURN kip.ok(kip.consent_doc(c));
+  RETURN kip.ok_json(kip.consent_doc(c));
 END
 $function$;

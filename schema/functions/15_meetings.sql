@@ -291,7 +291,7 @@ CREATE FUNCTION kip.meeting_reply(m kip.meetings, p_warnings jsonb, p_status int
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT kip.ok(kip.meeting_doc(m) || jsonb_build_object('warnings', p_warnings), p_status,
+  SELECT kip.ok(kip.meeting_doc(m)::jsonb || jsonb_build_object('warnings', p_warnings), p_status,
                 m.version::text, CASE WHEN p_location THEN '/v1/meetings/' || m.id END)
 $function$;
 
@@ -322,10 +322,7 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_plan_id);
 BEGIN
   PERFORM kip.audit('read', p.id, 'meetings');
-  RETURN kip.ok(jsonb_build_object(
-    'items', coalesce((SELECT jsonb_agg(kip.meeting_doc(m) ORDER BY m.starts_at DESC, m.id DESC)
-                         FROM kip.meetings m WHERE m.plan_id = p.id), '[]'::jsonb),
-    'next_cursor', NULL));
+  RETURN kip.ok_json(json_build_object('items', kip.meetings_doc(p.id), 'next_cursor', NULL));
 END
 $function$;
 
@@ -339,7 +336,7 @@ DECLARE
   p kip.plans := kip.require_plan(u, m.plan_id);
 BEGIN
   PERFORM kip.audit('read', p.id, 'meeting');
-  RETURN kip.ok(kip.meeting_doc(m), NULL, m.version::text);
+  RETURN kip.ok_json(kip.meeting_doc(m), NULL, m.version::text);
 END
 $function$;
 
@@ -417,7 +414,7 @@ BEGIN
           jsonb_build_object('meeting_id', m.id, 'reason', m.cancel_reason));
   PERFORM kip.touch_plan(m.plan_id);
   PERFORM kip.audit('cancel', m.plan_id, 'meeting');
-  RETURN kip.ok(kip.meeting_doc(m), NULL, m.version::text);
+  RETURN kip.ok_json(kip.meeting_doc(m), NULL, m.version::text);
 END
 $function$;
 
@@ -447,7 +444,7 @@ BEGIN
     PERFORM kip.touch_plan(m.plan_id);
   END IF;
   PERFORM kip.audit('respond', m.plan_id, 'meeting');
-  RETURN kip.ok(kip.meeting_doc(m), NULL, m.version::text);
+  RETURN kip.ok_json(kip.meeting_doc(m), NULL, m.version::text);
 END
 $function$;
 
@@ -595,25 +592,25 @@ BEGIN
    ORDER BY starts_at DESC, id DESC LIMIT 1;
   SELECT * INTO o FROM kip.meeting_outcomes WHERE meeting_id = prev.id;
   PERFORM kip.audit('read', p.id, 'agenda');
-  RETURN kip.ok(jsonb_build_object(
+  RETURN kip.ok_json(json_build_object(
     'meeting_id', m.id, 'plan_id', p.id, 'status', m.status,
     'starts_at', m.starts_at, 'ends_at', v_end, 'duration_minutes', m.duration_minutes,
     'time_zone', 'Europe/Copenhagen',
-    'local', jsonb_build_object(
+    'local', json_build_object(
       'weekday', (ARRAY['mandag', 'tirsdag', 'onsdag', 'torsdag', 'fredag', 'lørdag', 'søndag'])
                  [extract(isodow FROM m.starts_at AT TIME ZONE 'Europe/Copenhagen')::integer],
       'date', kip.local_time(m.starts_at, 'YYYY-MM-DD'),
       'start', kip.local_time(m.starts_at, 'HH24:MI'), 'end', kip.local_time(v_end, 'HH24:MI')),
-    'location', jsonb_build_object('kind', m.location_kind, 'address', m.location_address,
+    'location', json_build_object('kind', m.location_kind, 'address', m.location_address,
                                    'room', m.location_room, 'video_url', m.location_video_url),
     'purpose', m.purpose,
-    'citizen', jsonb_build_object('name', p.citizen_name, 'phone', p.citizen_phone,
+    'citizen', json_build_object('name', p.citizen_name, 'phone', p.citizen_phone,
                                   'address', p.citizen_address,
                                   'preferred_language', p.citizen_preferred_language),
-    'chair', (SELECT jsonb_build_object('participant_id', pa.id, 'name', pa.name, 'phone', pa.phone,
+    'chair', (SELECT json_build_object('participant_id', pa.id, 'name', pa.name, 'phone', pa.phone,
                                         'email', pa.email)
                 FROM kip.participants pa WHERE pa.id = m.chair_participant_id),
-    'participants', coalesce((SELECT jsonb_agg(jsonb_build_object(
+    'participants', coalesce((SELECT json_agg(json_build_object(
         'participant_id', pa.id, 'name', pa.name, 'kind', pa.kind, 'role', pa.role,
         'role_title', pa.role_title, 'organisation_id', pa.organisation_id,
         'organisation_name', og.name, 'phone', pa.phone, 'email', pa.email,
@@ -625,28 +622,28 @@ BEGIN
         FROM kip.meeting_invitees i
         JOIN kip.participants pa ON pa.id = i.participant_id
         LEFT JOIN kip.organisations og ON og.id = pa.organisation_id
-       WHERE i.meeting_id = m.id), '[]'::jsonb),
+       WHERE i.meeting_id = m.id), '[]'::json),
     'goals', p.goals,
-    'open_actions', coalesce((SELECT jsonb_agg(jsonb_build_object(
+    'open_actions', coalesce((SELECT json_agg(json_build_object(
         'id', a.id, 'title', a.title, 'description', a.description, 'area', a.area,
         'status', a.status, 'due_date', a.due_date, 'overdue', kip.action_overdue(a.due_date, a.status),
         'responsible_participant_id', a.responsible_participant_id, 'responsible_name', ra.name,
         'agreed_in_meeting_id', a.agreed_in_meeting_id)
         ORDER BY a.due_date NULLS LAST, a.created_at, a.id)
         FROM kip.actions a JOIN kip.participants ra ON ra.id = a.responsible_participant_id
-       WHERE a.plan_id = p.id AND a.status IN ('open', 'in_progress')), '[]'::jsonb),
-    'previous_meeting', CASE WHEN prev.id IS NULL THEN NULL ELSE jsonb_build_object(
+       WHERE a.plan_id = p.id AND a.status IN ('open', 'in_progress')), '[]'::json),
+    'previous_meeting', CASE WHEN prev.id IS NULL THEN NULL ELSE json_build_object(
         'meeting_id', prev.id, 'starts_at', prev.starts_at,
         'local_date', kip.local_time(prev.starts_at, 'YYYY-MM-DD'),
         'summary', o.summary, 'shared_assessment', o.shared_assessment,
         'citizen_accepted', o.citizen_accepted,
-        'agreed_actions', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'agreed_actions', coalesce((SELECT json_agg(json_build_object(
             'id', a.id, 'title', a.title, 'status', a.status, 'due_date', a.due_date,
             'overdue', kip.action_overdue(a.due_date, a.status),
             'responsible_participant_id', a.responsible_participant_id, 'responsible_name', ra.name)
             ORDER BY a.created_at, a.id)
             FROM kip.actions a JOIN kip.participants ra ON ra.id = a.responsible_participant_id
-           WHERE a.agreed_in_meeting_id = prev.id), '[]'::jsonb)) END));
+           WHERE a.agreed_in_meeting_id = prev.id), '[]'::json)) END));
 END
 $function$;
 
@@ -688,7 +685,7 @@ BEGIN
   IF v_to - v_from > 400 THEN
     PERFORM kip.fail(422, 'out_of_range', 'to', 'the range is at most 400 days');
   END IF;
-  SELECT coalesce(jsonb_agg(kip.meeting_doc(x.m) || jsonb_build_object(
+  SELECT coalesce(jsonb_agg(kip.meeting_doc(x.m)::jsonb || jsonb_build_object(
            'citizen', jsonb_build_object('name', (x.p).citizen_name, 'cpr', kip.cpr_mask((x.p).citizen_cpr)),
            'my_participant_id', x.my_participant_id)
            ORDER BY (x.m).starts_at, (x.m).id), '[]'::jsonb),

@@ -36,17 +36,23 @@ $function$;
 
 -- An action with the names a worklist needs.
 CREATE FUNCTION kip.action_item(a kip.actions, p kip.plans, r kip.participants, c kip.participants)
- RETURNS jsonb
+ RETURNS json
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT kip.action_doc(a) || jsonb_build_object(
-    'plan', jsonb_build_object(
+  SELECT json_build_object(
+    'id', a.id, 'plan_id', a.plan_id, 'version', a.version, 'title', a.title,
+    'description', a.description, 'area', a.area,
+    'responsible_participant_id', a.responsible_participant_id, 'due_date', a.due_date,
+    'status', a.status, 'agreed_in_meeting_id', a.agreed_in_meeting_id,
+    'created_at', a.created_at, 'updated_at', a.updated_at, 'completed_at', a.completed_at,
+    'overdue', kip.action_overdue(a.due_date, a.status),
+    'plan', json_build_object(
       'id', p.id, 'status', p.status,
-      'citizen', jsonb_build_object('name', p.citizen_name, 'cpr', kip.cpr_mask(p.citizen_cpr)),
-      'coordinator', jsonb_build_object('participant_id', c.id, 'name', c.name)),
-    'responsible', jsonb_build_object('participant_id', r.id, 'name', r.name,
-                                      'organisation_id', r.organisation_id))
+      'citizen', json_build_object('name', p.citizen_name, 'cpr', kip.cpr_mask(p.citizen_cpr)),
+      'coordinator', json_build_object('participant_id', c.id, 'name', c.name)),
+    'responsible', json_build_object('participant_id', r.id, 'name', r.name,
+                                     'organisation_id', r.organisation_id))
 $function$;
 
 CREATE FUNCTION kip_api.action_create(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
@@ -68,8 +74,8 @@ BEGIN
   a := kip.action_insert(u, p, p_body);
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('create', p.id, 'action');
-  RETURN kip.ok(kip.action_doc(a) || jsonb_build_object('warnings', kip.due_date_warnings(a.due_date, 'due_date')),
-                201, a.version::text, '/v1/actions/' || a.id);
+  RETURN kip.ok_json(kip.json_append(kip.action_doc(a), 'warnings', kip.due_date_warnings(a.due_date, 'due_date')),
+                     201, a.version::text, '/v1/actions/' || a.id);
 END
 $function$;
 
@@ -82,9 +88,9 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_plan_id);
 BEGIN
   PERFORM kip.audit('read', p.id, 'actions');
-  RETURN kip.ok(jsonb_build_object(
-    'items', coalesce((SELECT jsonb_agg(kip.action_doc(a) ORDER BY a.created_at, a.id)
-                         FROM kip.actions a WHERE a.plan_id = p.id), '[]'::jsonb),
+  RETURN kip.ok_json(json_build_object(
+    'items', coalesce((SELECT json_agg(kip.action_doc(a) ORDER BY a.created_at, a.id)
+                         FROM kip.actions a WHERE a.plan_id = p.id), '[]'::json),
     'next_cursor', NULL));
 END
 $function$;
@@ -98,7 +104,7 @@ DECLARE
   x record := kip.require_action(u, p_id);
 BEGIN
   PERFORM kip.audit('read', (x.p).id, 'action');
-  RETURN kip.ok(kip.action_doc(x.a), NULL, (x.a).version::text);
+  RETURN kip.ok_json(kip.action_doc(x.a), NULL, (x.a).version::text);
 END
 $function$;
 
@@ -182,9 +188,9 @@ BEGIN
   END IF;
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('update', p.id, 'action');
-  RETURN kip.ok(kip.action_doc(a) || jsonb_build_object('warnings',
-                  CASE WHEN p_body ? 'due_date' THEN kip.due_date_warnings(a.due_date, 'due_date')
-                       ELSE '[]'::jsonb END), NULL, a.version::text);
+  RETURN kip.ok_json(kip.json_append(kip.action_doc(a), 'warnings',
+                       CASE WHEN p_body ? 'due_date' THEN kip.due_date_warnings(a.due_date, 'due_date')
+                            ELSE '[]'::jsonb END), NULL, a.version::text);
 END
 $function$;
 
@@ -220,7 +226,8 @@ DECLARE
   c_late integer;
   c_due date;
   c_id uuid;
-  v_items jsonb[];
+  v_items json[];
+  v_plans uuid[];
   v_keys text[];
 BEGIN
   IF v_cursor IS NOT NULL THEN
@@ -233,8 +240,9 @@ BEGIN
     END;
   END IF;
   SELECT array_agg(kip.action_item(x.a, x.p, x.r, x.c) ORDER BY x.late, x.due, (x.a).id),
-         array_agg(x.late || '|' || x.due || '|' || (x.a).id ORDER BY x.late, x.due, (x.a).id)
-    INTO v_items, v_keys
+         array_agg(x.late || '|' || x.due || '|' || (x.a).id ORDER BY x.late, x.due, (x.a).id),
+         array_agg((x.p).id ORDER BY x.late, x.due, (x.a).id)
+    INTO v_items, v_keys, v_plans
     FROM (SELECT a, p, r, c, late, due
             FROM kip.actions a
             JOIN kip.participants r ON r.id = a.responsible_participant_id
@@ -253,10 +261,8 @@ BEGIN
            ORDER BY k.late, k.due, a.id
            LIMIT v_limit + 1) x;
   -- Only the plans of the actions shown (not the look-ahead row's).
-  PERFORM kip.audit_plans('action.list_mine',
-                          ARRAY(SELECT DISTINCT (i->>'plan_id')::uuid FROM unnest(v_items[1:v_limit]) i),
-                          'action');
-  RETURN kip.ok(kip.page(v_items, v_keys, v_limit));
+  PERFORM kip.audit_plans('action.list_mine', v_plans[1:v_limit], 'action');
+  RETURN kip.ok_json(kip.page(v_items, v_keys, v_limit));
 END
 $function$;
 
@@ -287,7 +293,7 @@ BEGIN
   VALUES ('plan.coordinator_changed', p.id, p.id, 'plan.coordinator_changed:' || p.id || ':v' || p.version,
           jsonb_build_object('participant_id', v_to));
   PERFORM kip.audit('handover', p.id, 'plan');
-  RETURN kip.ok(kip.plan_doc(p), NULL, p.version::text);
+  RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
 $function$;
 
