@@ -116,8 +116,11 @@ def test_backup_while_writing_and_restore(workroot):
         started = time.monotonic()
         before = dict(made)
         before.update({pid: cpr for t, pid, cpr in list(writer.acked) if t < started})
-        os.umask(0o022)  # the dump must be 0600 whatever the umask
-        code, out = _kipd_cli(k, data, "--backup", str(backup))
+        old_umask = os.umask(0)  # the dump must be 0600 even under a permissive umask
+        try:
+            code, out = _kipd_cli(k, data, "--backup", str(backup))
+        finally:
+            os.umask(old_umask)
         ended = time.monotonic()
         kiptest.wait_until(lambda: any(t > ended for t, _, _ in writer.acked), 30,
                            what="writes after the backup")
