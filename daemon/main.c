@@ -12,6 +12,9 @@
  * stop accepting and finish in-flight requests, stop the timers, close the
  * pool, stop the cluster, close the signal handles. --migrate-only and
  * --rotate-key stop (exit 0) after their state's work.
+ *
+ * --backup and --restore (db/backup.h) run outside the state machine,
+ * blocking, before any loop serves: kipd_backup() and kipd_restore().
  */
 #include <limits.h>
 #include <signal.h>
@@ -30,6 +33,7 @@
 #include "app/daily.h"
 #include "app/roles.h"
 #include "app/sealer.h"
+#include "db/backup.h"
 #include "db/cluster.h"
 #include "db/datalock.h"
 #include "db/migrate.h"
@@ -510,6 +514,108 @@ static int kipd_check_secret_file(const char *path) {
   return 0;
 }
 
+/* ---- --backup and --restore: one-shot, blocking, no serving loop ---- */
+
+static void kipd_on_oneshot_cluster_stopped(cluster_t *c, void *data) {
+  (void)c;
+  (void)data;
+}
+
+/* The embedded cluster started for a one-shot job (initdb on an empty
+ * folder, the roles' set-up SQL), run until stopped, then freed. */
+static int kipd_oneshot_cluster(kipd_t *k, int (*job)(kipd_t *k, const char *conninfo, char *err,
+                                                       size_t err_len), char *err, size_t err_len) {
+  cluster_config_t cc = {
+    .data_dir = k->cfg.data_dir,
+    .pg_bindir = k->cfg.pg_bindir,
+    .pg_user = k->cfg.pg_user,
+    .db_name = "kipd",
+    .setup_sql = roles_embedded_setup_sql,
+    .nosync = k->cfg.pg_nosync,
+  };
+  uv_loop_t *loop = uv_default_loop();
+  cluster_t *c = NULL;
+  int rc = cluster_start(loop, &cc, NULL, NULL, 120000, &c, err, err_len);
+  if (rc != 0) {
+    uv_run(loop, UV_RUN_DEFAULT);  /* a failed start's child handle closing */
+    uv_loop_close(loop);
+    return rc;
+  }
+  rc = job(k, cluster_conninfo(c), err, err_len);
+  cluster_stop(c, kipd_on_oneshot_cluster_stopped, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  cluster_free(c);
+  uv_loop_close(loop);
+  return rc;
+}
+
+static int kipd_dump_job(kipd_t *k, const char *conninfo, char *err, size_t err_len) {
+  return backup_dump(k->cfg.pg_bindir, conninfo, k->cfg.backup_file, err, err_len);
+}
+
+static int kipd_restore_job(kipd_t *k, const char *conninfo, char *err, size_t err_len) {
+  return backup_restore(k->cfg.pg_bindir, conninfo, k->cfg.restore_file, err, err_len);
+}
+
+/* kipd --backup FILE: online through DATA_DIR/run when a kipd holds the
+ * folder, else with the cluster started just for the dump. Exit code. */
+static int kipd_backup(kipd_t *k) {
+  char err[PATH_MAX + 256] = "";
+  datalock_t *lock = NULL;
+  long holder = 0;
+  bool online = false;
+  int rc = datalock_acquire(k->cfg.data_dir, &lock, &holder, err, sizeof(err));
+  if (rc == -EBUSY) {
+    char conninfo[PATH_MAX * 2 + 128];
+    online = true;
+    err[0] = '\0';
+    rc = cluster_socket_conninfo(k->cfg.data_dir, "kipd", conninfo, sizeof(conninfo));
+    if (rc != 0)
+      snprintf(err, sizeof(err), "cannot reach the running cluster of %s: %s", k->cfg.data_dir,
+               strerror(-rc));
+    else
+      rc = backup_dump(k->cfg.pg_bindir, conninfo, k->cfg.backup_file, err, sizeof(err));
+  } else if (rc == 0) {
+    rc = kipd_oneshot_cluster(k, kipd_dump_job, err, sizeof(err));
+  }
+  datalock_release(lock);
+  if (rc != 0) {
+    log_emit(LOG_ERROR, "backup failed", json_pack("{s:s, s:s, s:s}", "data_dir", k->cfg.data_dir,
+                                                   "file", k->cfg.backup_file, "error", err));
+    return 1;
+  }
+  log_emit(LOG_INFO, "backup written",
+           json_pack("{s:s, s:s, s:b, s:I, s:s}", "data_dir", k->cfg.data_dir, "file", k->cfg.backup_file,
+                     "online", online, "kipd_pid", (json_int_t)holder, "key_file",
+                     "not included: back the key file up separately (docs/operations.md)"));
+  return 0;
+}
+
+/* kipd --restore FILE: into an empty (or missing) data folder only. */
+static int kipd_restore(kipd_t *k) {
+  char err[PATH_MAX + 256] = "";
+  datalock_t *lock = NULL;
+  long holder = 0;
+  int rc = backup_check_dump(k->cfg.restore_file, err, sizeof(err));
+  if (rc == 0)
+    rc = backup_check_empty_dir(k->cfg.data_dir, err, sizeof(err));
+  if (rc == 0)
+    rc = datalock_acquire(k->cfg.data_dir, &lock, &holder, err, sizeof(err));
+  if (rc == 0)
+    rc = kipd_oneshot_cluster(k, kipd_restore_job, err, sizeof(err));
+  datalock_release(lock);
+  if (rc != 0) {
+    log_emit(LOG_ERROR, "restore failed", json_pack("{s:s, s:s, s:s}", "data_dir", k->cfg.data_dir,
+                                                    "file", k->cfg.restore_file, "error", err));
+    return 1;
+  }
+  log_emit(LOG_INFO, "restored", json_pack("{s:s, s:s, s:s}", "data_dir", k->cfg.data_dir, "file",
+                                           k->cfg.restore_file, "next",
+                                           "put the backed-up key file in place (--key-file, or DATA_DIR/cpr.key "
+                                           "mode 0600), then start kipd"));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static kipd_t k;
   char err[512] = "";
@@ -534,6 +640,20 @@ int main(int argc, char **argv) {
   const char *lv = k.cfg.log_level;
   log_set_level(strcmp(lv, "debug") == 0 ? LOG_DEBUG : strcmp(lv, "warn") == 0 ? LOG_WARN
                 : strcmp(lv, "error") == 0 ? LOG_ERROR : LOG_INFO);
+
+  if (k.cfg.backup_file != NULL || k.cfg.restore_file != NULL) {
+    if (k.cfg.db_url != NULL || (k.cfg.backup_file != NULL && k.cfg.restore_file != NULL)) {
+      fprintf(stderr, "kipd: %s\n", k.cfg.db_url != NULL
+              ? "--backup and --restore are for the embedded cluster (--data-dir); for an external "
+                "PostgreSQL use its own backups (docs/operations.md)"
+              : "give --backup or --restore, not both");
+      config_free(&k.cfg);
+      return 2;
+    }
+    rc = k.cfg.backup_file != NULL ? kipd_backup(&k) : kipd_restore(&k);
+    config_free(&k.cfg);
+    return rc;
+  }
 
   /* One kipd per data folder: refused at once, naming the holder's PID. */
   datalock_t *data_lock = NULL;

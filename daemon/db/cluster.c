@@ -955,6 +955,23 @@ int cluster_conninfo_as(const cluster_t *c, const char *user, char *buf, size_t 
   return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+int cluster_socket_conninfo(const char *data_dir, const char *db_name, char *buf, size_t len) {
+  if (db_name == NULL || !cluster__valid_db_name(db_name))
+    return -EINVAL;
+  char *real = realpath(data_dir, NULL);
+  if (real == NULL)
+    return -errno;
+  char run_dir[PATH_MAX], quoted_dir[PATH_MAX * 2 + 3];
+  int n = snprintf(run_dir, sizeof(run_dir), "%s/run", real);
+  free(real);
+  if (n < 0 || (size_t)n >= sizeof(run_dir))
+    return -ENAMETOOLONG;
+  cluster__quote(quoted_dir, sizeof(quoted_dir), run_dir);
+  n = snprintf(buf, len, "host=%s port=" CLUSTER_PORT " dbname=%s user=" CLUSTER_SUPERUSER,
+               quoted_dir, db_name);
+  return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 bool cluster_running(const cluster_t *c) {
   return c->proc != NULL && (c->state == CLUSTER_RUNNING || c->state == CLUSTER_STARTING);
 }

@@ -59,6 +59,13 @@ long cluster_postmaster_alive(const char *data_dir);
  * small. user must be [A-Za-z0-9_]{1,63}, else -EINVAL. */
 int cluster_conninfo_as(const cluster_t *c, const char *user, char *buf, size_t len) KIPD_MUST_CHECK;
 
+/* The superuser's connection string for the cluster of data_dir, running
+ * or not, reached through DATA_DIR/run (a running kipd's cluster, for an
+ * online kipd --backup). Returns 0, -EINVAL for a bad db_name, or
+ * -ENAMETOOLONG / -errno (data_dir cannot be resolved). */
+int cluster_socket_conninfo(const char *data_dir, const char *db_name, char *buf,
+                            size_t len) KIPD_MUST_CHECK;
+
 /* True while the postmaster child is running. */
 bool cluster_running(const cluster_t *c);
 

@@ -64,6 +64,8 @@ static const config_opt_t config__opts[] = {
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
   {"print-routes", "KIPD_PRINT_ROUTES", OPT_FLAG, OFF(print_routes), "print the route table as JSON lines and exit"},
   {"rotate-key", "KIPD_ROTATE_KEY", OPT_FLAG, OFF(rotate_key), "re-encrypt every CPR number under a new key, then exit (stop kipd first)"},
+  {"backup", "KIPD_BACKUP", OPT_STR, OFF(backup_file), "embedded cluster: write a consistent pg_dump (custom format, mode 0600, never the CPR key file) of the database to FILE, then exit; works while kipd runs"},
+  {"restore", "KIPD_RESTORE", OPT_STR, OFF(restore_file), "embedded cluster: create the cluster in the EMPTY --data-dir and restore FILE (a --backup) into it, then exit"},
   {"config", "KIPD_CONFIG", OPT_STR, OFF(config_file), "JSON config file whose keys are these option names"},
 };
 
@@ -118,6 +120,8 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->pg_bindir);
   free(cfg->pg_user);
   free(cfg->config_file);
+  free(cfg->backup_file);
+  free(cfg->restore_file);
   free(cfg->log_level);
   free(cfg->cookie_secure);
   free(cfg->trusted_proxies);

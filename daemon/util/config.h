@@ -33,6 +33,8 @@ typedef struct kipd_config_s {
   char *log_level;              /* debug|info|warn|error */
   bool migrate_only;
   bool print_routes;            /* print the route table and exit (tests) */
+  char *backup_file;            /* kipd --backup FILE: dump the embedded database, then exit */
+  char *restore_file;           /* kipd --restore FILE: restore into an empty data folder, then exit */
   bool rotate_key;              /* re-encrypt every CPR number under a new key, then exit */
   uint64_t shutdown_grace_ms;   /* SIGTERM: finish in-flight work: 10 s */
   int meeting_min_minutes;      /* 90 */
