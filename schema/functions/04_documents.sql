@@ -80,6 +80,9 @@ AS $function$
                            'review_expired', c.withdrawn_at IS NULL AND c.review_by < kip.today())
 $function$;
 
+-- A plans list item. next_meeting, open_actions (open or in progress,
+-- overdue ones included) and overdue_actions (kip.action_overdue) spare the
+-- list a read of every plan's document.
 CREATE FUNCTION kip.plan_summary(p kip.plans)
  RETURNS json
  LANGUAGE sql
@@ -91,7 +94,13 @@ AS $function$
     'reason', p.reason, 'owner_organisation_id', p.owner_organisation_id,
     'coordinator', p.coordinator_participant_id,
     'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
-    'close_reason', p.close_reason)
+    'close_reason', p.close_reason,
+    'next_meeting', (SELECT min(m.starts_at) FROM kip.meetings m
+                      WHERE m.plan_id = p.id AND m.status = 'planned' AND m.starts_at > now()),
+    'open_actions', (SELECT count(*)::integer FROM kip.actions a
+                      WHERE a.plan_id = p.id AND a.status IN ('open', 'in_progress')),
+    'overdue_actions', (SELECT count(*)::integer FROM kip.actions a
+                         WHERE a.plan_id = p.id AND kip.action_overdue(a.due_date, a.status)))
 $function$;
 
 -- Derived, never stored: the due date has passed in Copenhagen and the

@@ -47,7 +47,7 @@ export async function render(main) {
         if (status.value) p.set('status', status.value);
         page = await get(`/v1/plans?${p}`);
       }
-      await table(results, page.items);
+      table(results, page.items);
     } catch (e) {
       clear(results);
       showErrors(form, e);
@@ -58,36 +58,25 @@ export async function render(main) {
   await load();
 }
 
-// The summary has no counts or next meeting; when it lacks them they come
-// from each plan's document (one read per plan shown, audited as such).
-async function details(item) {
-  if ('open_actions' in item || 'next_meeting' in item) {
-    return { open: item.open_actions ?? 0, overdue: item.overdue_actions ?? 0, next: item.next_meeting?.starts_at ?? item.next_meeting };
-  }
-  const doc = await get(`/v1/plans/${item.id}`);
-  const open = doc.actions.filter((a) => a.status === 'open' || a.status === 'in_progress');
-  const next = doc.meetings.filter((m) => m.status === 'planned').map((m) => m.starts_at).sort()[0];
-  return { open: open.length, overdue: open.filter((a) => a.overdue).length, next, citizen: doc.citizen };
-}
-
-async function table(results, items) {
+// Each list item carries next_meeting, open_actions and overdue_actions, so
+// the list needs no read of each plan's document.
+function table(results, items) {
   clear(results);
   if (!items.length) {
     results.append(h('p', { class: 'empty' }, t('plans.none')));
     return;
   }
-  const extra = await Promise.all(items.map((i) => details(i).catch(() => ({ open: '–', overdue: '–' }))));
   const lang = currentLang();
   results.append(h('table', { class: 'table' },
     h('caption', { class: 'visually-hidden' }, t('plans.title')),
     h('thead', null, h('tr', null,
       ['plans.col_citizen', 'plans.col_cpr', 'plans.col_status', 'plans.col_next', 'plans.col_open', 'plans.col_overdue']
         .map((k, i) => h('th', { scope: 'col', class: i >= 4 ? 'num' : null }, t(k))))),
-    h('tbody', null, items.map((p, i) => h('tr', null,
+    h('tbody', null, items.map((p) => h('tr', null,
       h('th', { scope: 'row' }, h('a', { href: `/forloeb/${p.id}` }, p.citizen.name)),
       h('td', { class: 'mono' }, maskCpr(p.citizen.cpr)),
       h('td', null, statusBadge('plan_status', p.status)),
-      h('td', null, extra[i].next ? fmtDateTime(extra[i].next, lang) : h('span', { class: 'muted' }, t('plans.no_meeting'))),
-      h('td', { class: 'num' }, String(extra[i].open)),
-      h('td', { class: 'num' }, extra[i].overdue > 0 ? h('span', { class: 'badge badge-overdue' }, String(extra[i].overdue)) : String(extra[i].overdue)))))));
+      h('td', null, p.next_meeting ? fmtDateTime(p.next_meeting, lang) : h('span', { class: 'muted' }, t('plans.no_meeting'))),
+      h('td', { class: 'num' }, String(p.open_actions)),
+      h('td', { class: 'num' }, p.overdue_actions > 0 ? h('span', { class: 'badge badge-overdue' }, String(p.overdue_actions)) : String(p.overdue_actions)))))));
 }
