@@ -15,7 +15,9 @@ KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf)
 # tests/browser: the web UI end to end in Debian's chromium, driven by playwright-core (npm, pinned in
 # tests/browser/package-lock.json; it never downloads a browser). npm comes with the machine's nodejs
 # where that is NodeSource's; with Debian's nodejs, scripts/test installs Debian's npm package.
-KIPD_BROWSER_PACKAGES=(chromium nodejs)
+# chromium-l10n: Debian's chromium ships only en-US.pak, and without da.pak --lang=da-DK falls back to
+# en-US, so date and time inputs render as mm/dd/yyyy and 10:00 AM in the screenshots.
+KIPD_BROWSER_PACKAGES=(chromium chromium-l10n nodejs)
 # tests/fuzz/run: libFuzzer targets built with clang 14 (ASan + UBSan runtimes in libclang-rt-14-dev).
 KIPD_FUZZ_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 # tests/package/run: build the .deb packages (debian/) and check the systemd unit.
