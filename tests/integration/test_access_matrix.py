@@ -18,7 +18,9 @@ organisation the consent covers. admin and auditor see no plan.
 Writers (kip.plan_may_write): the owning organisation's coordinators and
 integration, and active participants (while the consent covers them).
 Actions are changed only by their responsible participant, the tovholder or
-the owning organisation's coordinators and integration. After a consent
+the owning organisation's coordinators and integration. The consent, the
+tovholder handover and closing (STEWARDS) belong to the tovholder and the
+owning organisation's coordinators and integration alone. After a consent
 withdrawal, everyone outside the owning organisation loses the plan.
 """
 
@@ -45,6 +47,10 @@ ACTION_WRITERS = {"tovholder", "own_coordinator", "own_integration", "participan
 READERS_WITHDRAWN = {"tovholder", "own_coordinator", "own_caseworker", "own_integration"}
 PLAN_WRITERS_WITHDRAWN = {"tovholder", "own_coordinator", "own_integration"}
 ACTION_WRITERS_WITHDRAWN = PLAN_WRITERS_WITHDRAWN
+# Who steers the plan (consent, tovholder handover, close): the tovholder
+# and the owning organisation's coordinators and integration (issue #16).
+STEWARDS = {"tovholder", "own_coordinator", "own_integration"}
+STEWARDS_WITHDRAWN = STEWARDS
 
 CALLERS = ["anonymous", "admin", "auditor", "tovholder", "own_coordinator", "own_caseworker",
            "own_integration", "participant", "participant2", "cov_caseworker", "cov_integration",
@@ -188,7 +194,7 @@ ROUTES = {
     ("GET", "/v1/plans/{id}"): read(lambda w: ("GET", w.url, None, {})),
     ("PATCH", "/v1/plans/{id}"): write(lambda w: ("PATCH", w.url, {"reason": "Ny begrundelse"}, STAR)),
     ("POST", "/v1/plans/{id}/close"): write(
-        lambda w: ("POST", f"{w.url}/close", {"reason": "completed"}, STAR)),
+        lambda w: ("POST", f"{w.url}/close", {"reason": "completed"}, STAR), writers="steward"),
     ("GET", "/v1/plans/{id}/history"): read(lambda w: ("GET", f"{w.url}/history", None, {})),
     # The citizen's right of access: for the owning organisation's coordinators.
     ("GET", "/v1/plans/{id}/access-log"): read(lambda w: ("GET", f"{w.url}/access-log", None, {}),
@@ -207,11 +213,12 @@ ROUTES = {
     ("GET", "/v1/plans/{id}/consent"): read(lambda w: ("GET", f"{w.url}/consent", None, {})),
     ("POST", "/v1/plans/{id}/consent"): write(lambda w: (
         "POST", f"{w.url}/consent", {"kip_consent": True, "form": "verbal", "given_at": GIVEN_AT,
-                                     "contact_organisation_ids": []}, {})),
+                                     "contact_organisation_ids": []}, {}), writers="steward"),
     ("POST", "/v1/plans/{id}/consent/withdraw"): write(
-        lambda w: ("POST", f"{w.url}/consent/withdraw", {}, {}), withdrawn_ok=409),
+        lambda w: ("POST", f"{w.url}/consent/withdraw", {}, {}), writers="steward", withdrawn_ok=409),
     ("POST", "/v1/plans/{id}/coordinator"): write(
-        lambda w: ("POST", f"{w.url}/coordinator", {"participant_id": w.extra["id"]}, {})),
+        lambda w: ("POST", f"{w.url}/coordinator", {"participant_id": w.extra["id"]}, {}),
+        writers="steward"),
     ("GET", "/v1/plans/{id}/actions"): read(lambda w: ("GET", f"{w.url}/actions", None, {})),
     ("POST", "/v1/plans/{id}/actions"): write(lambda w: (
         "POST", f"{w.url}/actions", {"title": "Søg boligstøtte", "area": "finances",
@@ -301,7 +308,8 @@ def _expected(row, caller, withdrawn):
     if row.kind == "read":
         return 200 if row.only is None or caller in row.only else 403
     writers = {"plan": PLAN_WRITERS_WITHDRAWN if withdrawn else PLAN_WRITERS,
-               "action": ACTION_WRITERS_WITHDRAWN if withdrawn else ACTION_WRITERS}[row.writers]
+               "action": ACTION_WRITERS_WITHDRAWN if withdrawn else ACTION_WRITERS,
+               "steward": STEWARDS_WITHDRAWN if withdrawn else STEWARDS}[row.writers]
     if caller not in writers:
         return 403
     return row.withdrawn_ok if withdrawn else 200
@@ -329,6 +337,9 @@ def test_plan_route(cast, route):
         if not ok:
             bad.append(f"{caller}{' (withdrawn)' if withdrawn else ''}: want {want}, got {got} {r.text[:200]}")
             continue
+        if want == 403 and not any(e.get("field") == "Authorization" and e.get("code") == "forbidden"
+                                   for e in r.json().get("errors", [])):
+            bad.append(f"{caller}: a 403 that does not name Authorization: {r.text[:200]}")
         if want in (404, 403, 401):
             # A refused call changes nothing.
             after = cast.tovholder.get(w.url).json()
