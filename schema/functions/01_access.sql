@@ -75,6 +75,20 @@ BEGIN
 END
 $function$;
 
+-- May the caller see this plan? For the lookups by a sub-resource's id
+-- (meetings, actions), which must answer a hidden plan's resource exactly
+-- as a missing one, with the sub-resource's own 404.
+CREATE FUNCTION kip.plan_visible(p_user kip.users, p_plan_id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT EXISTS (SELECT 1 FROM kip.plans pl
+                  WHERE pl.id = p_plan_id
+                    AND kip.plan_access(p_user.id, p_user.organisation_id, p_user.roles,
+                                        pl.id, pl.owner_organisation_id))
+$function$;
+
 CREATE FUNCTION kip.require_role(p_user kip.users, p_roles text[], p_what text)
  RETURNS void
  LANGUAGE plpgsql
@@ -115,7 +129,8 @@ DECLARE
   v_plan uuid;
 BEGIN
   SELECT plan_id INTO v_plan FROM kip.actions WHERE id = p_id;
-  IF v_plan IS NULL THEN
+  -- An action in a hidden plan answers as a missing one (no oracle).
+  IF v_plan IS NULL OR NOT kip.plan_visible(p_user, v_plan) THEN
     PERFORM kip.fail(404, NULL, NULL, 'no such action');
   END IF;
   p := kip.require_plan(p_user, v_plan, p_write);
