@@ -89,6 +89,20 @@ BEGIN
 END
 $function$;
 
+-- May the caller see this plan? For the lookups by a sub-resource's id
+-- (meetings, actions), which must answer a hidden plan's resource exactly
+-- as a missing one, with the sub-resource's own 404.
+CREATE FUNCTION kip.plan_visible(p_user kip.users, p_plan_id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT EXISTS (SELECT 1 FROM kip.plans pl
+                  WHERE pl.id = p_plan_id
+                    AND kip.plan_access(p_user.id, p_user.organisation_id, p_user.roles,
+                                        pl.id, pl.owner_organisation_id))
+$function$;
+
 CREATE FUNCTION kip.require_role(p_user kip.users, p_roles text[], p_what text)
  RETURNS void
  LANGUAGE plpgsql
@@ -129,7 +143,8 @@ DECLARE
   v_plan uuid;
 BEGIN
   SELECT plan_id INTO v_plan FROM kip.actions WHERE id = p_id;
-  IF v_plan IS NULL THEN
+  -- An action in a hidden plan answers as a missing one (no oracle).
+  IF v_plan IS NULL OR NOT kip.plan_visible(p_user, v_plan) THEN
     PERFORM kip.fail(404, NULL, NULL, 'no such action');
   END IF;
   p := kip.require_plan(p_user, v_plan, p_write);
@@ -180,4 +195,36 @@ AS $function$
       OR EXISTS (SELECT 1 FROM kip.participants pa
                   WHERE pa.user_id = p_user.id AND pa.left_at IS NULL
                     AND pa.id IN (p.coordinator_participant_id, a.responsible_participant_id))
+$function$;
+
+-- Who steers a plan: changes its consent, hands over the tovholder role or
+-- closes it (issue #16). Stricter than kip.plan_may_write: the plan's
+-- tovholder (an active participant linked by user_id) or the owning
+-- organisation's coordinators and integration (which acts for the
+-- organisation, as in kip.plan_may_write). Other participants may work in
+-- the plan but not widen who sees it, take it over or end it.
+CREATE FUNCTION kip.plan_may_steer(p_user kip.users, p kip.plans)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT (p.owner_organisation_id = p_user.organisation_id
+          AND p_user.roles && ARRAY['coordinator', 'integration'])
+      OR EXISTS (SELECT 1 FROM kip.participants pa
+                  WHERE pa.id = p.coordinator_participant_id AND pa.user_id = p_user.id
+                    AND pa.left_at IS NULL)
+$function$;
+
+-- 403 unless the caller may steer the plan (call after kip.require_plan
+-- with p_write, so a hidden plan still answers 404).
+CREATE FUNCTION kip.require_steward(p_user kip.users, p kip.plans, p_what text)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF NOT kip.plan_may_steer(p_user, p) THEN
+    PERFORM kip.fail(403, 'forbidden', 'Authorization',
+      format('only the tovholder and the owning organisation''s coordinators may %s', p_what));
+  END IF;
+END
 $function$;

@@ -250,6 +250,7 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_id, true);
   v_reason text := p_body->>'reason';
 BEGIN
+  PERFORM kip.require_steward(u, p, 'close the plan');
   PERFORM kip.check_version(p_ctx, p.version);
   IF v_reason IN ('transferred', 'other') AND nullif(btrim(p_body->>'note'), '') IS NULL THEN
     PERFORM kip.fail(422, 'required', 'note', format('is required when the reason is %s', v_reason));

@@ -17,6 +17,7 @@ DECLARE
   v_missing uuid;
   c kip.consents;
 BEGIN
+  PERFORM kip.require_steward(u, p, 'record the consent');
   PERFORM kip.check_version(p_ctx, p.version);
   IF v_given > now() + interval '5 minutes' THEN
     PERFORM kip.fail(422, 'in_future', 'given_at', 'lies in the future');
@@ -57,6 +58,7 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_plan_id, true);
   c kip.consents;
 BEGIN
+  PERFORM kip.require_steward(u, p, 'withdraw the consent');
   PERFORM kip.check_version(p_ctx, p.version);
   SELECT * INTO c FROM kip.consents WHERE plan_id = p.id AND superseded_at IS NULL FOR UPDATE;
   IF c.id IS NULL THEN

@@ -5,9 +5,11 @@
 -- files change (docs/architecture.md, "Schema layout"). Each function here
 -- is defined in this file and nowhere else.
 
--- A meeting by id, or 404. The plan is then loaded through
--- kip.require_plan(), the one access rule, which answers 404 too.
-CREATE FUNCTION kip.meeting_find(p_id uuid)
+-- A meeting by id, or 404. A meeting in a plan the caller may not see
+-- answers exactly as a missing one ("no such meeting"), so the id is no
+-- oracle for the plan's existence (issue #16). The plan is then loaded
+-- through kip.require_plan(), the one access rule.
+CREATE FUNCTION kip.meeting_find(p_user kip.users, p_id uuid)
  RETURNS kip.meetings
  LANGUAGE plpgsql
 AS $function$
@@ -15,7 +17,7 @@ DECLARE
   m kip.meetings;
 BEGIN
   SELECT * INTO m FROM kip.meetings WHERE id = p_id;
-  IF m.id IS NULL THEN
+  IF m.id IS NULL OR NOT kip.plan_visible(p_user, m.plan_id) THEN
     PERFORM kip.fail(404, NULL, NULL, 'no such meeting');
   END IF;
   RETURN m;
@@ -30,7 +32,7 @@ CREATE FUNCTION kip.meeting_for_write(p_ctx jsonb, u kip.users, p_id uuid, OUT p
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-  m := kip.meeting_find(p_id);
+  m := kip.meeting_find(u, p_id);
   p := kip.require_plan(u, m.plan_id, true);
   SELECT * INTO m FROM kip.meetings WHERE id = p_id FOR UPDATE;
   IF p_ctx ? 'if_match' AND (p_ctx->>'if_match')::bigint <> -2
@@ -332,7 +334,7 @@ CREATE FUNCTION kip_api.meeting_get(p_ctx jsonb, p_id uuid)
 AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
-  m kip.meetings := kip.meeting_find(p_id);
+  m kip.meetings := kip.meeting_find(u, p_id);
   p kip.plans := kip.require_plan(u, m.plan_id);
 BEGIN
   PERFORM kip.audit('read', p.id, 'meeting');
@@ -458,7 +460,7 @@ CREATE FUNCTION kip_api.meeting_outcome(p_ctx jsonb, p_id uuid, p_body jsonb)
 AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
-  v_m kip.meetings := kip.meeting_find(p_id);
+  v_m kip.meetings := kip.meeting_find(u, p_id);
   p kip.plans := kip.require_plan(u, v_m.plan_id, true);
   m kip.meetings;
   nm kip.meetings;
@@ -581,7 +583,7 @@ CREATE FUNCTION kip_api.meeting_agenda(p_ctx jsonb, p_id uuid)
 AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
-  m kip.meetings := kip.meeting_find(p_id);
+  m kip.meetings := kip.meeting_find(u, p_id);
   p kip.plans := kip.require_plan(u, m.plan_id);
   prev kip.meetings;
   o kip.meeting_outcomes;

@@ -266,7 +266,8 @@ BEGIN
 END
 $function$;
 
--- Hand the plan over to another tovholder: any active professional.
+-- Hand the plan over to another tovholder (any active professional); only
+-- the tovholder and the owning organisation may (kip.require_steward).
 CREATE FUNCTION kip_api.coordinator_handover(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql
@@ -276,6 +277,7 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_plan_id, true);
   v_to uuid := (p_body->>'participant_id')::uuid;
 BEGIN
+  PERFORM kip.require_steward(u, p, 'hand the plan over');
   PERFORM kip.check_version(p_ctx, p.version);
   IF NOT EXISTS (SELECT 1 FROM kip.participants WHERE id = v_to AND plan_id = p.id
                     AND left_at IS NULL AND kind = 'professional') THEN

@@ -6,7 +6,9 @@ fail. Each plan route is then called by every caller kind on a plan built
 for that call, and the answer must be the one the access rule gives:
 
   * no credentials: 401;
-  * a caller who may not see the plan: 404, exactly as for a missing plan;
+  * a caller who may not see the plan: 404, exactly as for a missing plan
+    (and a meeting or action in it exactly as a missing meeting or action,
+    the whole problem document but its request_id);
   * a caller who may see it but not change it: 403 on writes;
   * a caller who may change it: success.
 
@@ -18,7 +20,9 @@ organisation the consent covers. admin and auditor see no plan.
 Writers (kip.plan_may_write): the owning organisation's coordinators and
 integration, and active participants (while the consent covers them).
 Actions are changed only by their responsible participant, the tovholder or
-the owning organisation's coordinators and integration. After a consent
+the owning organisation's coordinators and integration. The consent, the
+tovholder handover and closing (STEWARDS) belong to the tovholder and the
+owning organisation's coordinators and integration alone. After a consent
 withdrawal, everyone outside the owning organisation loses the plan.
 """
 
@@ -45,6 +49,10 @@ ACTION_WRITERS = {"tovholder", "own_coordinator", "own_integration", "participan
 READERS_WITHDRAWN = {"tovholder", "own_coordinator", "own_caseworker", "own_integration"}
 PLAN_WRITERS_WITHDRAWN = {"tovholder", "own_coordinator", "own_integration"}
 ACTION_WRITERS_WITHDRAWN = PLAN_WRITERS_WITHDRAWN
+# Who steers the plan (consent, tovholder handover, close): the tovholder
+# and the owning organisation's coordinators and integration (issue #16).
+STEWARDS = {"tovholder", "own_coordinator", "own_integration"}
+STEWARDS_WITHDRAWN = STEWARDS
 
 CALLERS = ["anonymous", "admin", "auditor", "tovholder", "own_coordinator", "own_caseworker",
            "own_integration", "participant", "participant2", "cov_caseworker", "cov_integration",
@@ -188,7 +196,7 @@ ROUTES = {
     ("GET", "/v1/plans/{id}"): read(lambda w: ("GET", w.url, None, {})),
     ("PATCH", "/v1/plans/{id}"): write(lambda w: ("PATCH", w.url, {"reason": "Ny begrundelse"}, STAR)),
     ("POST", "/v1/plans/{id}/close"): write(
-        lambda w: ("POST", f"{w.url}/close", {"reason": "completed"}, STAR)),
+        lambda w: ("POST", f"{w.url}/close", {"reason": "completed"}, STAR), writers="steward"),
     ("GET", "/v1/plans/{id}/history"): read(lambda w: ("GET", f"{w.url}/history", None, {})),
     # The citizen's right of access: for the owning organisation's coordinators.
     ("GET", "/v1/plans/{id}/access-log"): read(lambda w: ("GET", f"{w.url}/access-log", None, {}),
@@ -207,11 +215,12 @@ ROUTES = {
     ("GET", "/v1/plans/{id}/consent"): read(lambda w: ("GET", f"{w.url}/consent", None, {})),
     ("POST", "/v1/plans/{id}/consent"): write(lambda w: (
         "POST", f"{w.url}/consent", {"kip_consent": True, "form": "verbal", "given_at": GIVEN_AT,
-                                     "contact_organisation_ids": []}, {})),
+                                     "contact_organisation_ids": []}, {}), writers="steward"),
     ("POST", "/v1/plans/{id}/consent/withdraw"): write(
-        lambda w: ("POST", f"{w.url}/consent/withdraw", {}, {}), withdrawn_ok=409),
+        lambda w: ("POST", f"{w.url}/consent/withdraw", {}, {}), writers="steward", withdrawn_ok=409),
     ("POST", "/v1/plans/{id}/coordinator"): write(
-        lambda w: ("POST", f"{w.url}/coordinator", {"participant_id": w.extra["id"]}, {})),
+        lambda w: ("POST", f"{w.url}/coordinator", {"participant_id": w.extra["id"]}, {}),
+        writers="steward"),
     ("GET", "/v1/plans/{id}/actions"): read(lambda w: ("GET", f"{w.url}/actions", None, {})),
     ("POST", "/v1/plans/{id}/actions"): write(lambda w: (
         "POST", f"{w.url}/actions", {"title": "Søg boligstøtte", "area": "finances",
@@ -301,7 +310,8 @@ def _expected(row, caller, withdrawn):
     if row.kind == "read":
         return 200 if row.only is None or caller in row.only else 403
     writers = {"plan": PLAN_WRITERS_WITHDRAWN if withdrawn else PLAN_WRITERS,
-               "action": ACTION_WRITERS_WITHDRAWN if withdrawn else ACTION_WRITERS}[row.writers]
+               "action": ACTION_WRITERS_WITHDRAWN if withdrawn else ACTION_WRITERS,
+               "steward": STEWARDS_WITHDRAWN if withdrawn else STEWARDS}[row.writers]
     if caller not in writers:
         return 403
     return row.withdrawn_ok if withdrawn else 200
@@ -329,6 +339,9 @@ def test_plan_route(cast, route):
         if not ok:
             bad.append(f"{caller}{' (withdrawn)' if withdrawn else ''}: want {want}, got {got} {r.text[:200]}")
             continue
+        if want == 403 and not any(e.get("field") == "Authorization" and e.get("code") == "forbidden"
+                                   for e in r.json().get("errors", [])):
+            bad.append(f"{caller}: a 403 that does not name Authorization: {r.text[:200]}")
         if want in (404, 403, 401):
             # A refused call changes nothing.
             after = cast.tovholder.get(w.url).json()
@@ -340,9 +353,15 @@ def test_plan_route(cast, route):
             for real in (w.plan["id"], w.action["id"], w.meeting["id"]):
                 path = path.replace(real, str(uuid.uuid4()))
             r2 = getattr(cast, caller).request(method, path, json=body, headers=headers)
-            if r2.status_code != 404 or r2.json().get("type") != r.json().get("type"):
+            # The whole answer, detail included, apart from request_id: a
+            # meeting or action in a hidden plan is "no such meeting" /
+            # "no such action", never "no such plan" (issue #16).
+            one = {k: v for k, v in r.json().items() if k != "request_id"}
+            two = {k: v for k, v in r2.json().items() if k != "request_id"}
+            if (r2.status_code != 404 or one != two
+                    or r.headers.get("Content-Type") != r2.headers.get("Content-Type")):
                 bad.append(f"{caller}: hidden plan answers differently from a missing one "
-                           f"({r.status_code} vs {r2.status_code})")
+                           f"({r.status_code} {one} vs {r2.status_code} {two})")
     assert not bad, f"{route[0]} {route[1]}:\n  " + "\n  ".join(bad)
 
 
