@@ -1,6 +1,6 @@
 /* api: kipd's HTTP resources. Each file holds one resource family: its
  * request specs (util/json_check), its SQL statements (kip_api.* functions,
- * schema/003_api.sql) and its routes. */
+ * defined in schema/functions/NN_<family>.sql) and its routes. */
 #ifndef KIPD_API_API_H
 #define KIPD_API_API_H
 

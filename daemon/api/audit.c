@@ -1,5 +1,5 @@
 /* Oversight: the audit log for auditors, its hash-chain check, and the
- * citizen's access log of one plan (schema/009_audit.sql, docs/audit.md). */
+ * citizen's access log of one plan (schema/functions/18_audit.sql, docs/audit.md). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* Meetings: schedule, reschedule, cancel, invitee responses, the outcome
  * (with the actions agreed and the next meeting, in one transaction), the
  * agenda (JSON, or a printable Danish HTML page) and the caller's meetings.
- * The rules live in schema/005_meetings.sql. */
+ * The rules live in schema/functions/15_meetings.sql. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,8 @@
  * wiped from the body at once and from the arena as soon as the hash work
  * is done; it never goes to the database or the log. The database keeps the
  * encoded hash, and SHA-256 of session ids and CSRF tokens
- * (schema/011_sessions.sql). See docs/security.md.
+ * (schema/migrations/011_sessions.sql; the functions in
+ * schema/functions/11_session.sql). See docs/security.md.
  */
 #include <stdlib.h>
 #include <string.h>

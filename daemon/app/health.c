@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* The ping also says whether the serving role can only append to the audit
- * log (schema/009_audit.sql): false when kipd runs without --db-owner. */
+ * log (schema/functions/02_audit.sql): false when kipd runs without --db-owner. */
 static const pg_stmt_t health__ping = {"health_ping", "SELECT kip.audit_append_only()", 0};
 
 void health_live(kreq_t *r) {

@@ -2,7 +2,7 @@
  *
  * The owner runs the migrations and owns everything; the runtime role serves
  * every request as a member of the NOLOGIN group role kipd_runtime, to which
- * schema/009_audit.sql grants what a request needs: on the audit log only
+ * schema/migrations/009_audit.sql grants what a request needs: on the audit log only
  * SELECT and INSERT. In embedded mode kipd makes the roles itself. */
 #ifndef KIPD_APP_ROLES_H
 #define KIPD_APP_ROLES_H

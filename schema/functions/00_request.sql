@@ -46,6 +46,41 @@ BEGIN
 END
 $function$;
 
+-- The RFC 6901 pointer of a field path: "goals[1].text" -> "/goals/1/text"
+-- (the same rule as problem_pointer() in daemon/app/problem.c).
+CREATE FUNCTION kip.json_pointer(p_field text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT '/' || replace(replace(replace(replace(replace(p_field, '~', '~0'), '/', '~1'), ']', ''), '[', '/'),
+                        '.', '/')
+$function$;
+
+-- One warnings[] entry: {code, field, pointer, participant_id, message}.
+-- p_code is the stable code (the WarningCode enum of api/openapi.yaml).
+CREATE FUNCTION kip.warning(p_code text, p_field text, p_participant_id uuid, p_message text)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT jsonb_build_object('code', p_code, 'field', p_field, 'pointer', kip.json_pointer(p_field),
+                            'participant_id', p_participant_id, 'message', p_message)
+$function$;
+
+-- due_in_past: an action's due date before today (Copenhagen). Allowed (an
+-- action agreed late is recorded as agreed); an array of 0 or 1 warnings.
+CREATE FUNCTION kip.due_date_warnings(p_due date, p_field text)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT CASE WHEN p_due < kip.today()
+    THEN jsonb_build_array(kip.warning('due_in_past', p_field, NULL,
+           format('the due date %s lies in the past (today is %s, Copenhagen time)', p_due, kip.today())))
+    ELSE '[]'::jsonb END
+$function$;
+
 -- kip.fail with extra members for the problem document (e.g. the open
 -- actions that block a participant from leaving).
 CREATE FUNCTION kip.fail_with(p_status integer, p_code text, p_field text, p_message text, p_extra jsonb)

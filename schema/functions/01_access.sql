@@ -145,12 +145,9 @@ BEGIN
 END
 $function$;
 
--- 008_access: write rights stricter than read rights, consent withdrawal
--- making a plan read-only outside its owning organisation, and an expired
--- consent review shown on the plan.
---
--- Reading stays kip.plan_access (002). Writing a plan needs, on top of it,
--- kip.plan_may_write:
+-- Write rights are stricter than read rights, and a consent withdrawal makes
+-- a plan read-only outside its owning organisation. Reading is
+-- kip.plan_access. Writing a plan needs, on top of it, kip.plan_may_write:
 --   * the owning organisation's coordinators (and its integration, which
 --     acts for the organisation), or
 --   * an active participant linked by user_id, from the owning organisation

@@ -6,8 +6,9 @@
 -- files change (docs/architecture.md, "Schema layout"). Each function here
 -- is defined in this file and nowhere else.
 
--- The history trigger (002): CPR changes are found by the blind index and
--- recorded as masks.
+-- The history trigger: each created or changed column becomes one history
+-- row, named as the API names it (citizen_name -> citizen.name). CPR changes
+-- are found by the blind index and recorded as masks.
 CREATE FUNCTION kip.track_history()
  RETURNS trigger
  LANGUAGE plpgsql

@@ -219,7 +219,7 @@ BEGIN
 END
 $function$;
 
--- The plan document (005): the sealed token where the CPR number goes; kipd
+-- The plan document: the sealed token where the CPR number goes; kipd
 -- decrypts it in the response.
 CREATE FUNCTION kip.plan_doc(p kip.plans)
  RETURNS json

@@ -5,8 +5,8 @@
 -- files change (docs/architecture.md, "Schema layout"). Each function here
 -- is defined in this file and nowhere else.
 
--- 003_api: one function per HTTP operation. Argument order is fixed by the
--- router: (ctx, path parameters..., body, query). Input has already been
+-- Each kip_api function serves one HTTP operation. Argument order is fixed
+-- by the router: (ctx, path parameters..., body, query). Input has already been
 -- checked for shape, types, enums and formats by kipd; these functions
 -- enforce the rules that need the database.
 CREATE FUNCTION kip_api.organisation_create(p_ctx jsonb, p_body jsonb)

@@ -35,7 +35,7 @@ AS $function$
     FROM jsonb_each(coalesce(p_needs, '{}'))
 $function$;
 
--- plan_create (003): stores the mask, the token and the blind index kipd
+-- plan_create stores the mask, the token and the blind index kipd
 -- sent in place of citizen.cpr.
 CREATE FUNCTION kip_api.plan_create(p_ctx jsonb, p_body jsonb)
  RETURNS kip.reply
@@ -47,6 +47,8 @@ DECLARE
   v_coord jsonb := coalesce(p_body->'coordinator', '{}');
   v_pid uuid := gen_random_uuid();
   p kip.plans;
+  v_other uuid;
+  v_warnings jsonb := '[]';
 BEGIN
   PERFORM kip.require_role(u, ARRAY['coordinator', 'integration'],
                            'only coordinators and integrations create plans');
@@ -70,7 +72,22 @@ BEGIN
   VALUES (p.id, 'citizen', p.citizen_name, 'citizen', p.citizen_phone);
   INSERT INTO kip.coordinator_history (plan_id, participant_id, changed_by) VALUES (p.id, v_pid, u.id);
   PERFORM kip.audit('create', p.id, 'plan');
-  RETURN kip.ok_json(kip.plan_doc(p), 201, p.version::text, '/v1/plans/' || p.id);
+  -- duplicate_active_plan: the CPR number (by its blind index) already has
+  -- an active plan the caller may see. Naming it shows that plan exists, so
+  -- it is audited as shown (plan.duplicate_warning).
+  IF p.citizen_cpr_hmac IS NOT NULL THEN
+    SELECT o.id INTO v_other FROM kip.plans o
+     WHERE o.citizen_cpr_hmac = p.citizen_cpr_hmac AND o.id <> p.id AND o.status = 'active'
+       AND kip.plan_access(u.id, u.organisation_id, u.roles, o.id, o.owner_organisation_id)
+     ORDER BY o.created_at DESC, o.id LIMIT 1;
+    IF v_other IS NOT NULL THEN
+      PERFORM kip.audit('plan.duplicate_warning', v_other, 'plan');
+      v_warnings := jsonb_build_array(kip.warning('duplicate_active_plan', 'citizen.cpr', NULL,
+        format('the citizen already has an active plan (%s)', v_other)));
+    END IF;
+  END IF;
+  RETURN kip.ok(kip.plan_doc(p)::jsonb || jsonb_build_object('warnings', v_warnings), 201, p.version::text,
+                '/v1/plans/' || p.id);
 END
 $function$;
 
@@ -108,9 +125,8 @@ BEGIN
 END
 $function$;
 
---
--- The list functions below are those of 003, 005 and 006 with only their
--- audit statement changed to kip.audit_plans() and a route's own action.
+-- The plans the caller may see, newest first. Audited with
+-- kip.audit_plans(): one row per plan shown, under the route's own action.
 CREATE FUNCTION kip_api.plan_list(p_ctx jsonb, p_query jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql
@@ -168,7 +184,7 @@ BEGIN
 END
 $function$;
 
--- plan_patch (003): the same for a changed citizen.cpr.
+-- plan_patch: the same for a changed citizen.cpr.
 CREATE FUNCTION kip_api.plan_patch(p_ctx jsonb, p_id uuid, p_body jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql

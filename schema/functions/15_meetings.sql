@@ -189,17 +189,14 @@ CREATE FUNCTION kip.meeting_warnings(m kip.meetings, p_prefix text DEFAULT ''::t
  STABLE
 AS $function$
   SELECT coalesce(jsonb_agg(w ORDER BY ord), '[]'::jsonb) FROM (
-    SELECT -1 AS ord, jsonb_build_object(
-             'code', 'starts_in_past', 'field', p_prefix || 'starts_at', 'participant_id', NULL,
-             'message', format('the meeting starts in the past (%s, Copenhagen time); it is recorded as given',
-                               kip.local_time(m.starts_at))) AS w
+    SELECT -1 AS ord, kip.warning('starts_in_past', p_prefix || 'starts_at', NULL,
+             format('the meeting starts in the past (%s, Copenhagen time); it is recorded as given',
+                    kip.local_time(m.starts_at))) AS w
      WHERE m.status = 'planned' AND m.starts_at < now()
     UNION ALL
-    SELECT i.position, jsonb_build_object(
-             'code', 'overlap', 'field', p_prefix || 'invitees[' || i.position || ']',
-             'participant_id', i.participant_id,
-             'message', format('%s is invited to another meeting at an overlapping time (%s to %s, Copenhagen time)',
-                               pa.name, kip.local_time(o.s), kip.local_time(o.e, 'HH24:MI')))
+    SELECT i.position, kip.warning('overlap', p_prefix || 'invitees[' || i.position || ']', i.participant_id,
+             format('%s is invited to another meeting at an overlapping time (%s to %s, Copenhagen time)',
+                    pa.name, kip.local_time(o.s), kip.local_time(o.e, 'HH24:MI')))
       FROM kip.meeting_invitees i
       JOIN kip.participants pa ON pa.id = i.participant_id
       CROSS JOIN LATERAL (
@@ -222,6 +219,22 @@ $function$;
 -- given, is the meeting this one follows: location, duration, purpose,
 -- chair and invitees default to its own. Without invitees and without a
 -- base, every active participant is invited in their default mode.
+-- citizen_not_invited: an explicit invitee list (p_invitees, as sent; NULL
+-- when the client sent none and kipd chose the invitees) that leaves out
+-- the plan's citizen while they take part in the plan. An array of 0 or 1.
+CREATE FUNCTION kip.meeting_citizen_warnings(m kip.meetings, p_invitees jsonb, p_prefix text DEFAULT ''::text)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT coalesce(jsonb_agg(kip.warning('citizen_not_invited', p_prefix || 'invitees', pa.id,
+                    format('the citizen (%s) is not invited', pa.name))), '[]'::jsonb)
+    FROM kip.participants pa
+   WHERE p_invitees IS NOT NULL AND jsonb_typeof(p_invitees) = 'array'
+     AND pa.plan_id = m.plan_id AND pa.kind = 'citizen' AND pa.left_at IS NULL
+     AND NOT EXISTS (SELECT 1 FROM kip.meeting_invitees i WHERE i.meeting_id = m.id AND i.participant_id = pa.id)
+$function$;
+
 CREATE FUNCTION kip.meeting_insert(p_ctx jsonb, u kip.users, p kip.plans, b jsonb, p_prefix text, p_base kip.meetings DEFAULT NULL::kip.meetings)
  RETURNS kip.meetings
  LANGUAGE plpgsql
@@ -295,7 +308,8 @@ BEGIN
   m := kip.meeting_insert(p_ctx, u, p, p_body, '');
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('create', p.id, 'meeting');
-  RETURN kip.meeting_reply(m, kip.meeting_warnings(m), 201, true);
+  RETURN kip.meeting_reply(m, kip.meeting_warnings(m) || kip.meeting_citizen_warnings(m, p_body->'invitees'),
+                           201, true);
 END
 $function$;
 
@@ -378,7 +392,7 @@ BEGIN
                              'duration_minutes', m.duration_minutes, 'sequence', m.sequence));
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('update', p.id, 'meeting');
-  RETURN kip.meeting_reply(m, kip.meeting_warnings(m));
+  RETURN kip.meeting_reply(m, kip.meeting_warnings(m) || kip.meeting_citizen_warnings(m, p_body->'invitees'));
 END
 $function$;
 
@@ -458,6 +472,7 @@ DECLARE
   v_attendance jsonb := '[]';
   v_observations jsonb := '[]';
   v_next_start timestamptz;
+  v_warnings jsonb := '[]';
 BEGIN
   SELECT * INTO m FROM kip.meetings WHERE id = p_id FOR UPDATE;
   IF p_ctx ? 'if_match' AND (p_ctx->>'if_match')::bigint <> -2
@@ -490,6 +505,12 @@ BEGIN
       PERFORM kip.fail(422, 'duplicate', 'attendance[' || v_i || '].participant_id', 'is listed twice');
     END IF;
     v_seen := v_seen || v_pid;
+    IF (v_item->>'attended')::boolean AND NOT EXISTS (
+         SELECT 1 FROM kip.meeting_invitees i WHERE i.meeting_id = m.id AND i.participant_id = v_pid) THEN
+      v_warnings := v_warnings || jsonb_build_array(kip.warning('attendance_not_invited',
+        'attendance[' || v_i || '].participant_id', v_pid,
+        format('%s attended but was not invited', (SELECT pa.name FROM kip.participants pa WHERE pa.id = v_pid))));
+    END IF;
     v_attendance := v_attendance || jsonb_build_array(jsonb_build_object(
       'participant_id', v_pid, 'attended', (v_item->>'attended')::boolean,
       'mode', CASE WHEN (v_item->>'attended')::boolean
@@ -512,6 +533,8 @@ BEGIN
   FOR v_item, v_i IN SELECT x, (n - 1)::integer
                        FROM jsonb_array_elements(coalesce(p_body->'actions', '[]')) WITH ORDINALITY t(x, n) LOOP
     PERFORM kip.action_insert(u, p, v_item - 'agreed_in_meeting_id', m.id, 'actions[' || v_i || '].');
+    v_warnings := v_warnings || kip.due_date_warnings((v_item->>'due_date')::date,
+                                                      'actions[' || v_i || '].due_date');
   END LOOP;
   IF v_next IS NOT NULL AND v_next <> 'null'::jsonb THEN
     v_next_start := (v_next->>'starts_at')::timestamptz;
@@ -537,9 +560,11 @@ BEGIN
           jsonb_build_object('meeting_id', m.id, 'next_meeting_id', nm.id));
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('outcome', p.id, 'meeting');
-  RETURN kip.meeting_reply(m, CASE WHEN nm.id IS NULL THEN '[]'::jsonb
-                                   ELSE kip.meeting_warnings(nm, 'next_meeting.') END,
-                           201, true);
+  IF nm.id IS NOT NULL THEN
+    v_warnings := v_warnings || kip.meeting_warnings(nm, 'next_meeting.')
+                  || kip.meeting_citizen_warnings(nm, v_next->'invitees', 'next_meeting.');
+  END IF;
+  RETURN kip.meeting_reply(m, v_warnings, 201, true);
 END
 $function$;
 

@@ -74,7 +74,8 @@ BEGIN
   a := kip.action_insert(u, p, p_body);
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('create', p.id, 'action');
-  RETURN kip.ok_json(kip.action_doc(a), 201, a.version::text, '/v1/actions/' || a.id);
+  RETURN kip.ok(kip.action_doc(a)::jsonb || jsonb_build_object('warnings', kip.due_date_warnings(a.due_date, 'due_date')),
+                201, a.version::text, '/v1/actions/' || a.id);
 END
 $function$;
 
@@ -187,7 +188,9 @@ BEGIN
   END IF;
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('update', p.id, 'action');
-  RETURN kip.ok_json(kip.action_doc(a), NULL, a.version::text);
+  RETURN kip.ok(kip.action_doc(a)::jsonb || jsonb_build_object('warnings',
+                  CASE WHEN p_body ? 'due_date' THEN kip.due_date_warnings(a.due_date, 'due_date')
+                       ELSE '[]'::jsonb END), NULL, a.version::text);
 END
 $function$;
 
@@ -205,6 +208,8 @@ BEGIN
 END
 $function$;
 
+-- The caller's worklist across every plan they may see: overdue first,
+-- then by due date (none last), then by id. Audited with kip.audit_plans().
 CREATE FUNCTION kip_api.my_actions(p_ctx jsonb, p_query jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql

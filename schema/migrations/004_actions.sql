@@ -1,6 +1,6 @@
--- 004_actions: agreed actions (who does what by when), tovholder history
--- documents and the events table. The plan document and the daily pass,
--- which also cover meetings, are defined once in 005_meetings.sql.
+-- 004_actions: agreed actions (who does what by when) and the events
+-- table. Their functions (action documents, the daily pass) live in
+-- schema/functions/ since issue 11.
 
 CREATE TABLE kip.actions (
   id                          uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -1,6 +1,7 @@
 -- 005_meetings: KIP meetings (schedule, reschedule, cancel, invitee
 -- responses, the outcome with the next meeting), the agenda, the caller's
--- meetings and calendar feeds.
+-- meetings and calendar feeds: the tables. Their functions live in
+-- schema/functions/ (15_meetings.sql, 17_calendar.sql) since issue 11.
 --
 -- Versions: a meeting has its own `version` (its ETag; If-Match on
 -- /v1/meetings/{id} writes compares with it) and a `sequence`, the

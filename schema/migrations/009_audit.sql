@@ -12,6 +12,9 @@
 --     and kip.audit_verify() recomputes the whole chain.
 --   * The auditor's view (kip_api.audit_list, audit_verify) and the
 --     citizen's right of access (kip_api.plan_access_log).
+--
+-- Its functions (once in this file) live in schema/functions/ since
+-- issue 11; this file keeps the tables and the data changes.
 
 -- ------------------------------------------------------------ the roles
 

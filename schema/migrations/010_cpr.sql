@@ -14,6 +14,9 @@
 -- SQL cannot encrypt (the key is not here), so this migration moves the
 -- clear numbers of an existing database to kip.cpr_pending, and kipd seals
 -- them at start-up, before it serves anyone, and deletes the pending rows.
+--
+-- Its functions (once in this file) live in schema/functions/ since
+-- issue 11; this file keeps the tables and the data changes.
 
 -- The keys the database's tokens are sealed under: id and a fingerprint
 -- (an HMAC under the key, which does not reveal it), never the key itself.

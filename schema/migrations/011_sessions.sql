@@ -5,6 +5,9 @@
 -- database only stores the encoded hash and never sees a password. Session
 -- ids and CSRF tokens are made by kipd; the database keeps their SHA-256.
 -- See docs/security.md.
+--
+-- Its functions (once in this file) live in schema/functions/ since
+-- issue 11; this file keeps the tables and the data changes.
 
 -- One row per user who has a password. A table of its own rather than a
 -- column of kip.users, so the kip.users row type, which every kip_api

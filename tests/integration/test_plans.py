@@ -42,6 +42,7 @@ def test_walkthrough_create_and_get_plan(admin, make_org, make_user):
     assert plan["consent"] is None
     assert plan["meetings"] == [] and plan["actions"] == []
     assert plan["closed_at"] is None and plan["close_reason"] is None
+    assert plan.pop("warnings") == [], "a first plan for a CPR has no warnings"
 
     parts = {p["id"]: p for p in plan["participants"]}
     assert plan["coordinator"] in parts, "coordinator must be a participant id"

@@ -81,7 +81,7 @@ def test_kill_9_loses_no_acknowledged_write(kipd_factory):
     for i in range(20):
         r = nurse.post("/v1/plans", json=kiptest.plan_body(name=f"Borger nr. {i} Ø"))
         assert r.status_code == 201
-        plans.append(r.json())
+        plans.append({k: v for k, v in r.json().items() if k != "warnings"})
     r = nurse.patch(f"/v1/plans/{plans[0]['id']}", json={"reason": "Ændret lige før nedbruddet"},
                     headers={"If-Match": '"1"'})
     assert r.status_code == 200
