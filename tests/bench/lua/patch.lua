@@ -34,9 +34,9 @@ function request()
   return wrk.format("PATCH", r[2], h, '{"title": "Bench change ' .. n .. '"}')
 end
 function response(status, headers, body)
-  local id = body:match('"id": "([0-9a-f%-]+)"')
+  local id = body:match('"id"%s*:%s*"([0-9a-f%-]+)"')
   if status == 200 and id then
-    version[id] = tonumber(body:match('"version": (%d+)'))
+    version[id] = tonumber(body:match('"version"%s*:%s*(%d+)'))
     busy[id] = nil
   else
     bad = bad + 1
