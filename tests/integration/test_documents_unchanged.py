@@ -72,6 +72,18 @@ def _list_counts(doc):
 
 # Documents changed on purpose since BASELINE_REV: (kind, route pattern,
 # function applied to the baseline's answer and to the new one, reason).
+def _hidden_like_missing(doc):
+    # A meeting or action in a plan the caller cannot see now answers like a
+    # missing one ("no such meeting"), not "no such plan", which told that
+    # the id exists; test_access_matrix.py compares the two answers.
+    if isinstance(doc, dict) and doc.get("status") == 404 and doc.get("detail") == "no such plan":
+        return dict(doc, detail=None)
+    if isinstance(doc, dict) and doc.get("status") == 404 and doc.get("detail") in ("no such meeting",
+                                                                                  "no such action"):
+        return dict(doc, detail=None)
+    return doc
+
+
 INTENDED_CHANGES = [
     (("html", "ics"), r"/agenda$|/calendar\.ics$", _room_word,
      'issue 13 item 7: a room given as "Lokale 4" no longer prints as "lokale Lokale 4"'),
@@ -80,6 +92,9 @@ INTENDED_CHANGES = [
     (("json",), r"^/v1/plans$", _list_counts,
      'issue 13 screen 2 ("Mine forløb"): each list item gains next_meeting, open_actions and '
      "overdue_actions, so the list needs no read of every plan's document"),
+    (("json",), r"^/v1/(meetings|actions)/", _hidden_like_missing,
+     "issue 16 (existence oracle): a meeting or action in a hidden plan answers 'no such meeting' or "
+     "'no such action', exactly like a missing one"),
 ]
 
 
