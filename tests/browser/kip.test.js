@@ -268,7 +268,10 @@ async function wholeKip() {
   flushCw();
 
   // Back as the nurse: done, without a reload.
-  await nurse.waitForFunction(() => document.querySelector('li.action[data-status="done"]') !== null, null, { timeout: 15000 });
+  // A locator waits outside the page's script world: waitForFunction would
+  // evaluate its predicate as a string, which the UI's CSP (no unsafe-eval)
+  // rightly refuses once it has to poll.
+  await nurse.locator('li.action[data-status="done"]').first().waitFor({ timeout: 15000 });
   assert.equal(await nurseAction.getAttribute('data-status'), 'done');
 
   // Mine forløb with the plan, and a CPR search that never enters the URL.
