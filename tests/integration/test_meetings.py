@@ -361,7 +361,14 @@ def test_the_next_meeting_limit_counts_months_in_copenhagen(kipd_factory, pg, ne
 
 # --------------------------------------------------------- overdue outcomes
 
-def test_overdue_outcome_in_the_plan_and_my_meetings(coordinator, make_plan, admin):
+def test_overdue_outcome_in_the_plan_and_my_meetings(kipd_factory):
+    # A kipd of its own whose timer never runs the daily pass: the module's
+    # kipd runs its first pass two seconds after start, which could mark the
+    # meeting before the explicit pass below and make it count 0.
+    k = kipd_factory(extra_args=["--daily-pass-interval-s", "0"], name="overdue")
+    admin = Api(k.url, k.admin_token(), name="admin")
+    coordinator = kiptest.create_user(admin, kiptest.create_org(admin), ["coordinator"])
+    make_plan = kiptest.create_plan
     plan = make_plan(coordinator)
     past = schedule(coordinator, plan, local(-3))
     coming = schedule(coordinator, plan, local(3))
