@@ -671,6 +671,7 @@ int main(int argc, char **argv) {
   }
 
   if (kipd_check_secret_file(k.cfg.admin_token_file) != 0 || kipd_check_secret_file(k.cfg.key_file) != 0) {
+    datalock_release(data_lock);
     config_free(&k.cfg);
     return 1;
   }
@@ -680,6 +681,7 @@ int main(int argc, char **argv) {
   if (rc != 0 && !(rc == -ENOENT && !k.cfg.rotate_key)) {
     log_emit(LOG_ERROR, "refusing to start: cannot read the key file",
              json_pack("{s:s, s:s}", "file", k.cfg.key_file, "error", err));
+    datalock_release(data_lock);
     config_free(&k.cfg);
     return 1;
   }
@@ -691,6 +693,7 @@ int main(int argc, char **argv) {
       log_emit(LOG_ERROR, "refusing to rotate: the embedded PostgreSQL is running; stop kipd first",
                json_pack("{s:s, s:i}", "data_dir", k.cfg.data_dir, "postmaster_pid", (json_int_t)pid));
       cpr_keyring_free(k.keyring);
+      datalock_release(data_lock);
       config_free(&k.cfg);
       return 1;
     }
