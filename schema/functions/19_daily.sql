@@ -56,6 +56,8 @@ BEGIN
    WHERE kip.meeting_overdue_outcome(m, p_at) AND p.status <> 'closed'
   ON CONFLICT (dedupe_key) DO NOTHING;
   GET DIAGNOSTICS v_meetings = ROW_COUNT;
+  -- The statistics' fact tables (schema/functions/24_stats.sql), as of now.
+  PERFORM kip.stats_refresh();
   RETURN jsonb_build_object('as_of', v_today, 'action.overdue', v_actions,
                             'consent.review_due', v_consents, 'plan.follow_up_due', v_plans,
                             'meeting.outcome_overdue', v_meetings);
