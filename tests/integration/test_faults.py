@@ -304,3 +304,69 @@ def test_racing_patches_through_two_instances_one_wins_each_version(cluster, wor
             if k.alive():
                 k.stop()
             k.cleanup()
+
+
+@pytest.fixture
+def small_disk(workroot):
+    """A 160 MB tmpfs for the embedded cluster (needs CAP_SYS_ADMIN, which
+    the root CI machine has)."""
+    import subprocess
+    mnt = workroot / kiptest.unique("disk-")
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m,mode=0755", "tmpfs", str(mnt)],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}); the full-disk test needs root")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def test_a_full_disk_fails_writes_cleanly_and_recovers_without_a_restart(small_disk, workroot):
+    # kipd's own output goes to the work folder, off the full disk.
+    k = Kipd.embedded(kiptest.make_workdir(workroot, kiptest.unique("full-disk-")), small_disk / "data",
+                      name="full-disk")
+    with kiptest.running_kipd(k):
+        admin = Api(k.url, k.admin_token(), name="admin")
+        nurse = kiptest.create_user(admin, kiptest.create_org(admin, "region_hospital"), ["coordinator"])
+        kept = [kiptest.create_plan(nurse) for _ in range(3)]
+        pid = k.pid
+
+        filler = small_disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)  # take every free byte
+        for size in (1 << 20, 65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+        os.close(fd)
+
+        statuses, acked = [], []
+        for i in range(300):                            # until the database has no page left to fill
+            try:
+                r = nurse.post("/v1/plans", json=kiptest.plan_body(name=f"Fuld disk {i}"), validate=False)
+                statuses.append(r.status_code)
+                if r.status_code == 201:
+                    acked.append(r.json()["id"])
+                if r.status_code == 503:
+                    assert r.headers["Content-Type"].startswith("application/problem+json")
+                    break
+            except Exception as e:  # noqa: BLE001
+                statuses.append(type(e).__name__)
+        assert 503 in statuses, f"no 503 while the disk was full: {statuses[-10:]}"
+        assert set(statuses) <= {201, 503}, f"answers other than 201 and 503: {set(statuses)}"
+        assert k.alive() and k.pid == pid
+        assert admin.get("/healthz").status_code == 200
+        # Reads go on while the disk is full (their audit rows still fit in the
+        # pages and WAL segment PostgreSQL already has).
+        reads = [nurse.get(f"/v1/plans/{p['id']}", validate=False).status_code for p in kept]
+        assert reads == [200] * len(kept), reads
+
+        filler.unlink()                                 # space returns
+        kiptest.wait_until(lambda: nurse.post("/v1/plans", json=kiptest.plan_body(), validate=False).status_code
+                           == 201, 60, interval=0.5, what="writes to succeed again")
+        assert k.alive() and k.pid == pid, "kipd must recover without a restart"
+        for p in kept:
+            assert nurse.get(f"/v1/plans/{p['id']}").status_code == 200
+        listed = {p["id"] for p in kiptest.collect_all(nurse, "/v1/plans")}
+        assert set(acked) <= listed, "an acknowledged write is missing after the disk was full"
