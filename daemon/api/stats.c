@@ -408,32 +408,34 @@ static int stats__csv(const stats_t *s, char **text, size_t *len) {
   return csv_finish(&c, text, len);
 }
 
-/* Does the Accept header ask for text/csv (without q=0)? */
+/* Does the Accept header (RFC 9110 §12.5.1) name text/csv with a q above 0?
+ * Each comma-separated media range is "type/subtype" followed by
+ * ";"-separated parameters, one of which may be q. Only an explicit
+ * text/csv counts: any other range, the wildcard too, keeps JSON. */
 static bool stats__wants_csv(const char *accept) {
   if (accept == NULL)
     return false;
-  const char *p = accept;
-  while (*p) {
-    while (*p == ' ' || *p == ',')
-      p++;
-    size_t n = strcspn(p, ",");
-    size_t type = strcspn(p, ";,");
-    while (type > 0 && p[type - 1] == ' ')
-      type--;
-    if (type == 8 && strncasecmp(p, "text/csv", 8) == 0) {
-      const char *q = p + strcspn(p, ";,");
-      bool zero = false;
-      while (*q == ';' && q < p + n) {
-        q++;
-        while (*q == ' ')
-          q++;
-        if (strncasecmp(q, "q=0", 3) == 0 && strspn(q + 3, ".0") == strcspn(q + 3, ",; "))
-          zero = true;
-        q += strcspn(q, ";,");
+  for (const char *range = accept; *range != '\0';) {
+    size_t range_len = strcspn(range, ",");
+    const char *end = range + range_len;
+    const char *p = range + strspn(range, " \t");
+    size_t type_len = strcspn(p, ";,");
+    if (p + type_len > end)
+      type_len = (size_t)(end - p);
+    while (type_len > 0 && (p[type_len - 1] == ' ' || p[type_len - 1] == '\t'))
+      type_len--;
+    if (type_len == 8 && strncasecmp(p, "text/csv", 8) == 0) {
+      double q = 1;
+      for (const char *param = p + strcspn(p, ";,"); param < end && *param == ';';) {
+        param++;
+        param += strspn(param, " \t");
+        if ((param[0] == 'q' || param[0] == 'Q') && param[1] == '=')
+          q = strtod(param + 2, NULL);
+        param += strcspn(param, ";,");
       }
-      return !zero;
+      return q > 0;
     }
-    p += n;
+    range = *end == ',' ? end + 1 : end;
   }
   return false;
 }
