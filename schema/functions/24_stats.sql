@@ -39,8 +39,8 @@ $function$;
 -- plans written since their facts were made (plans.updated_at moves with
 -- every write to a plan or its parts), and plans without facts, at most
 -- p_limit of them, least recently written first, get their rows deleted and
--- made again from the live tables. The daily pass calls it; a database
--- upgraded with many plans fills over its first passes. A row's
+-- made again from the live tables. The daily pass calls it; migration 019
+-- made the first fill of an upgraded database. A row's
 -- refreshed_at is a minute before the refresh, so that a write whose
 -- transaction began before it and committed after it is seen next time.
 -- Returns the number of plans refreshed.

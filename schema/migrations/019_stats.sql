@@ -72,3 +72,64 @@ INSERT INTO kip.stats_state (one, refreshed_at) VALUES (true, NULL);
 -- kip.stats_refresh() reads every consent of a plan (the first one to KIP);
 -- the only index on consents.plan_id covers the current one.
 CREATE INDEX consents_plan ON kip.consents (plan_id);
+
+-- The first fill, here rather than in the daily pass: migrations run without
+-- a statement timeout, a daily pass has kipd's (10 s), and an upgraded
+-- database may hold many plans (scale 1 of the benchmark, 100,000: minutes).
+-- The same rows kip.stats_refresh() makes, in plain SQL (no function exists
+-- while migrations run); refreshed_at a minute back, as there.
+INSERT INTO kip.stats_plans (plan_id, org, sector, person, started, closed_at, close_reason,
+                             with_gp, with_jobcenter, with_addiction, refreshed_at)
+SELECT p.id, p.owner_organisation_id, o.sector, coalesce(p.citizen_cpr_hmac, p.id::text),
+       c.started, p.closed_at, p.close_reason,
+       coalesce(pa.gp, false), coalesce(pa.jobcenter, false), coalesce(pa.addiction, false),
+       now() - interval '1 minute'
+  FROM kip.plans p
+  JOIN kip.organisations o ON o.id = p.owner_organisation_id
+  LEFT JOIN (SELECT plan_id, min(given_at) AS started FROM kip.consents WHERE kip_consent
+              GROUP BY plan_id) c ON c.plan_id = p.id
+  LEFT JOIN (SELECT x.plan_id,
+                    bool_or(x.role = 'general_practitioner' OR po.sector = 'general_practice') AS gp,
+                    bool_or(x.role = 'jobcenter_caseworker' OR po.sector = 'municipality_jobcenter') AS jobcenter,
+                    bool_or(x.role = 'addiction_counsellor' OR po.sector = 'municipality_addiction') AS addiction
+               FROM kip.participants x LEFT JOIN kip.organisations po ON po.id = x.organisation_id
+              WHERE x.kind = 'professional'
+              GROUP BY x.plan_id) pa ON pa.plan_id = p.id;
+
+INSERT INTO kip.stats_meetings (meeting_id, plan_id, org, sector, starts_at, ends_at, status,
+                                citizen_attended, first_held, days_from_consent, days_from_previous)
+SELECT m.id, m.plan_id, sp.org, sp.sector, m.starts_at,
+       m.starts_at + m.duration_minutes * interval '1 minute', m.status,
+       coalesce(att.attended, false),
+       m.status = 'held' AND m.previous IS NULL,
+       CASE WHEN m.status = 'held' AND m.previous IS NULL AND sp.started IS NOT NULL
+                 AND (sp.started AT TIME ZONE 'Europe/Copenhagen')::date
+                     <= (m.starts_at AT TIME ZONE 'Europe/Copenhagen')::date
+            THEN (m.starts_at AT TIME ZONE 'Europe/Copenhagen')::date
+                 - (sp.started AT TIME ZONE 'Europe/Copenhagen')::date END,
+       CASE WHEN m.status = 'held'
+            THEN (m.starts_at AT TIME ZONE 'Europe/Copenhagen')::date
+                 - (m.previous AT TIME ZONE 'Europe/Copenhagen')::date END
+  FROM (SELECT x.*, CASE WHEN x.status = 'held'
+                         THEN lag(x.starts_at) OVER (PARTITION BY x.plan_id, x.status = 'held'
+                                                     ORDER BY x.starts_at, x.id) END AS previous
+          FROM kip.meetings x) m
+  JOIN kip.stats_plans sp ON sp.plan_id = m.plan_id
+  LEFT JOIN (SELECT mo.meeting_id, bool_or((a->>'attended')::boolean) AS attended
+               FROM kip.meeting_outcomes mo
+               CROSS JOIN jsonb_array_elements(mo.attendance) a
+               JOIN kip.participants cp ON cp.id = (a->>'participant_id')::uuid AND cp.kind = 'citizen'
+              GROUP BY mo.meeting_id) att ON att.meeting_id = m.id;
+
+INSERT INTO kip.stats_actions (action_id, plan_id, org, sector, area, party_sector, due_date, status,
+                               completed_on)
+SELECT a.id, a.plan_id, sp.org, sp.sector, a.area,
+       coalesce(ro.sector, CASE WHEN rp.kind IN ('citizen', 'relative') THEN rp.kind ELSE 'none' END),
+       a.due_date, a.status, (a.completed_at AT TIME ZONE 'Europe/Copenhagen')::date
+  FROM kip.actions a
+  JOIN kip.stats_plans sp ON sp.plan_id = a.plan_id
+  JOIN kip.participants rp ON rp.id = a.responsible_participant_id
+  LEFT JOIN kip.organisations ro ON ro.id = rp.organisation_id
+ WHERE a.due_date IS NOT NULL;
+
+UPDATE kip.stats_state SET refreshed_at = now();
