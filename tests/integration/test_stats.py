@@ -429,3 +429,25 @@ def test_unknown_parameter_is_refused(world):
 def test_five_years_is_the_longest_period(world):
     r = world["analyst"].get("/v1/stats", params={"from": "2021-01-01", "to": "2025-12-31"})
     assert r.status_code == 200, r.text
+
+
+# -------------------------------------------------------------- freshness
+
+def test_figures_follow_the_daily_pass(world, admin):
+    """The figures come from fact tables the daily pass refreshes: a meeting
+    held now shows after the next pass, not before. (Last: it changes P.)"""
+    nurse_p, p = world["nurse_p"], world["p"]
+    before = _stats(world["analyst"], organisation=p["id"], group_by="organisation")
+    assert before["activity"]["total"]["meetings_held"] == 0
+    plan = _plan(nurse_p, 20)
+    for days in (15, 14, 13, 12, 11):
+        _held(nurse_p, plan, days)
+    same = _stats(world["analyst"], organisation=p["id"], group_by="organisation")
+    assert same["activity"]["total"]["meetings_held"] == 0, "read from the facts, not the live tables"
+    _ok(admin.post("/v1/admin/daily-pass"))
+    after = _stats(world["analyst"], organisation=p["id"], group_by="organisation")
+    assert after["refreshed_at"] > before["refreshed_at"]
+    total = after["activity"]["total"]
+    assert total["meetings_held"] == 5 and total["meeting_intervals"] == SUPPRESSED   # 4 intervals of 1 day
+    assert total["first_meeting_plans"] == SUPPRESSED and total["first_meeting_median_days"] == SUPPRESSED
+    assert total["plans_active"] == 11
