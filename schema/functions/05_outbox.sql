@@ -40,3 +40,44 @@ $function$;
 
 CREATE TRIGGER events_notify AFTER INSERT ON kip.events
   FOR EACH ROW EXECUTE FUNCTION kip.events_notify();
+
+-- Record one event in the outbox, in the caller's transaction, so it commits
+-- and rolls back with the change it records. The family functions
+-- (schema/functions/1x_*.sql) call it for every change a subscriber cares
+-- about; docs/integration.md, "Events", lists the types and their payloads.
+--
+-- p_payload is minimal: ids, statuses, versions, dates and field names, never
+-- a name, a free text, a phone number, an e-mail address or a CPR number.
+-- p_dedupe_key says what makes the event once (the daily pass uses the due
+-- date); without it the event is unique by its own id, since an ordinary
+-- change happens once.
+--
+-- Returns the new event's id.
+CREATE FUNCTION kip.emit(p_kind text, p_plan_id uuid, p_resource_id uuid, p_payload jsonb,
+                         p_dedupe_key text DEFAULT NULL)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_id bigint := nextval(pg_get_serial_sequence('kip.events', 'id'));
+BEGIN
+  INSERT INTO kip.events (id, kind, plan_id, resource_id, dedupe_key, payload)
+  VALUES (v_id, p_kind, p_plan_id, p_resource_id,
+          coalesce(p_dedupe_key, p_kind || ':' || coalesce(p_resource_id::text, '-') || ':e' || v_id),
+          coalesce(p_payload, '{}'));
+  RETURN v_id;
+END
+$function$;
+
+-- The names of the members of p_body that are among p_known, sorted: the
+-- fields a PATCH changed, as an event's payload lists them ("fields"). Only
+-- names, never values.
+CREATE FUNCTION kip.event_fields(p_body jsonb, p_known text[], p_prefix text DEFAULT '')
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT coalesce(jsonb_agg(p_prefix || k ORDER BY k), '[]'::jsonb)
+    FROM jsonb_object_keys(CASE WHEN jsonb_typeof(p_body) = 'object' THEN p_body ELSE '{}' END) k
+   WHERE k = ANY (p_known)
+$function$;
