@@ -81,3 +81,36 @@ AS $function$
     FROM jsonb_object_keys(CASE WHEN jsonb_typeof(p_body) = 'object' THEN p_body ELSE '{}' END) k
    WHERE k = ANY (p_known)
 $function$;
+
+-- The events after the one with id p_after (0 or NULL: from the start), at
+-- most p_limit, in the order a consumer must take them so that none is ever
+-- skipped: by (xid, id), and only those whose transaction lies below the
+-- oldest transaction still running (migrations/015). An event whose
+-- transaction commits late is therefore returned after the events already
+-- handed out, never before them; an event of a transaction that began
+-- before a still running one waits until that one ends. Resuming from an
+-- id (Last-Event-ID, a webhook cursor) finds its place by that event's xid;
+-- an id that no event has (a rolled-back one) resumes with the higher ids.
+CREATE FUNCTION kip.events_after(p_after bigint, p_limit integer DEFAULT 100)
+ RETURNS SETOF kip.events
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+DECLARE
+  v_horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+  c kip.events;
+BEGIN
+  IF coalesce(p_after, 0) > 0 THEN
+    SELECT * INTO c FROM kip.events WHERE id = p_after;
+  END IF;
+  IF c.id IS NOT NULL THEN
+    RETURN QUERY SELECT * FROM kip.events e
+                  WHERE e.xid < v_horizon AND (e.xid, e.id) > (c.xid, c.id)
+                  ORDER BY e.xid, e.id LIMIT p_limit;
+  ELSE
+    RETURN QUERY SELECT * FROM kip.events e
+                  WHERE e.xid < v_horizon AND e.id > coalesce(p_after, 0)
+                  ORDER BY e.xid, e.id LIMIT p_limit;
+  END IF;
+END
+$function$;

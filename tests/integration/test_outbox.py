@@ -544,3 +544,37 @@ def test_notify_names_each_event_of_a_change_made_through_kipd(coordinator, make
     time.sleep(0.3)
     for i in listener.notifications():     # only the daily pass's timer may have written meanwhile
         assert pg.psql(f"SELECT kind FROM kip.events WHERE id = {int(i)}", db=kipd.db) in DAILY
+
+
+# ------------------------------------------------------- paging the outbox
+
+def test_events_after_never_skips_an_event_that_commits_late(pg, kipd, outbox):
+    """An event with a lower id whose transaction is still open holds back
+    the ones after it: a consumer that pages with kip.events_after() and
+    resumes from the last id it got misses nothing."""
+    start = outbox.last_id()
+
+    def page(after):
+        return pg.psql(f"SELECT string_agg(id::text, ',' ORDER BY xid, id) FROM kip.events_after({after}, 1000) "
+                       f"WHERE kind = 'test.after'", db=kipd.db).split(",")
+
+    slow = Psql(pg, kipd.db)
+    try:
+        slow.run("BEGIN;")
+        (late,) = slow.run("SELECT kip.emit('test.after', NULL, NULL, '{}');")
+        early = pg.psql("SELECT kip.emit('test.after', NULL, NULL, '{}')", db=kipd.db)
+        assert int(late) < int(early)
+        # The committed event is visible, but handing it out now would let a
+        # consumer resume past `late`.
+        assert pg.psql(f"SELECT count(*) FROM kip.events WHERE id = {early}", db=kipd.db) == "1"
+        assert page(start) == [""]
+        slow.run("COMMIT;")
+        kiptest.wait_until(lambda: page(start) == [late, early], 10, what="both events handed out")
+        assert page(late) == [early]
+        assert page(early) == [""]
+    finally:
+        slow.close()
+    # A rolled-back id resumes with the higher ids.
+    gone = pg.psql("BEGIN; SELECT kip.emit('test.after', NULL, NULL, '{}'); ROLLBACK;", db=kipd.db)
+    after = pg.psql("SELECT kip.emit('test.after', NULL, NULL, '{}')", db=kipd.db)
+    kiptest.wait_until(lambda: page(gone) == [after], 10, what="the event after a rolled-back id")
