@@ -7,6 +7,7 @@ docs/integration.md ("Events") and the `Event` schema of api/openapi.yaml
 list the types; the tests hold them to the events the code writes."""
 
 import json
+import os
 import re
 import select
 import subprocess
@@ -454,28 +455,30 @@ class Psql:
         argv = [str(PG_BINDIR / "psql"), "-h", str(pg.sockdir), "-U", "postgres", "-d", db,
                 "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                     stderr=subprocess.STDOUT)
+        self.pending = b""
         self.n = 0
 
     def run(self, sql, timeout=10):
-        """Send sql; return the lines it printed (up to a marker)."""
+        """Send sql; return the lines it printed (up to a marker). The pipe is
+        read with os.read, not a buffered readline, so select() sees every
+        byte that has not been taken yet."""
         self.n += 1
-        marker = f"-- done {self.n} --"
-        # The marker is a query, not \echo: psql flushes what a query prints
-        # (and the notifications it prints after one), not what \echo does.
-        self.proc.stdin.write(f"{sql}\nSELECT '{marker}';\n")
+        marker = f"-- done {self.n} --".encode()
+        self.proc.stdin.write(f"{sql}\n\\echo '{marker.decode()}'\n".encode())
         self.proc.stdin.flush()
-        lines, deadline = [], time.monotonic() + timeout
-        while True:
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while marker + b"\n" not in self.pending:
             left = deadline - time.monotonic()
-            assert left > 0, f"psql did not answer {sql!r}: {lines}"
-            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            assert left > 0, f"psql did not answer {sql!r}: {self.pending!r}"
+            ready, _, _ = select.select([fd], [], [], left)
             if ready:
-                line = self.proc.stdout.readline()
-                assert line, f"psql ended: {lines}"
-                if line.strip() == marker:
-                    return lines
-                lines.append(line.rstrip("\n"))
+                chunk = os.read(fd, 65536)
+                assert chunk, f"psql ended: {self.pending!r}"
+                self.pending += chunk
+        out, self.pending = self.pending.split(marker + b"\n", 1)
+        return out.decode().splitlines()
 
     def notifications(self):
         """The kip_events payloads delivered since the last call (psql
