@@ -272,3 +272,26 @@ def test_the_stored_hash_leaves_passwords_out(pg, kipd, admin, make_org):
     r = anon.post("/v1/session", json={"username": body["username"], "password": other["password"]})
     assert r.status_code == 401
     assert _sql(pg, kipd, f"SELECT request_hash FROM kip.idempotency WHERE key = '{key}'") != ""
+
+
+def test_a_failed_request_keeps_nothing_and_runs_again(pg, kipd, coordinator, make_org, make_user, make_plan):
+    """A write that fails rolls back with its claim: no stored answer, and
+    the same key and body run again once the plan allows them."""
+    plan = make_plan(coordinator)
+    other_org = make_org()
+    worker = make_user(other_org, ["caseworker"])
+    body = {"kind": "professional", "role": "caseworker", "user_id": worker.user["id"]}
+    key = f"later-{uuid.uuid4()}"
+    url = f"/v1/plans/{plan['id']}/participants"
+    refused = coordinator.post(url, json=body, headers={"Idempotency-Key": key})
+    assert refused.status_code == 422, refused.text
+    assert _sql(pg, kipd, f"SELECT count(*) FROM kip.idempotency WHERE key = '{key}'") == "0"
+    r = coordinator.post(f"/v1/plans/{plan['id']}/consent",
+                         json={"kip_consent": True, "form": "written", "given_at": "2025-03-01T12:00:00+01:00",
+                               "contact_organisation_ids": [other_org["id"]]})
+    assert r.status_code == 201, r.text
+    first = coordinator.post(url, json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    _same_answer(first, coordinator.post(url, json=body, headers={"Idempotency-Key": key}))
+    assert int(_sql(pg, kipd, f"SELECT count(*) FROM kip.participants WHERE plan_id = '{plan['id']}' "
+                              f"AND user_id = '{worker.user['id']}'")) == 1
