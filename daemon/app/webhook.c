@@ -17,6 +17,7 @@ struct webhook_s {
   http_client_t *client;
   uv_timer_t timer;
   bool claiming;          /* a claim is in flight */
+  bool claim_failing;     /* the last claim failed (logged once, until one succeeds) */
   unsigned in_flight;     /* deliveries claimed and not yet recorded */
   unsigned db_calls;      /* claims and results in flight */
   bool closing;
@@ -169,11 +170,15 @@ static void webhook__on_claimed(void *data, int err, PGresult *res) {
     for (int i = 0; i < n; i++)
       webhook__send(w, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
                     PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
-  } else if (err != 0 && err != -ECANCELED) {
+  } else if (err != 0 && err != -ECANCELED && !w->claim_failing) {
     const char *why = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     log_emit(LOG_WARN, "webhook claim failed; it runs again at the next interval",
              json_pack("{s:i, s:s?}", "error", err, "message", why));
   }
+  if (err == 0 && w->claim_failing)
+    log_emit(LOG_INFO, "webhook claims work again", NULL);
+  if (err != -ECANCELED)
+    w->claim_failing = err != 0;
   /* A full claim: there may be more due at once. */
   if (!w->closing && n > 0 && (unsigned)n >= w->cfg.batch && w->in_flight < w->cfg.max_in_flight)
     webhook__claim(w);

@@ -95,10 +95,8 @@ static void http_client__finish(http_client__req_t *r, const http_client_result_
   c->in_flight--;
   curl_easy_cleanup(r->easy);
   curl_slist_free_all(r->headers);
-  http_client_done_cb cb = r->cb;
-  void *data = r->data;
+  r->cb(r->data, res);  /* res->error may point into r->errbuf: free r after */
   free(r);
-  cb(data, res);
 }
 
 /* Report every transfer curl has finished. Runs from a libuv callback,
