@@ -338,7 +338,7 @@ class PgCluster:
         r = subprocess.run(self._as_pg(argv), cwd=self.base, capture_output=True, text=True,
                            timeout=timeout, stdin=subprocess.DEVNULL)
         if check and r.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\n"
+            raise RuntimeError(f"{' '.join(map(str, argv))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\n"
                                f"{self.log_tail()}")
         return r
 
