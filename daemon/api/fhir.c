@@ -47,7 +47,7 @@ static void fhir__cpr_digits(json_t *bundle) {
   }
 }
 
-static void plan_fhir_done(kreq_t *r, const kreq_row_t *row) {
+static void fhir_plan_done(kreq_t *r, const kreq_row_t *row) {
   json_t *bundle = kreq_row_object(r, row);
   if (bundle == NULL)
     return;
@@ -70,7 +70,7 @@ static void plan_fhir_done(kreq_t *r, const kreq_row_t *row) {
                  strlen(text), hdrs, n);
 }
 
-static void plan_fhir_handler(kreq_t *r) {
+static void fhir_plan_handler(kreq_t *r) {
   const char **params = arena_alloc(&r->http->arena, 2 * sizeof(char *));
   if (params == NULL) {
     kreq_problem(r, 500, "out of memory", NULL, NULL);
@@ -78,10 +78,10 @@ static void plan_fhir_handler(kreq_t *r) {
   }
   params[0] = kreq_ctx(r);
   params[1] = r->match.params[0];
-  kreq_exec(r, &plan_fhir, params, 200, plan_fhir_done);
+  kreq_exec(r, &plan_fhir, params, 200, fhir_plan_done);
 }
 
 const route_t api_fhir_routes[] = {
-  {"GET", "/v1/plans/{id}/fhir", plan_fhir_handler, NULL, NULL, &plan_fhir, 200, 0},
+  {"GET", "/v1/plans/{id}/fhir", fhir_plan_handler, NULL, NULL, &plan_fhir, 200, 0},
 };
 const size_t api_fhir_n_routes = KIPD_ARRAY_SIZE(api_fhir_routes);

@@ -18,7 +18,7 @@ import json
 import re
 import subprocess
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -112,7 +112,76 @@ def _check_frame(bundle):
     return set(urls)
 
 
+def _when(text):
+    """A FHIR date or dateTime as a comparable aware datetime (a date as its
+    first instant in UTC, which is enough for start <= end)."""
+    if len(text) == 10:
+        text += "T00:00:00+00:00"
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _check_invariants(bundle):
+    """The R4 invariants (constraints) that apply to what kipd sends. FHIR.js
+    checks structure, cardinality, types and required codes but evaluates no
+    invariant, so these are checked here, each named by its key in the spec."""
+    types = {e["fullUrl"]: e["resource"]["resourceType"] for e in bundle["entry"]}
+    bad = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if "reference" in node and isinstance(node["reference"], str) and "type" in node:
+                if types.get(node["reference"]) != node["type"]:
+                    bad.append(f"{path}: Reference.type {node['type']} names a {types.get(node['reference'])}")
+            if path.endswith("period") or path.endswith("Period"):
+                if "start" in node and "end" in node and _when(node["start"]) > _when(node["end"]):
+                    bad.append(f"per-1 at {path}: start after end")
+            if path.endswith("extension]") or path.split(".")[-1].startswith("extension["):
+                if ("extension" in node) == any(k.startswith("value") for k in node):
+                    bad.append(f"ext-1 at {path}: extensions or a value, not both")
+            for k, v in node.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}]")
+
+    for e in bundle["entry"]:
+        r = e["resource"]
+        rt = r["resourceType"]
+        walk(r, rt)
+        if rt == "CareTeam":
+            for p in r.get("participant", []):
+                if "onBehalfOf" in p and types.get(p.get("member", {}).get("reference")) != "Practitioner":
+                    bad.append("ctm-1: CareTeam.participant.onBehalfOf with a member that is no Practitioner")
+        if rt == "Appointment":
+            if ("start" in r) != ("end" in r):
+                bad.append("app-2: start and end, or neither")
+            if "start" not in r and r["status"] not in ("proposed", "cancelled", "waitlist"):
+                bad.append("app-3: only proposed, cancelled or waitlist may lack start and end")
+            if "cancelationReason" in r and r["status"] not in ("cancelled", "noshow"):
+                bad.append("app-4: cancelationReason only when cancelled or noshow")
+            for p in r["participant"]:
+                if "type" not in p and "actor" not in p:
+                    bad.append("app-1: a participant needs a type or an actor")
+        if rt == "CarePlan":
+            for a in r.get("activity", []):
+                if ("reference" in a) == ("detail" in a):
+                    bad.append("cpl-3: an activity has a reference or a detail, not both")
+        if rt == "Consent":
+            if "policy" not in r and "policyRule" not in r:
+                bad.append("ppc-1: a policy or a policyRule")
+            scope = {c.get("code") for c in r["scope"].get("coding", [])}
+            if scope & {"patient-privacy", "research", "adr", "treatment"} and "patient" not in r:
+                bad.append("ppc-2..5: this scope needs a patient")
+        if rt == "Organization" and "name" not in r and "identifier" not in r:
+            bad.append("org-1: a name or an identifier")
+        if rt == "Task" and "lastModified" in r and "authoredOn" in r:
+            if _when(r["lastModified"]) < _when(r["authoredOn"]):
+                bad.append("inv-1: Task.lastModified before authoredOn")
+    assert not bad, "R4 invariants broken:\n  " + "\n  ".join(bad)
+
+
 def _assert_valid(validator, bundle, tmp_path):
+    _check_invariants(bundle)
     code, result = validator(bundle, tmp_path)
     errors = [m for m in result["messages"] if m["severity"] == "error"]
     assert not errors and code == 0, f"FHIR R4 validation errors: {json.dumps(errors, indent=1)}"
@@ -238,6 +307,23 @@ def test_the_validator_finds_errors(validator, tmp_path):
     assert any(loc == "Task.status" for loc, _ in errors), errors
     assert any(loc == "Task.owner_id" for loc, _ in errors), errors
     assert any("participant" in loc.lower() or "participant" in msg.lower() for loc, msg in errors), errors
+
+
+def test_the_invariant_checks_find_errors():
+    """The invariants FHIR.js leaves alone are checked by _check_invariants,
+    which finds a broken one."""
+    org, team = "urn:uuid:" + str(uuid.uuid4()), "urn:uuid:" + str(uuid.uuid4())
+    role = "urn:uuid:" + str(uuid.uuid4())
+    bad = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": org, "resource": {"resourceType": "Organization", "id": org[9:], "name": "X"}},
+        {"fullUrl": role, "resource": {"resourceType": "PractitionerRole", "id": role[9:]}},
+        {"fullUrl": team, "resource": {"resourceType": "CareTeam", "id": team[9:], "participant": [
+            {"member": {"reference": role, "type": "PractitionerRole"},
+             "onBehalfOf": {"reference": org, "type": "Organization"},
+             "period": {"start": "2026-02-01", "end": "2026-01-01"}}]}}]}
+    with pytest.raises(AssertionError) as e:
+        _check_invariants(bad)
+    assert "ctm-1" in str(e.value) and "per-1" in str(e.value)
 
 
 def test_patient_carries_the_cpr_number(world):
