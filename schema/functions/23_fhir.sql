@@ -70,6 +70,18 @@ AS $function$
     ELSE 'Other' END
 $function$;
 
+-- A CodeableConcept of one coding: {coding: [{system, code, display}],
+-- text}; display and text are left out when NULL.
+CREATE FUNCTION kip.fhir_concept(p_system text, p_code text, p_display text DEFAULT NULL, p_text text DEFAULT NULL)
+ RETURNS json
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT json_build_object('coding', json_build_array(json_build_object('system', p_system, 'code', p_code,
+                                                                        'display', p_display)),
+                           'text', p_text)
+$function$;
+
 -- A participant's role: kipd's code, and the participant's own title as
 -- the text when there is one.
 CREATE FUNCTION kip.fhir_role(p_role text, p_title text)
@@ -77,10 +89,8 @@ CREATE FUNCTION kip.fhir_role(p_role text, p_title text)
  LANGUAGE sql
  IMMUTABLE
 AS $function$
-  SELECT json_build_object('coding', json_build_array(json_build_object(
-             'system', 'https://kipd.dk/fhir/CodeSystem/participant-role', 'code', p_role,
-             'display', kip.fhir_role_label(p_role))),
-           'text', coalesce(p_title, kip.fhir_role_label(p_role)))
+  SELECT kip.fhir_concept('https://kipd.dk/fhir/CodeSystem/participant-role', p_role, kip.fhir_role_label(p_role),
+                          coalesce(p_title, kip.fhir_role_label(p_role)))
 $function$;
 
 CREATE FUNCTION kip.fhir_telecom(p_phone text, p_email text)
@@ -116,9 +126,8 @@ AS $function$
     'extension', (SELECT json_agg(json_build_object(
                     'url', 'http://hl7.org/fhir/StructureDefinition/goal-relationship',
                     'extension', json_build_array(
-                      json_build_object('url', 'type', 'valueCodeableConcept', json_build_object(
-                        'coding', json_build_array(json_build_object(
-                          'system', 'http://hl7.org/fhir/goal-relationship-type', 'code', 'milestone')))),
+                      json_build_object('url', 'type', 'valueCodeableConcept',
+                                        kip.fhir_concept('http://hl7.org/fhir/goal-relationship-type', 'milestone')),
                       json_build_object('url', 'target', 'valueReference',
                                         kip.fhir_ref('Goal', (s->>'id')::uuid))))
                     ORDER BY n)
@@ -126,16 +135,13 @@ AS $function$
     'lifecycleStatus', CASE coalesce(p_goal->>'status', 'open') WHEN 'achieved' THEN 'completed'
                                                                   WHEN 'dropped' THEN 'cancelled'
                                                                   ELSE 'active' END,
-    'achievementStatus', json_build_object('coding', json_build_array(json_build_object(
-        'system', 'http://terminology.hl7.org/CodeSystem/goal-achievement',
-        'code', CASE coalesce(p_goal->>'status', 'open') WHEN 'achieved' THEN 'achieved'
-                                                          WHEN 'dropped' THEN 'not-achieved'
-                                                          ELSE 'in-progress' END))),
-    'category', CASE WHEN p_owner IS NULL THEN NULL ELSE json_build_array(json_build_object(
-        'coding', json_build_array(json_build_object(
-          'system', 'https://kipd.dk/fhir/CodeSystem/goal-owner', 'code', p_owner,
-          'display', CASE p_owner WHEN 'citizen' THEN 'The citizen''s own goal' ELSE 'The team''s goal' END))))
-      END,
+    'achievementStatus', kip.fhir_concept('http://terminology.hl7.org/CodeSystem/goal-achievement',
+        CASE coalesce(p_goal->>'status', 'open') WHEN 'achieved' THEN 'achieved'
+                                                 WHEN 'dropped' THEN 'not-achieved'
+                                                 ELSE 'in-progress' END),
+    'category', CASE WHEN p_owner IS NOT NULL THEN json_build_array(kip.fhir_concept(
+        'https://kipd.dk/fhir/CodeSystem/goal-owner', p_owner,
+        CASE p_owner WHEN 'citizen' THEN 'The citizen''s own goal' ELSE 'The team''s goal' END)) END,
     'description', json_build_object('text', p_goal->>'text'),
     'subject', kip.fhir_ref('Patient', p_patient),
     'expressedBy', CASE WHEN p_owner = 'citizen' THEN kip.fhir_ref('Patient', p_patient) END)
@@ -154,9 +160,8 @@ BEGIN
     'id', m.id,
     'status', CASE m.status WHEN 'held' THEN 'fulfilled' WHEN 'cancelled' THEN 'cancelled' ELSE 'booked' END,
     'cancelationReason', CASE WHEN m.status = 'cancelled' THEN json_build_object('text', m.cancel_reason) END,
-    'serviceType', json_build_array(json_build_object('coding', json_build_array(json_build_object(
-        'system', 'https://kipd.dk/fhir/CodeSystem/meeting-type', 'code', 'kip-meeting',
-        'display', 'KIP meeting')), 'text', 'KIP-møde')),
+    'serviceType', json_build_array(kip.fhir_concept('https://kipd.dk/fhir/CodeSystem/meeting-type',
+                                                     'kip-meeting', 'KIP meeting', 'KIP-møde')),
     'description', m.purpose,
     'supportingInformation', json_build_array(kip.fhir_ref('CarePlan', p_plan_id)),
     'start', m.starts_at,
@@ -178,10 +183,8 @@ BEGIN
             (2, CASE WHEN att IS NOT NULL THEN json_build_object(
                   'url', 'https://kipd.dk/fhir/StructureDefinition/attended',
                   'valueBoolean', (att->>'attended')::boolean) END)) AS v(k, e) WHERE e IS NOT NULL),
-        'type', CASE WHEN x.pid = m.chair_participant_id THEN json_build_array(json_build_object(
-                  'coding', json_build_array(json_build_object(
-                    'system', 'https://kipd.dk/fhir/CodeSystem/meeting-role', 'code', 'chair',
-                    'display', 'Chair')))) END,
+        'type', CASE WHEN x.pid = m.chair_participant_id THEN json_build_array(kip.fhir_concept(
+                  'https://kipd.dk/fhir/CodeSystem/meeting-role', 'chair', 'Chair')) END,
         'actor', kip.fhir_party(x.pid, p_patient),
         -- The invitee's answer; someone the outcome records as there has
         -- accepted, whatever they answered before.
@@ -259,9 +262,9 @@ BEGIN
                                                     ELSE 'revoked' END
                             ELSE 'draft' END,
     'intent', 'plan',
-    'category', json_build_array(json_build_object('coding', json_build_array(json_build_object(
-        'system', 'https://kipd.dk/fhir/CodeSystem/plan-type', 'code', 'kip',
-        'display', 'Coordinated intervention plan (KIP)')), 'text', 'Koordinerende indsatsplan')),
+    'category', json_build_array(kip.fhir_concept('https://kipd.dk/fhir/CodeSystem/plan-type', 'kip',
+                                                  'Coordinated intervention plan (KIP)',
+                                                  'Koordinerende indsatsplan')),
     'title', 'Koordinerende indsatsplan',
     'description', nullif(p.reason, ''),
     'subject', kip.fhir_ref('Patient', v_patient),
@@ -317,8 +320,7 @@ BEGIN
                         (CASE WHEN o.ean IS NOT NULL THEN json_build_object(
                            'system', 'urn:oid:1.3.88', 'value', o.ean) END)) AS v(i) WHERE i IS NOT NULL) END,
       'active', true,
-      'type', json_build_array(json_build_object('coding', json_build_array(json_build_object(
-                'system', 'https://kipd.dk/fhir/CodeSystem/organisation-sector', 'code', o.sector)))),
+      'type', json_build_array(kip.fhir_concept('https://kipd.dk/fhir/CodeSystem/organisation-sector', o.sector)),
       'name', o.name))
       FROM kip.organisations o WHERE o.id = ANY (v_orgs) ORDER BY o.name, o.id);
 
@@ -371,13 +373,10 @@ BEGIN
       'basedOn', json_build_array(kip.fhir_ref('CarePlan', p.id)),
       'status', CASE a.status WHEN 'in_progress' THEN 'in-progress' WHEN 'done' THEN 'completed'
                               WHEN 'cancelled' THEN 'cancelled' ELSE 'requested' END,
-      'businessStatus', CASE WHEN kip.action_overdue(a.due_date, a.status) THEN json_build_object(
-          'coding', json_build_array(json_build_object(
-            'system', 'https://kipd.dk/fhir/CodeSystem/action-business-status', 'code', 'overdue',
-            'display', 'Overdue')), 'text', 'Overdue') END,
+      'businessStatus', CASE WHEN kip.action_overdue(a.due_date, a.status) THEN kip.fhir_concept(
+          'https://kipd.dk/fhir/CodeSystem/action-business-status', 'overdue', 'Overdue', 'Overdue') END,
       'intent', 'plan',
-      'code', json_build_object('coding', json_build_array(json_build_object(
-                'system', 'https://kipd.dk/fhir/CodeSystem/action-area', 'code', a.area))),
+      'code', kip.fhir_concept('https://kipd.dk/fhir/CodeSystem/action-area', a.area),
       'description', a.title,
       'for', kip.fhir_ref('Patient', v_patient),
       'executionPeriod', CASE WHEN a.completed_at IS NOT NULL THEN json_build_object('end', a.completed_at) END,
@@ -401,31 +400,26 @@ BEGIN
       'id', c.id,
       'status', CASE WHEN c.withdrawn_at IS NOT NULL THEN 'inactive'
                      WHEN c.kip_consent THEN 'active' ELSE 'rejected' END,
-      'scope', json_build_object('coding', json_build_array(json_build_object(
-                 'system', 'http://terminology.hl7.org/CodeSystem/consentscope', 'code', 'patient-privacy'))),
-      'category', json_build_array(json_build_object(
-          'coding', json_build_array(json_build_object('system', 'http://loinc.org', 'code', '59284-0')),
-          'text', 'Samtykke til koordinerende indsatsplan')),
+      'scope', kip.fhir_concept('http://terminology.hl7.org/CodeSystem/consentscope', 'patient-privacy'),
+      'category', json_build_array(kip.fhir_concept('http://loinc.org', '59284-0', NULL,
+                                                    'Samtykke til koordinerende indsatsplan')),
       'patient', kip.fhir_ref('Patient', v_patient),
       'dateTime', c.given_at,
       'performer', json_build_array(kip.fhir_ref('Patient', v_patient)),
       'organization', json_build_array(kip.fhir_ref('Organization', p.owner_organisation_id)),
-      'policyRule', json_build_object('coding', json_build_array(json_build_object(
-          'system', 'http://terminology.hl7.org/CodeSystem/v3-ActCode', 'code', 'OPTIN'))),
+      'policyRule', kip.fhir_concept('http://terminology.hl7.org/CodeSystem/v3-ActCode', 'OPTIN'),
       'verification', json_build_array(json_build_object('verified', true, 'verificationDate', c.given_at)),
       'provision', json_build_object(
         'type', CASE WHEN c.kip_consent THEN 'permit' ELSE 'deny' END,
         'period', json_build_object('start', c.given_at, 'end', c.withdrawn_at),
         'actor', (SELECT json_agg(json_build_object(
-                    'role', json_build_object('coding', json_build_array(json_build_object(
-                      'system', 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', 'code', 'IRCP'))),
+                    'role', kip.fhir_concept('http://terminology.hl7.org/CodeSystem/v3-ParticipationType', 'IRCP'),
                     'reference', kip.fhir_ref('Organization', x)) ORDER BY n)
                     FROM unnest(c.contact_organisation_ids) WITH ORDINALITY AS u(x, n)),
         'provision', json_build_array(json_build_object(
           'type', CASE WHEN c.kip_consent AND c.relatives_allowed THEN 'permit' ELSE 'deny' END,
-          'code', json_build_array(json_build_object('coding', json_build_array(json_build_object(
-            'system', 'https://kipd.dk/fhir/CodeSystem/consent-provision', 'code', 'relatives',
-            'display', 'Involve the citizen''s relatives')))))))));
+          'code', json_build_array(kip.fhir_concept('https://kipd.dk/fhir/CodeSystem/consent-provision',
+                                                    'relatives', 'Involve the citizen''s relatives')))))));
   END IF;
 
   RETURN json_strip_nulls(json_build_object(
