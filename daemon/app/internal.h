@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "app/app.h"
+#include "app/idem.h"
 #include "app/proxy.h"
 #include "app/seen.h"
 #include "db/pg_pool.h"
@@ -28,6 +29,7 @@ struct app_s {
   size_t n_routes;
   const cpr_keyring_t *keyring;
   proxy_list_t proxies;        /* reverse proxies whose X-Forwarded-For is believed */
+  idem_cache_t *idem;          /* the statements wrapped for Idempotency-Key (app/idem.c) */
 };
 
 /* For the app's own routes (app/health.c). */
