@@ -58,6 +58,14 @@ BEGIN
    WHERE kip.meeting_overdue_outcome(m, p_at) AND p.status <> 'closed'
   ON CONFLICT (dedupe_key) DO NOTHING;
   GET DIAGNOSTICS v_meetings = ROW_COUNT;
+  -- The statistics' fact tables (schema/functions/24_stats.sql), as of now.
+  -- A refresh cut short by the statement timeout must not cost the events
+  -- above: it is rolled back alone and goes on at the next pass.
+  BEGIN
+    PERFORM kip.stats_refresh();
+  EXCEPTION WHEN query_canceled THEN
+    RAISE WARNING 'statistics refresh cancelled; it goes on at the next daily pass';
+  END;
   RETURN jsonb_build_object('as_of', v_today, 'action.overdue', v_actions,
                             'consent.review_due', v_consents, 'plan.follow_up_due', v_plans,
                             'meeting.outcome_overdue', v_meetings);

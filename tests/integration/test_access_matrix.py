@@ -54,7 +54,7 @@ ACTION_WRITERS_WITHDRAWN = PLAN_WRITERS_WITHDRAWN
 STEWARDS = {"tovholder", "own_coordinator", "own_integration"}
 STEWARDS_WITHDRAWN = STEWARDS
 
-CALLERS = ["anonymous", "admin", "auditor", "tovholder", "own_coordinator", "own_caseworker",
+CALLERS = ["anonymous", "admin", "auditor", "analyst", "tovholder", "own_coordinator", "own_caseworker",
            "own_integration", "participant", "participant2", "cov_caseworker", "cov_integration",
            "unc_caseworker"]
 # (caller, the consent withdrawn before the call)
@@ -75,6 +75,7 @@ def cast(kipd, admin):
         anonymous=Api(kipd.url, None, name="anonymous"),
         admin=admin,
         auditor=user(own, ["auditor"], "Revisor"),
+        analyst=user(own, ["analyst"], "Anna Analytiker"),
         tovholder=user(own, ["coordinator"], "Tove Tovholder"),
         own_coordinator=user(own, ["coordinator"], "Kaj Koordinator"),
         own_caseworker=user(own, ["caseworker"], "Kamma Kollega"),
@@ -199,6 +200,8 @@ ROUTES = {
     ("PUT", "/v1/me/password"): not_plan("the caller's own password"),
     ("GET", "/v1/audit"): not_plan("the audit log, for the auditor role only (test_audit.py); no plan content"),
     ("GET", "/v1/audit/verify"): not_plan("the hash chain check, for the auditor role only (test_audit.py)"),
+    ("GET", "/v1/stats"): not_plan("aggregate statistics, small cells suppressed, no plan or person; coordinators "
+                                   "(own organisation) and analysts (test_stats.py)"),
 
     # One plan.
     ("POST", "/v1/plans"): not_plan("creates a new plan in the caller's own organisation"),
@@ -390,7 +393,7 @@ def test_list_route(cast, route):
                 bad.append(f"anonymous: {r.status_code}")
             continue
         if r.status_code != 200:
-            if caller in ("admin", "auditor") and r.status_code == 403:
+            if caller in ("admin", "auditor", "analyst") and r.status_code == 403:
                 continue       # a list that is not for their role at all
             bad.append(f"{caller}: {r.status_code} {r.text[:200]}")
             continue
