@@ -90,6 +90,7 @@ int api_routes(route_t **out, size_t *n) {
     {api_session_routes, api_session_n_routes},
     {api_audit_routes, api_audit_n_routes},
     {api_directory_routes, api_directory_n_routes},
+    {api_fhir_routes, api_fhir_n_routes},
     {api_webhooks_routes, api_webhooks_n_routes},
     {api_stats_routes, api_stats_n_routes},
   };

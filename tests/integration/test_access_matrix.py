@@ -207,6 +207,7 @@ ROUTES = {
     # One plan.
     ("POST", "/v1/plans"): not_plan("creates a new plan in the caller's own organisation"),
     ("GET", "/v1/plans/{id}"): read(lambda w: ("GET", w.url, None, {})),
+    ("GET", "/v1/plans/{id}/fhir"): read(lambda w: ("GET", f"{w.url}/fhir", None, {})),
     ("PATCH", "/v1/plans/{id}"): write(lambda w: ("PATCH", w.url, {"reason": "Ny begrundelse"}, STAR)),
     ("POST", "/v1/plans/{id}/close"): write(
         lambda w: ("POST", f"{w.url}/close", {"reason": "completed"}, STAR), writers="steward"),
@@ -433,6 +434,7 @@ def test_calendar_feed(cast):
 # address. Lists write one row per plan they show.
 AUDIT = {
     ("GET", "/v1/plans/{id}"): [("plan.read", "plan")],
+    ("GET", "/v1/plans/{id}/fhir"): [("plan.read", "fhir")],
     ("PATCH", "/v1/plans/{id}"): [("plan.update", "plan")],
     ("POST", "/v1/plans/{id}/close"): [("plan.close", "plan")],
     ("GET", "/v1/plans/{id}/history"): [("plan.history", "history")],
