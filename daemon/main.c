@@ -128,6 +128,8 @@ static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
  * pass, then the sealer. */
 static void kipd_close_timers(void *data) {
   kipd_t *k = data;
+  if (k->app != NULL)
+    app_set_jobs(k->app, NULL, NULL, NULL);  /* /metrics stops reading them */
   if (k->webhook != NULL) {
     webhook_t *w = k->webhook;
     k->webhook = NULL;
@@ -373,7 +375,7 @@ static int kipd_listen(kipd_t *k) {
   rc = http_server_new(k->loop, &k->http_limits, app_handle, k->app, &k->server);
   if (rc != 0)
     return rc;
-  http_server_set_access_cb(k->server, access_log_request, NULL);
+  http_server_set_access_cb(k->server, access_log_request, k->app);
   /* One client cannot take every slot; trusted proxies carry many clients. */
   rc = http_server_set_peer_limit(k->server, k->cfg.max_connections_per_address,
                                   k->cfg.trusted_proxies);
@@ -423,6 +425,7 @@ static int kipd_listen(kipd_t *k) {
              json_pack("{s:i}", "error", rc));
     return rc;
   }
+  app_set_jobs(k->app, k->daily, k->sealer, k->webhook);  /* their getters feed /metrics */
   log_emit(LOG_INFO, "listening", json_pack("{s:s, s:i, s:s}", "url", url, "port", port,
                                             "admin_token_file", k->cfg.admin_token_file));
   notify_ready(url);  /* systemd Type=notify: READY=1 (util/notify.h) */
@@ -521,6 +524,8 @@ static void kipd_configure_layers(kipd_t *k) {
     .session_max_s = c->session_max_s,
     .cookie_secure = c->cookie_secure,
     .trusted_proxies = c->trusted_proxies,
+    .metrics_token = c->metrics_token,
+    .metrics_loopback_only = c->metrics_loopback_only,
     .signin_lock_after = c->signin_lock_after,
     .signin_lock_s = c->signin_lock_s,
     .signin_window_s = c->signin_window_s,

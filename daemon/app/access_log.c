@@ -2,7 +2,9 @@
 
 #include <string.h>
 
+#include "app/internal.h"
 #include "app/kreq.h"
+#include "app/metrics.h"
 #include "util/log.h"
 
 void access_log_request(const http_request_t *req, int status, void *data) {
@@ -22,4 +24,14 @@ void access_log_request(const http_request_t *req, int status, void *data) {
   if (strcmp(client, req->remote_addr) != 0)
     json_object_set_new(f, "proxy_addr", json_string(req->remote_addr));
   log_emit(LOG_INFO, "request", f);
+
+  /* The counters by route template (app/metrics.c); data is the app. */
+  const app_t *app = data;
+  if (app != NULL) {
+    long idx = -1;
+    if (route != NULL && r->match.route >= app->routes && r->match.route < app->routes + app->n_routes)
+      idx = (long)(r->match.route - app->routes);
+    metrics_observe(app->metrics, idx, req->method, status,
+                    req->start_ns ? uv_hrtime() - req->start_ns : 0);
+  }
 }

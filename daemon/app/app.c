@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "app/internal.h"
+#include "app/metrics.h"
 #include "app/web.h"
 #include "util/cookie.h"
 #include "util/crypto.h"
@@ -52,6 +53,11 @@ int app_new(const app_config_t *cfg, pg_pool_t *pool, const route_t *routes, siz
     free(app);
     return rc;
   }
+  app->metrics = metrics_new(n_routes);
+  if (app->metrics == NULL) {
+    free(app);
+    return -ENOMEM;
+  }
   *out = app;
   return 0;
 }
@@ -60,7 +66,14 @@ void app_free(app_t *app) {
   if (app == NULL)
     return;
   idem_cache_free(app->idem);
+  metrics_free(app->metrics);
   free(app);
+}
+void app_set_jobs(app_t *app, const struct daily_s *daily, const struct sealer_s *sealer,
+                  const struct webhook_s *webhook) {
+  app->daily = daily;
+  app->sealer = sealer;
+  app->webhook = webhook;
 }
 void app_set_server(app_t *app, http_server_t *server) { app->server = server; }
 void app_set_loop(app_t *app, uv_loop_t *loop) { app->loop = loop; }

@@ -58,6 +58,8 @@ typedef struct app_config_s {
   int listen_port;
   const netpolicy_t *webhook_net; /* borrowed: addresses a webhook URL may name (api/webhooks.c) */
   bool webhook_allow_loopback;  /* http:// to a loopback address allowed (tests) */
+  const char *metrics_token;    /* GET /metrics needs it as a bearer token; NULL or "": open */
+  bool metrics_loopback_only;   /* GET /metrics only from loopback peers */
 } app_config_t;
 
 /* Create the app. routes is borrowed and must outlive the app. cfg is
@@ -74,6 +76,14 @@ void app_set_loop(app_t *app, uv_loop_t *loop);
  * sealed CPR numbers are decrypted with it; new ones are sealed under its
  * current key. */
 void app_set_keyring(app_t *app, const cpr_keyring_t *keyring);
+
+/* The background jobs /metrics reports on (borrowed; each may be NULL).
+ * Unset them before the jobs are freed. */
+struct daily_s;
+struct sealer_s;
+struct webhook_s;
+void app_set_jobs(app_t *app, const struct daily_s *daily, const struct sealer_s *sealer,
+                  const struct webhook_s *webhook);
 
 /* The HTTP server's request handler. data is the app. */
 void app_handle(http_request_t *req, void *data);

@@ -1,6 +1,7 @@
 #include "app/daily.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "util/log.h"
 
@@ -11,6 +12,8 @@ struct daily_s {
   int in_flight;
   int closing;
   int timer_closed;
+  uint64_t started_ns;          /* uv_hrtime() when the running pass was sent */
+  daily_stats_t stats;
   void (*closed_cb)(void *data);
   void *closed_data;
 };
@@ -30,6 +33,15 @@ static void daily__maybe_free(daily_t *d) {
 static void daily__on_result(void *data, int err, PGresult *res) {
   daily_t *d = data;
   d->in_flight = 0;
+  if (err != -ECANCELED) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    d->stats.last_end_unix_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+    d->stats.last_duration_ns = uv_hrtime() - d->started_ns;
+    d->stats.runs_total++;
+    if (err != 0)
+      d->stats.failures_total++;
+  }
   if (err == 0) {
     json_t *counts = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     log_emit(LOG_INFO, "daily pass", json_pack("{s:o*}", "events", counts));
@@ -46,6 +58,7 @@ static void daily__on_timer(uv_timer_t *t) {
   if (d->in_flight || d->closing)
     return;
   static const char *none[1] = {NULL};
+  d->started_ns = uv_hrtime();
   if (pg_pool_exec(d->pool, &daily__stmt, none, daily__on_result, d) == 0)
     d->in_flight = 1;
 }
@@ -85,4 +98,8 @@ void daily_close(daily_t *d, void (*cb)(void *data), void *data) {
   d->closed_data = data;
   uv_timer_stop(&d->timer);
   uv_close((uv_handle_t *)&d->timer, daily__on_timer_closed);
+}
+
+void daily_stats(const daily_t *d, daily_stats_t *out) {
+  *out = d->stats;
 }

@@ -15,6 +15,15 @@
 
 typedef struct daily_s daily_t;
 
+/* For /metrics: the last pass that finished (successfully or not). */
+typedef struct daily_stats_s {
+  uint64_t last_end_unix_ms;    /* wall clock; 0: none yet */
+  uint64_t last_duration_ns;
+  uint64_t runs_total;
+  uint64_t failures_total;
+} daily_stats_t;
+void daily_stats(const daily_t *d, daily_stats_t *out);
+
 /* interval_ms 0 disables the timer. pool is borrowed. *out is new. */
 int daily_new(uv_loop_t *loop, pg_pool_t *pool, uint64_t first_ms, uint64_t interval_ms,
               daily_t **out) KIPD_MUST_CHECK;

@@ -1,4 +1,4 @@
-/* health: /healthz, /readyz and /metrics. */
+/* health: /healthz and /readyz (/metrics: app/metrics.h). */
 #ifndef KIPD_APP_HEALTH_H
 #define KIPD_APP_HEALTH_H
 
@@ -6,6 +6,5 @@
 
 void health_live(kreq_t *r);     /* 200 while the process lives */
 void health_ready(kreq_t *r);    /* 200 only after a database round trip */
-void health_metrics(kreq_t *r);  /* Prometheus text format */
 
 #endif

@@ -30,6 +30,10 @@ struct app_s {
   const cpr_keyring_t *keyring;
   proxy_list_t proxies;        /* reverse proxies whose X-Forwarded-For is believed */
   idem_cache_t *idem;          /* the statements wrapped for Idempotency-Key (app/idem.c) */
+  struct metrics_s *metrics;   /* request counters by route (app/metrics.c) */
+  const struct daily_s *daily; /* the jobs whose getters /metrics reads; NULL until set */
+  const struct sealer_s *sealer;
+  const struct webhook_s *webhook;
 };
 
 /* For the app's own routes (app/health.c). */

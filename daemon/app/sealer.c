@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/log.h"
 
@@ -15,6 +16,7 @@ struct sealer_s {
   int closing;
   int timer_closed;
   int failing;
+  sealer_stats_t stats;
   void (*closed_cb)(void *data);
   void *closed_data;
 };
@@ -22,7 +24,31 @@ struct sealer_s {
 static const pg_stmt_t sealer__stmt = {
   "audit_seal", "SELECT sealed, head_seq, head_hash FROM kip.audit_seal($1::integer)", 1};
 
+static const pg_stmt_t sealer__unsealed = {
+  "audit_unsealed", "SELECT unsealed, oldest_age_s FROM kip.audit_unsealed()", 0};
+
 static void sealer__run(sealer_t *s);
+static void sealer__maybe_free(sealer_t *s);
+
+static void sealer__on_unsealed(void *data, int err, PGresult *res) {
+  sealer_t *s = data;
+  s->in_flight = 0;
+  if (err == 0 && PQntuples(res) == 1) {
+    s->stats.unsealed_rows = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    s->stats.oldest_unsealed_age_s = strtod(PQgetvalue(res, 0, 1), NULL);
+  }
+  sealer__maybe_free(s);
+}
+
+/* After a run: how far behind the seal is, for /metrics. */
+static void sealer__measure(sealer_t *s) {
+  static const char *none[1] = {NULL};
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  s->stats.last_run_unix_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+  if (!s->closing && pg_pool_exec(s->pool, &sealer__unsealed, none, sealer__on_unsealed, s) == 0)
+    s->in_flight = 1;
+}
 
 static void sealer__maybe_free(sealer_t *s) {
   if (!s->closing || !s->timer_closed || s->in_flight)
@@ -37,6 +63,8 @@ static void sealer__maybe_free(sealer_t *s) {
 static void sealer__on_result(void *data, int err, PGresult *res) {
   sealer_t *s = data;
   s->in_flight = 0;
+  if (err != 0 && err != -ECANCELED)
+    s->stats.failures_total++;
   if (err == 0 && PQntuples(res) == 1) {
     if (s->failing) {
       s->failing = 0;
@@ -53,6 +81,7 @@ static void sealer__on_result(void *data, int err, PGresult *res) {
         return;
       }
     }
+    sealer__measure(s);
   } else if (err != -ECANCELED && !s->failing) {
     s->failing = 1;
     const char *why = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -107,4 +136,8 @@ void sealer_close(sealer_t *s, void (*cb)(void *data), void *data) {
   s->closed_data = data;
   uv_timer_stop(&s->timer);
   uv_close((uv_handle_t *)&s->timer, sealer__on_timer_closed);
+}
+
+void sealer_stats(const sealer_t *s, sealer_stats_t *out) {
+  *out = s->stats;
 }

@@ -18,6 +18,15 @@
 
 typedef struct sealer_s sealer_t;
 
+/* For /metrics, as of the last successful run. */
+typedef struct sealer_stats_s {
+  uint64_t unsealed_rows;       /* audit rows above the sealed tail */
+  double oldest_unsealed_age_s; /* age of the oldest of them; 0: none */
+  uint64_t last_run_unix_ms;    /* wall clock; 0: none yet */
+  uint64_t failures_total;      /* runs that failed */
+} sealer_stats_t;
+void sealer_stats(const sealer_t *s, sealer_stats_t *out);
+
 /* Start a sealer on loop; pool is borrowed and must outlive it. interval_ms
  * 0: never runs (verification still seals). *out is new; free it with
  * sealer_close(). Returns 0 or a negative error. */

@@ -23,6 +23,7 @@ struct webhook_s {
   bool closing;
   bool timer_closed;
   bool client_closed;
+  webhook_stats_t stats;
   void (*closed_cb)(void *data);
   void *closed_data;
 };
@@ -128,6 +129,10 @@ static void webhook__on_sent(void *data, const http_client_result_t *res) {
   } else if (status >= 200 && status <= 299) {
     error = NULL;
   }
+  if (error == NULL)
+    w->stats.sent_total++;
+  else
+    w->stats.failed_total++;
   webhook__record(d, status, error);
 }
 
@@ -272,4 +277,8 @@ void webhook_close(webhook_t *w, void (*cb)(void *data), void *data) {
   uv_timer_stop(&w->timer);
   uv_close((uv_handle_t *)&w->timer, webhook__on_timer_closed);
   http_client_close(w->client, webhook__on_client_closed, w);
+}
+
+void webhook_stats(const webhook_t *w, webhook_stats_t *out) {
+  *out = w->stats;
 }

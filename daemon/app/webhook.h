@@ -38,6 +38,13 @@ typedef struct webhook_config_s {
 
 typedef struct webhook_s webhook_t;
 
+/* For /metrics: delivery attempts since start. */
+typedef struct webhook_stats_s {
+  uint64_t sent_total;          /* the receiver answered 2xx */
+  uint64_t failed_total;        /* no answer, or not 2xx */
+} webhook_stats_t;
+void webhook_stats(const webhook_t *w, webhook_stats_t *out);
+
 /* cfg copied, pool and cfg->net borrowed. Returns 0, -ENOTSUP when libcurl
  * has no asynchronous resolver, or -errno; *out is new. */
 int webhook_new(uv_loop_t *loop, pg_pool_t *pool, const webhook_config_t *cfg,

@@ -538,6 +538,8 @@ static void conn__slot_done(pg_conn_t *conn) {
     } else {
       err = 0;
     }
+    if (err != -ECANCELED)
+      pg_pool__observe_stmt(conn->pool, req->stmts[slot->index], uv_hrtime() - req->sent_ns, err != 0);
     if (req->kind == PG_REQ_EXEC) {
       PQclear(conn->result);
       conn->result = out;
@@ -706,6 +708,7 @@ void pg_conn__run(pg_conn_t *conn, pg_req_t *req) {
   case PG_REQ_EXEC:
   case PG_REQ_TX:
     conn->phase = PG_PHASE_PIPELINE;
+    req->sent_ns = uv_hrtime();
     rc = conn__send_pipeline(conn, req);
     break;
   case PG_REQ_QUERY:

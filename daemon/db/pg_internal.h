@@ -98,6 +98,7 @@ typedef struct pg_req_s {
   pg_slot_t *slots;             /* room for 2 * nstmts + 3 */
   int nslots;
   int reported;                 /* TX: statements whose callback ran */
+  uint64_t sent_ns;             /* uv_hrtime() when the pipeline was sent */
 
   /* QUERY / QUERY_PARAMS */
   char *sql;
@@ -183,7 +184,15 @@ struct pg_pool_s {
   uint64_t queries_total;
   uint64_t queue_full_total;
   uint64_t reconnects_total;
+  uint64_t errors_total;        /* statements answered with an error */
+  pg_stmt_stat_t *stmt_stats;   /* open addressing by statement pointer */
+  size_t stmt_stats_cap;        /* power of two, or 0 */
+  size_t stmt_stats_len;
 };
+
+/* pg_pool.c: a statement's result arrived after ns since its pipeline was
+ * sent; failed when it was an error. */
+void pg_pool__observe_stmt(pg_pool_t *pool, const pg_stmt_t *stmt, uint64_t ns, bool failed);
 
 /* pg_conn.c */
 void pg_conn__init(pg_conn_t *conn, pg_pool_t *pool, unsigned index);

@@ -583,6 +583,45 @@ void pg_pool_stats(const pg_pool_t *pool, pg_pool_stats_t *out) {
   out->queries_total = pool->queries_total;
   out->queue_full_total = pool->queue_full_total;
   out->reconnects_total = pool->reconnects_total;
+  out->errors_total = pool->errors_total;
+}
+
+static size_t pool__stmt_slot(pg_stmt_stat_t *tab, size_t cap, const pg_stmt_t *stmt) {
+  size_t i = ((uintptr_t)stmt >> 4) * 0x9E3779B97F4A7C15ULL & (cap - 1);
+  while (tab[i].stmt != NULL && tab[i].stmt != stmt)
+    i = (i + 1) & (cap - 1);
+  return i;
+}
+
+void pg_pool__observe_stmt(pg_pool_t *pool, const pg_stmt_t *stmt, uint64_t ns, bool failed) {
+  if (failed)
+    pool->errors_total++;
+  if ((pool->stmt_stats_len + 1) * 2 > pool->stmt_stats_cap) {
+    size_t cap = pool->stmt_stats_cap ? pool->stmt_stats_cap * 2 : 256;
+    pg_stmt_stat_t *tab = calloc(cap, sizeof(*tab));
+    if (tab == NULL)
+      return;  /* the statistic is lost, the query is not */
+    for (size_t i = 0; i < pool->stmt_stats_cap; i++)
+      if (pool->stmt_stats[i].stmt != NULL)
+        tab[pool__stmt_slot(tab, cap, pool->stmt_stats[i].stmt)] = pool->stmt_stats[i];
+    free(pool->stmt_stats);
+    pool->stmt_stats = tab;
+    pool->stmt_stats_cap = cap;
+  }
+  pg_stmt_stat_t *e = &pool->stmt_stats[pool__stmt_slot(pool->stmt_stats, pool->stmt_stats_cap, stmt)];
+  if (e->stmt == NULL) {
+    e->stmt = stmt;
+    pool->stmt_stats_len++;
+  }
+  hist_observe(&e->hist, ns);
+  if (failed)
+    e->errors++;
+}
+
+void pg_pool_stmt_stats(const pg_pool_t *pool, pg_stmt_stat_cb cb, void *data) {
+  for (size_t i = 0; i < pool->stmt_stats_cap; i++)
+    if (pool->stmt_stats[i].stmt != NULL)
+      cb(&pool->stmt_stats[i], data);
 }
 
 void pg_pool_close(pg_pool_t *pool, pg_pool_closed_cb cb, void *data) {
@@ -606,6 +645,7 @@ void pg_pool_free(pg_pool_t *pool) {
   for (unsigned i = 0; i < pool->nconns; i++)
     pg_conn__free(&pool->conns[i]);
   free(pool->conns);
+  free(pool->stmt_stats);
   pg_resolve_plan_free(pool->dns_plan);
   free(pool->application_name);
   free(pool->options);

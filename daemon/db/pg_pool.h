@@ -23,6 +23,7 @@
 
 #include "db/pg_stmt.h"
 #include "util/error.h"
+#include "util/histogram.h"
 
 /* The pool's configuration (its part of kipd's; main.c fills it). */
 typedef struct pg_pool_config_s {
@@ -124,8 +125,20 @@ typedef struct pg_pool_stats_s {
   uint64_t queries_total;
   uint64_t queue_full_total;
   uint64_t reconnects_total;
+  uint64_t errors_total;        /* statements answered with an error (SQL or prepare) */
 } pg_pool_stats_t;
 void pg_pool_stats(const pg_pool_t *pool, pg_pool_stats_t *out);
+
+/* Time per named statement, from the send of its pipeline to its result
+ * (so a statement's time includes the ones before it in the same request). */
+typedef struct pg_stmt_stat_s {
+  const pg_stmt_t *stmt;        /* NULL: an empty slot */
+  hist_t hist;
+  uint64_t errors;
+} pg_stmt_stat_t;
+/* Calls cb for every statement that has run at least once, in no order. */
+typedef void (*pg_stmt_stat_cb)(const pg_stmt_stat_t *s, void *data);
+void pg_pool_stmt_stats(const pg_pool_t *pool, pg_stmt_stat_cb cb, void *data);
 
 /* Close: fail queued requests with -ECANCELED, let running queries finish
  * (their callbacks run), close every connection and handle, then call cb.

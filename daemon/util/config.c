@@ -66,6 +66,8 @@ static const config_opt_t config__opts[] = {
   {"webhook-retry-base-ms", "KIPD_WEBHOOK_RETRY_BASE_MS", OPT_U64, OFF(webhook_retry_base_ms), "first webhook retry after about this, doubling per attempt up to an hour, with jitter (10000)"},
   {"webhook-retry-window-s", "KIPD_WEBHOOK_RETRY_WINDOW_S", OPT_U64, OFF(webhook_retry_window_s), "a webhook delivery is retried for this long, then marked failed (86400 = 24 hours)"},
   {"webhook-max-in-flight", "KIPD_WEBHOOK_MAX_IN_FLIGHT", OPT_UINT, OFF(webhook_max_in_flight), "webhook requests at once (64)"},
+  {"metrics-token", "KIPD_METRICS_TOKEN", OPT_STR, OFF(metrics_token), "GET /metrics needs Authorization: Bearer TOKEN (401 without it, 403 with another); unset: open"},
+  {"metrics-loopback-only", "KIPD_METRICS_LOOPBACK_ONLY", OPT_FLAG, OFF(metrics_loopback_only), "GET /metrics answers only clients connected from a loopback address (403 otherwise)"},
   {"webhook-allow-loopback", "KIPD_WEBHOOK_ALLOW_LOOPBACK", OPT_FLAG, OFF(webhook_allow_loopback), "let webhooks reach loopback addresses, over http too; for tests only"},
   {"webhook-allow-net", "KIPD_WEBHOOK_ALLOW_NET", OPT_STR, OFF(webhook_allow_net), "comma-separated CIDR blocks of private or link-local addresses webhooks may reach (none)"},
   {"pg-nosync", "KIPD_PG_NOSYNC", OPT_FLAG, OFF(pg_nosync), "embedded cluster: initdb and run PostgreSQL without fsync; for tests only, a crash can lose data"},
@@ -139,6 +141,7 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->log_level);
   free(cfg->cookie_secure);
   free(cfg->trusted_proxies);
+  free(cfg->metrics_token);
   free(cfg->public_url);
   free(cfg->webhook_allow_net);
   memset(cfg, 0, sizeof(*cfg));

@@ -65,6 +65,8 @@ typedef struct kipd_config_s {
   uint64_t webhook_retry_base_ms;  /* first retry after about this, doubling: 10000 */
   uint64_t webhook_retry_window_s; /* retried this long, then failed: 86400 */
   unsigned webhook_max_in_flight;  /* requests at once: 64 */
+  char *metrics_token;          /* GET /metrics needs it as a bearer token; NULL: open */
+  bool metrics_loopback_only;   /* GET /metrics only from loopback peers */
   bool webhook_allow_loopback;  /* loopback addresses and http:// (tests) */
   char *webhook_allow_net;      /* CIDR blocks of private addresses webhooks may reach */
   /* HTTP (http_limits_t). */

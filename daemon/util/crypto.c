@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,4 +102,8 @@ int crypto_uuid_v4(char out[37]) {
            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
            b[14], b[15]);
   return 0;
+}
+
+bool crypto_equal(const void *a, const void *b, size_t n) {
+  return CRYPTO_memcmp(a, b, n) == 0;
 }

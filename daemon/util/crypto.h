@@ -3,6 +3,7 @@
 #ifndef KIPD_UTIL_CRYPTO_H
 #define KIPD_UTIL_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,10 @@ int crypto_hmac_sha256_b64url(const void *key, size_t key_len, const char *msg, 
 
 /* SHA-256 of s as 64 lower-case hex characters + NUL. */
 int crypto_sha256_hex(const char *s, size_t len, char out[65]) KIPD_MUST_CHECK;
+
+/* a == b over n bytes, in time that does not depend on where they differ
+ * (CRYPTO_memcmp). */
+bool crypto_equal(const void *a, const void *b, size_t n);
 
 /* A random UUID v4 string (37 bytes with NUL). */
 int crypto_uuid_v4(char out[37]) KIPD_MUST_CHECK;

@@ -153,6 +153,19 @@ BEGIN
 END
 $function$;
 
+-- For /metrics, after each sealer run: audit rows above the sealed tail
+-- (not yet sealed) and the age in seconds of the oldest of them (0: none).
+-- Reads by the primary key from the tail on: cheap while the sealer keeps up.
+CREATE FUNCTION kip.audit_unsealed()
+ RETURNS TABLE(unsealed bigint, oldest_age_s double precision)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT count(*), coalesce(extract(epoch FROM now() - min(a.at))::double precision, 0)
+    FROM kip.audit a
+   WHERE a.id > (SELECT coalesce(max(s.audit_id), 0) FROM kip.audit_seal s)
+$function$;
+
 -- Recompute the whole chain from the audit rows as they are now. A link is
 -- broken when
 --   row_deleted:  its audit row is gone;
