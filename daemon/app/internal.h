@@ -28,6 +28,7 @@ struct app_s {
   size_t n_routes;
   const cpr_keyring_t *keyring;
   proxy_list_t proxies;        /* reverse proxies whose X-Forwarded-For is believed */
+  struct events_s *events;     /* the live event streams (app/events.c); NULL: none */
 };
 
 /* For the app's own routes (app/health.c). */
@@ -37,6 +38,11 @@ http_server_t *app_server(const app_t *app);
 /* kreq.c: the hash of the request's credential, the token's or the
  * session's ("" if none). Writable: a refused credential is cleared. */
 char *kreq__cred_hash(kreq_t *r);
+
+/* kreq_reply.c: what every reply does before the bytes go out (the access
+ * log's user, the release hook, the request's JSON freed). For a request
+ * that streams instead (app/events.c). */
+void kreq_reply__release(kreq_t *r);
 
 /* kreq_row.c: decode a successful result (res borrowed; row's strings
  * borrow from it) and an error result. */

@@ -59,6 +59,7 @@ static const config_opt_t config__opts[] = {
   {"argon2-t", "KIPD_ARGON2_T", OPT_UINT, OFF(argon2_t), "Argon2id passes for new password hashes (3)"},
   {"argon2-m-kib", "KIPD_ARGON2_M_KIB", OPT_UINT, OFF(argon2_m_kib), "Argon2id memory in KiB for new password hashes (65536)"},
   {"argon2-p", "KIPD_ARGON2_P", OPT_UINT, OFF(argon2_p), "Argon2id lanes (1)"},
+  {"events-heartbeat-s", "KIPD_EVENTS_HEARTBEAT_S", OPT_U64, OFF(events_heartbeat_s), "how often GET /v1/events sends a heartbeat comment on each open stream (15; 0 = never)"},
   {"audit-seal-interval-ms", "KIPD_AUDIT_SEAL_INTERVAL_MS", OPT_U64, OFF(audit_seal_interval_ms), "how often new audit rows are sealed into the hash chain (1000; 0 = only at verification)"},
   {"pg-nosync", "KIPD_PG_NOSYNC", OPT_FLAG, OFF(pg_nosync), "embedded cluster: initdb and run PostgreSQL without fsync; for tests only, a crash can lose data"},
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
@@ -94,6 +95,7 @@ void config_defaults(kipd_config_t *cfg) {
   cfg->argon2_m_kib = 65536;
   cfg->argon2_p = 1;
   cfg->audit_seal_interval_ms = 1000;
+  cfg->events_heartbeat_s = 15;
   cfg->http_max_body_bytes = 1024 * 1024;
   cfg->http_max_header_bytes = 16 * 1024;
   cfg->http_read_timeout_ms = 10000;

@@ -58,6 +58,7 @@ typedef struct kipd_config_s {
   unsigned argon2_m_kib;        /* Argon2id memory in KiB: 65536 */
   unsigned argon2_p;            /* Argon2id lanes: 1 */
   uint64_t audit_seal_interval_ms; /* the audit sealer runs this often: 1000; 0 = never */
+  uint64_t events_heartbeat_s;   /* GET /v1/events: a heartbeat comment this often: 15; 0 = none */
   /* HTTP (http_limits_t). */
   size_t http_max_body_bytes;   /* 1 MiB: larger bodies get 413 */
   size_t http_max_header_bytes; /* 16 KiB of request line + headers: 431 */

@@ -190,6 +190,8 @@ ROUTES = {
     ("PUT", "/v1/me/password"): not_plan("the caller's own password"),
     ("GET", "/v1/audit"): not_plan("the audit log, for the auditor role only (test_audit.py); no plan content"),
     ("GET", "/v1/audit/verify"): not_plan("the hash chain check, for the auditor role only (test_audit.py)"),
+    ("GET", "/v1/events"): not_plan("the live event stream: each event is filtered by kip.plan_access when "
+                                    "it is sent (test_events_stream.py)"),
 
     # One plan.
     ("POST", "/v1/plans"): not_plan("creates a new plan in the caller's own organisation"),
