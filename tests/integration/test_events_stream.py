@@ -10,6 +10,7 @@ import http.client
 import json
 import queue
 import socket
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -142,12 +143,13 @@ def _is_assigned(action):
     return lambda ev: ev["event"] == "action.assigned" and ev["data"]["resource_id"] == action["id"]
 
 
-def _opened(stream):
+def _opened(stream, proxied=False):
     assert stream.status_code == 200, getattr(stream, "text", "")
     h = stream.headers
     assert h["Content-Type"].startswith("text/event-stream")
     assert h["Cache-Control"] == "no-store"
-    assert h["X-Accel-Buffering"] == "no"
+    if not proxied:   # nginx takes X-Accel-Buffering for itself
+        assert h["X-Accel-Buffering"] == "no"
     assert "Content-Length" not in h
     assert h.get("X-Request-Id")
     # The first bytes come at once: a comment and the retry hint.
@@ -435,3 +437,76 @@ def test_opening_a_stream_is_audited_once(kipd, team, pg):
     rows = pg.psql(f"SELECT action || '|' || coalesce(plan_id::text, '-') FROM kip.audit "
                    f"WHERE user_id = '{tov.user['id']}' AND action LIKE 'events.%'", db=kipd.db)
     assert rows.split() == ["events.stream|-"]
+
+
+# ------------------------------------------------------------ through nginx
+
+def _nginx_conf(prefix, kipd_port, listen_port):
+    """docs/deploy.md's nginx configuration, as written, with only what a test
+    must change: the upstream's port, plain HTTP on a free port instead of
+    TLS on 443, the files in prefix, and no port-80 redirect server."""
+    text = (kiptest.ROOT / "docs" / "deploy.md").read_text()
+    block = text.split("```nginx\n", 1)[1].split("```", 1)[0]
+    assert "location = /v1/events" in block, "docs/deploy.md has no location for the event stream"
+    block = block.replace("server 127.0.0.1:8080;", f"server 127.0.0.1:{kipd_port};")
+    block = block.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen_port};")
+    block = "\n".join(line for line in block.splitlines() if not line.strip().startswith("ssl_"))
+    block = block.replace("/var/log/nginx/", f"{prefix}/")
+    second = block.rindex("server {")
+    assert "listen 80;" in block[second:]
+    block = block[:second]
+    return f"""
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+{block}
+}}
+"""
+
+
+@pytest.fixture
+def nginx(kipd, tmp_path):
+    binary = "/usr/sbin/nginx"
+    assert kiptest.Path(binary).exists(), "nginx is missing: scripts/deps.sh installs nginx-light"
+    prefix = tmp_path / "nginx"
+    (prefix / "tmp").mkdir(parents=True)
+    prefix.chmod(0o777)
+    (prefix / "tmp").chmod(0o777)
+    port = kiptest.free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(_nginx_conf(prefix, kipd.port, port))
+    proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        kiptest.wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/v1/openapi.yaml", timeout=2).ok,
+                           10, what="nginx in front of kipd")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_through_nginx_as_deploy_md_configures_it(nginx, kipd, team):
+    tov, plan = team
+    s = _opened(Stream(nginx, tov.token), proxied=True)   # the first bytes pass at once
+    try:
+        t0 = time.monotonic()
+        a = _action(tov, plan)
+        ev = s.events_until(_is_assigned(a), timeout=5)[-1]
+        _envelope_ok(ev)
+        assert time.monotonic() - t0 < 3
+        # And resuming through the proxy.
+        s2 = _opened(Stream(nginx, tov.token, headers={"Last-Event-ID": str(int(ev["id"]) - 1)}),
+                     proxied=True)
+        try:
+            assert s2.event(timeout=5)["id"] == ev["id"]
+        finally:
+            s2.close()
+    finally:
+        s.close()
