@@ -384,6 +384,14 @@ unsigned events_streams(const events_t *events) {
   return events->n_streams;
 }
 
+bool events_listening(const events_t *events) {
+  return events->listening;
+}
+
+uint64_t events_reconnects(const events_t *events) {
+  return events->closing ? 0 : pg_listen_reconnects(events->listen);
+}
+
 static void events__timer_closed(uv_handle_t *h) {
   events_t *hub = h->data;
   hub->handles_open--;

@@ -18,6 +18,7 @@
 #ifndef KIPD_APP_EVENTS_H
 #define KIPD_APP_EVENTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -53,8 +54,11 @@ void events_attach(events_t *events, app_t *app);
  * replied to again. */
 void events_stream_start(kreq_t *r, const char *after, const pg_stmt_t *fetch);
 
-/* Streams open, and reconnects of the LISTEN connection (for /metrics). */
+/* For /metrics: streams open; whether LISTEN is in effect; reconnects of
+ * the LISTEN connection since start. */
 unsigned events_streams(const events_t *events);
+bool events_listening(const events_t *events);
+uint64_t events_reconnects(const events_t *events);
 
 /* End every stream, close the LISTEN connection and the timers; cb runs
  * from the loop once no fetch is in flight, then the hub is freed. */

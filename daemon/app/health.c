@@ -1,5 +1,6 @@
 #include "app/health.h"
 
+#include "app/events.h"
 #include "app/internal.h"
 
 #include <stdio.h>
@@ -69,5 +70,20 @@ void health_metrics(kreq_t *r) {
     (unsigned long long)hs.connections_refused, ps.connections_up, ps.connections_busy,
     ps.queue_length, (unsigned long long)ps.queries_total, (unsigned long long)ps.queue_full_total,
     (unsigned long long)ps.reconnects_total);
+  const events_t *ev = r->app->events;
+  char *streams = arena_sprintf(&r->http->arena,
+    "# HELP kipd_event_streams_open Open GET /v1/events streams.\n"
+    "# TYPE kipd_event_streams_open gauge\n"
+    "kipd_event_streams_open %u\n"
+    "# HELP kipd_event_listener_up 1 while the LISTEN kip_events connection listens.\n"
+    "# TYPE kipd_event_listener_up gauge\n"
+    "kipd_event_listener_up %d\n"
+    "# HELP kipd_event_listener_reconnects_total Reconnections of the LISTEN connection.\n"
+    "# TYPE kipd_event_listener_reconnects_total counter\n"
+    "kipd_event_listener_reconnects_total %llu\n",
+    ev != NULL ? events_streams(ev) : 0u, ev != NULL && events_listening(ev) ? 1 : 0,
+    ev != NULL ? (unsigned long long)events_reconnects(ev) : 0ull);
+  if (text != NULL && streams != NULL)
+    text = arena_sprintf(&r->http->arena, "%s%s", text, streams);
   kreq_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), NULL, 0);
 }

@@ -387,6 +387,10 @@ def test_a_terminated_listen_connection_reconnects_and_no_event_is_lost(kipd_fac
         assert len(after) == 1
         kiptest.wait_until(lambda: any("listener reconnected" in str(rec.get("msg", ""))
                                        for rec in k.log_records()), 10, what="the reconnect log line")
+        metrics = requests.get(f"{k.url}/metrics", timeout=5).text
+        assert "kipd_event_listener_up 1" in metrics
+        assert "kipd_event_listener_reconnects_total 1" in metrics
+        assert "kipd_event_streams_open 1" in metrics
         later = _action(tov, plan)
         assert s.event()["data"]["resource_id"] == later["id"]
     finally:
