@@ -8,7 +8,14 @@
  *   DATA_DIR/run/          the unix socket, owned by the cluster user, 0700:
  *                          only root and the cluster user can connect, which
  *                          is why local trust authentication is acceptable
- *   DATA_DIR/postgres.log  the postmaster's stdout and stderr (and initdb's)
+ *   DATA_DIR/postgres.log  initdb's output and what the postmaster writes
+ *                          before its logging collector runs (start-up
+ *                          errors); moved to postgres.log.1 at start once it
+ *                          passes 1 MiB, so the two stay under 2 MiB
+ *   DATA_DIR/pg/log/       the server's own log, written by PostgreSQL's
+ *                          logging collector: one file per weekday
+ *                          (postgres-Mon.log ...), truncated when its day
+ *                          comes round again, so at most seven days are kept
  *
  * Start-up blocks (directories, initdb, waiting for "ready" in
  * postmaster.pid, creating the database with psql/createdb): it runs before
@@ -53,6 +60,7 @@
 #define CLUSTER_READY_POLL_MS 50
 #define CLUSTER_STABLE_MS 10000       /* up this long: next restart starts at the minimum */
 #define CLUSTER_STOP_ESCALATE_MS 30000 /* fast shutdown took too long: SIGQUIT */
+#define CLUSTER_LOG_KEEP (1024 * 1024) /* postgres.log moves to postgres.log.1 past this, at start */
 
 typedef enum {
   CLUSTER_STARTING,   /* child spawned, not accepting connections yet */
@@ -543,6 +551,12 @@ static int cluster__spawn(cluster_t *c) {
   char *args[] = {c->postgres_bin, "-D", c->pg_dir, "-p", CLUSTER_PORT,
                   "-c", "listen_addresses=", "-c", sockdirs,
                   "-c", "unix_socket_permissions=0700",
+                  /* PostgreSQL rotates its own log: kipd writes no file on
+                   * the loop, and the postmaster's stderr cannot be rotated
+                   * under it. */
+                  "-c", "logging_collector=on", "-c", "log_directory=log",
+                  "-c", "log_filename=postgres-%a.log", "-c", "log_truncate_on_rotation=on",
+                  "-c", "log_rotation_age=1d", "-c", "log_rotation_size=0",
                   c->nosync ? "-c" : NULL, "fsync=off", NULL};
   uv_stdio_container_t stdio[3];
   stdio[0].flags = UV_IGNORE;
@@ -846,6 +860,15 @@ int cluster_start(uv_loop_t *loop, const cluster_config_t *cfg, cluster_event_cb
   rc = cluster__own_dir(c, c->run_dir, false, err, err_len);
   if (rc < 0)
     goto fail;
+  struct stat log_st;
+  if (stat(c->log_path, &log_st) == 0 && log_st.st_size > CLUSTER_LOG_KEEP) {
+    char old[PATH_MAX];
+    snprintf(old, sizeof(old), "%s.1", c->log_path);
+    if (rename(c->log_path, old) < 0) {
+      rc = cluster__msg(err, err_len, -errno, "cannot move %s aside: %s", c->log_path, strerror(errno));
+      goto fail;
+    }
+  }
   c->log_fd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (c->log_fd < 0) {
     rc = cluster__msg(err, err_len, -errno, "cannot open %s: %s", c->log_path, strerror(errno));

@@ -259,10 +259,12 @@ void pg_conn__init(pg_conn_t *conn, pg_pool_t *pool, unsigned index) {
   uv_timer_init(pool->loop, &conn->timer);  /* cannot fail on unix */
 }
 
-void pg_conn__connect(pg_conn_t *conn) {
+/* PQconnectStartParams, with the resolved host, hostaddr and port (NULL:
+ * the connection string's own) after the string, which they override. */
+static void conn__start(pg_conn_t *conn, const char *host, const char *hostaddr, const char *port) {
   pg_pool_t *pool = conn->pool;
-  const char *keys[4];
-  const char *values[4];
+  const char *keys[8];
+  const char *values[8];
   int k = 0;
   /* dbname first: with expand_dbname it is expanded as a conninfo or URI,
    * and the keywords after it override what it sets. */
@@ -273,6 +275,16 @@ void pg_conn__connect(pg_conn_t *conn) {
   if (pool->application_name != NULL) {
     keys[k] = "application_name";
     values[k++] = pool->application_name;
+  }
+  if (hostaddr != NULL) {
+    keys[k] = "host";
+    values[k++] = host;
+    keys[k] = "hostaddr";
+    values[k++] = hostaddr;
+    if (port != NULL) {
+      keys[k] = "port";
+      values[k++] = port;
+    }
   }
   keys[k] = NULL;
   values[k] = NULL;
@@ -298,9 +310,41 @@ void pg_conn__connect(pg_conn_t *conn) {
     uv_timer_start(&conn->timer, conn__on_timer, pool->cfg.connect_timeout_ms, 0);
 }
 
+static void conn__on_resolved(void *data, int status, const char *host, const char *hostaddr,
+                              const char *port, const char *err) {
+  pg_conn_t *conn = data;
+  conn->dns = NULL;
+  uv_timer_stop(&conn->timer);
+  if (status < 0) {
+    conn__connect_failed(conn, err);
+    return;
+  }
+  conn__start(conn, host, hostaddr, port);
+}
+
+void pg_conn__connect(pg_conn_t *conn) {
+  pg_pool_t *pool = conn->pool;
+  if (pool->dns_plan == NULL) {
+    conn__start(conn, NULL, NULL, NULL);
+    return;
+  }
+  /* A host name: resolve it on the threadpool first (the connect timeout
+   * covers the lookup too). */
+  conn->state = PG_CONN_CONNECTING;
+  conn->dns = pg_resolve_start(pool->loop, pool->dns_plan, conn__on_resolved, conn);
+  if (conn->dns == NULL) {
+    conn__connect_failed(conn, "cannot start resolving the database host name");
+    return;
+  }
+  if (pool->cfg.connect_timeout_ms > 0)
+    uv_timer_start(&conn->timer, conn__on_timer, pool->cfg.connect_timeout_ms, 0);
+}
+
 static void conn__connect_failed(pg_conn_t *conn, const char *why) {
   pg_pool_t *pool = conn->pool;
   conn__save_error(conn, why);
+  pg_resolve_abandon(conn->dns);
+  conn->dns = NULL;
   uv_timer_stop(&conn->timer);
   conn__unwatch(conn);
   if (conn->pq != NULL) {
@@ -908,6 +952,8 @@ static void conn__timer_close_cb(uv_handle_t *h) {
 void pg_conn__shutdown(pg_conn_t *conn) {
   if (conn->state == PG_CONN_CLOSED)
     return;
+  pg_resolve_abandon(conn->dns);
+  conn->dns = NULL;
   uv_timer_stop(&conn->timer);
   conn__unwatch(conn);
   if (conn->pq != NULL) {

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "db/pg_pool.h"
+#include "db/pg_resolve.h"
 
 #define PG_POOL_MAX_PARAMS 65535  /* the protocol's limit */
 
@@ -133,6 +134,7 @@ struct pg_conn_s {
   bool release_pending;         /* released while a session query ran */
   bool connected_once;
   PGconn *pq;
+  pg_resolve_t *dns;            /* CONNECTING: the host names being resolved */
   uv_poll_t *poll;              /* heap: replaced when the socket changes */
   int poll_fd;
   int poll_events;
@@ -159,6 +161,7 @@ struct pg_pool_s {
   char *conninfo;
   char *options;                /* the options keyword, with statement_timeout */
   char *application_name;       /* "kipd", or NULL when conninfo sets one */
+  pg_resolve_plan_t *dns_plan;  /* host names to resolve before each connect, or NULL */
   pg_conn_t *conns;
   unsigned nconns;
 

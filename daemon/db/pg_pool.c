@@ -438,11 +438,17 @@ int pg_pool_new(uv_loop_t *loop, const pg_pool_config_t *cfg, pg_pool_t **out) {
     }
   }
 
+  /* Host names are resolved off the loop before each connection attempt
+   * (db/pg_resolve.h); libpq then gets addresses and never blocks on DNS. */
+  rc = pg_resolve_plan_new(pool->conninfo, &pool->dns_plan);
+  if (rc < 0)
+    goto fail_appname;
+
   pool->nconns = cfg->size;
   pool->conns = calloc(cfg->size, sizeof(pg_conn_t));
   if (pool->conns == NULL) {
     rc = -ENOMEM;
-    goto fail_appname;
+    goto fail_plan;
   }
 
   /* From here on nothing fails: uv_timer_init and uv_idle_init cannot fail
@@ -458,6 +464,8 @@ int pg_pool_new(uv_loop_t *loop, const pg_pool_config_t *cfg, pg_pool_t **out) {
   *out = pool;
   return 0;
 
+fail_plan:
+  pg_resolve_plan_free(pool->dns_plan);
 fail_appname:
   free(pool->application_name);
 fail_options:
@@ -598,6 +606,7 @@ void pg_pool_free(pg_pool_t *pool) {
   for (unsigned i = 0; i < pool->nconns; i++)
     pg_conn__free(&pool->conns[i]);
   free(pool->conns);
+  pg_resolve_plan_free(pool->dns_plan);
   free(pool->application_name);
   free(pool->options);
   free(pool->conninfo);

@@ -64,14 +64,19 @@ CREATE FUNCTION kip.require_plan(p_user kip.users, p_plan_id uuid, p_write boole
 AS $function$
 DECLARE
   v_plan kip.plans;
+  v_seen boolean;
 BEGIN
   IF p_write THEN
     SELECT * INTO v_plan FROM kip.plans WHERE id = p_plan_id FOR UPDATE;
   ELSE
     SELECT * INTO v_plan FROM kip.plans WHERE id = p_plan_id;
   END IF;
-  IF v_plan.id IS NULL OR NOT kip.plan_access(p_user.id, p_user.organisation_id, p_user.roles,
-                                              v_plan.id, v_plan.owner_organisation_id) THEN
+  -- The access rule runs for a missing id too (with no owner, so it reads
+  -- the consents as for a hidden plan): a hidden plan and a missing one get
+  -- the same answer in the same time (issue 16, the timing oracle).
+  v_seen := kip.plan_access(p_user.id, p_user.organisation_id, p_user.roles,
+                            p_plan_id, v_plan.owner_organisation_id);
+  IF v_plan.id IS NULL OR NOT v_seen THEN
     PERFORM kip.fail(404, NULL, NULL, 'no such plan');
   END IF;
   IF p_write AND NOT kip.plan_may_write(p_user, v_plan) THEN
@@ -91,16 +96,25 @@ $function$;
 
 -- May the caller see this plan? For the lookups by a sub-resource's id
 -- (meetings, actions), which must answer a hidden plan's resource exactly
--- as a missing one, with the sub-resource's own 404.
+-- as a missing one, with the sub-resource's own 404. p_plan_id is NULL when
+-- the sub-resource does not exist; the plan lookup and the access rule run
+-- all the same, so a hidden resource and a missing one take the same time
+-- (issue 16, the timing oracle).
 CREATE FUNCTION kip.plan_visible(p_user kip.users, p_plan_id uuid)
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT EXISTS (SELECT 1 FROM kip.plans pl
-                  WHERE pl.id = p_plan_id
-                    AND kip.plan_access(p_user.id, p_user.organisation_id, p_user.roles,
-                                        pl.id, pl.owner_organisation_id))
+DECLARE
+  v_owner uuid;
+  v_found boolean;
+  v_seen boolean;
+BEGIN
+  SELECT owner_organisation_id INTO v_owner FROM kip.plans WHERE id = p_plan_id;
+  v_found := FOUND;
+  v_seen := kip.plan_access(p_user.id, p_user.organisation_id, p_user.roles, p_plan_id, v_owner);
+  RETURN v_found AND v_seen;
+END
 $function$;
 
 CREATE FUNCTION kip.require_role(p_user kip.users, p_roles text[], p_what text)
@@ -143,8 +157,9 @@ DECLARE
   v_plan uuid;
 BEGIN
   SELECT plan_id INTO v_plan FROM kip.actions WHERE id = p_id;
-  -- An action in a hidden plan answers as a missing one (no oracle).
-  IF v_plan IS NULL OR NOT kip.plan_visible(p_user, v_plan) THEN
+  -- An action in a hidden plan answers as a missing one, in the same time
+  -- (plan_visible does the same work for a NULL plan id).
+  IF NOT kip.plan_visible(p_user, v_plan) THEN
     PERFORM kip.fail(404, NULL, NULL, 'no such action');
   END IF;
   p := kip.require_plan(p_user, v_plan, p_write);

@@ -178,3 +178,34 @@ def test_embedded_serves_as_a_runtime_role_that_only_appends_audit(embedded):
     for sql in ("DELETE FROM kip.audit", "UPDATE kip.audit SET action = 'x'", "TRUNCATE kip.audit"):
         r = _embedded_psql(k, "kipd_app", sql)
         assert r.returncode != 0 and "permission denied" in r.stderr, (sql, r)
+
+
+def test_the_server_log_is_rotated_and_bounded(embedded):
+    """PostgreSQL's logging collector writes DATA_DIR/pg/log/postgres-<Day>.log,
+    one file per weekday, truncated when the day comes round again (at most
+    seven days kept); postgres.log, which only holds initdb's output and
+    start-up errors, is moved to postgres.log.1 at start once past 1 MiB
+    (docs/operations.md, "Logs and metrics")."""
+    k = _running(embedded)
+    settings = _embedded_psql(k, "kipd", "SELECT string_agg(name || '=' || setting, ',' ORDER BY name) "
+                              "FROM pg_settings WHERE name IN ('logging_collector', 'log_filename', "
+                              "'log_truncate_on_rotation', 'log_rotation_age', 'log_rotation_size', 'log_directory')")
+    assert settings.returncode == 0, settings
+    assert settings.stdout.strip() == ("log_directory=log,log_filename=postgres-%a.log,log_rotation_age=1440,"
+                                       "log_rotation_size=0,log_truncate_on_rotation=on,logging_collector=on")
+    current = _embedded_psql(k, "kipd", "SELECT pg_current_logfile()").stdout.strip()
+    assert current in {f"log/postgres-{d}.log" for d in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}, current
+    probe = kiptest.unique("rotation-probe-")
+    assert _embedded_psql(k, "kipd", f"DO $$BEGIN RAISE LOG '{probe}'; END$$").returncode == 0
+    logfile = k.data_dir / "pg" / current
+    kiptest.wait_until(lambda: probe in logfile.read_text(errors="replace"), 10,
+                       what="the server's message in its rotated log")
+
+    k.stop(timeout=10)
+    big = k.data_dir / "postgres.log"
+    with open(big, "ab") as f:
+        f.write(b"x" * (1024 * 1024 + 1) + b"\n")
+    size = big.stat().st_size
+    k.start()
+    assert (k.data_dir / "postgres.log.1").stat().st_size == size
+    assert big.stat().st_size < 64 * 1024
