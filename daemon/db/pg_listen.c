@@ -5,9 +5,12 @@
  * send LISTEN, PQconsumeInput/PQgetResult/PQnotifies to read. One
  * dispatcher, listen__on_event(), switches on the state. The uv_poll_t is
  * on the heap because a new socket needs a new one while the old one is
- * still closing.
+ * still closing. A host name in the connection string is resolved on
+ * libuv's threadpool before each attempt (db/pg_resolve.h), as the pool
+ * does, so libpq never blocks the loop on DNS.
  */
 #include "db/pg_listen.h"
+#include "db/pg_resolve.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -34,6 +37,8 @@ struct pg_listen_s {
   void *data;
 
   PGconn *pq;
+  pg_resolve_plan_t *dns_plan;    /* NULL: nothing to resolve */
+  pg_resolve_t *dns;              /* a lookup in flight (CONNECTING) */
   uv_poll_t *poll;
   int poll_fd;
   uv_timer_t timer;             /* connect timeout (CONNECTING), retry (WAITING) */
@@ -64,6 +69,7 @@ static void listen__maybe_free(pg_listen_t *l) {
   free(l->channel);
   free(l->application_name);
   free(l->listen_sql);
+  pg_resolve_plan_free(l->dns_plan);
   free(l);
   if (cb != NULL)
     cb(data);
@@ -115,6 +121,8 @@ static int listen__watch(pg_listen_t *l, int events) {
 }
 
 static void listen__drop(pg_listen_t *l) {
+  pg_resolve_abandon(l->dns);
+  l->dns = NULL;
   listen__unwatch(l);
   if (l->pq != NULL) {
     PQfinish(l->pq);
@@ -163,15 +171,27 @@ static void listen__notice(void *arg, const char *message) {
   (void)message; /* modules do not print */
 }
 
-static void listen__connect(pg_listen_t *l) {
-  const char *keys[3];
-  const char *values[3];
+/* PQconnectStartParams, with the resolved host, hostaddr and port (NULL:
+ * the connection string's own) after the string, which they override. */
+static void listen__start(pg_listen_t *l, const char *host, const char *hostaddr, const char *port) {
+  const char *keys[6];
+  const char *values[6];
   int k = 0;
   keys[k] = "dbname";  /* expanded as a conninfo or URI; later keys override */
   values[k++] = l->conninfo;
   if (l->application_name != NULL) {
     keys[k] = "application_name";
     values[k++] = l->application_name;
+  }
+  if (hostaddr != NULL) {
+    keys[k] = "host";
+    values[k++] = host;
+    keys[k] = "hostaddr";
+    values[k++] = hostaddr;
+    if (port != NULL) {
+      keys[k] = "port";
+      values[k++] = port;
+    }
   }
   keys[k] = NULL;
   values[k] = NULL;
@@ -188,6 +208,35 @@ static void listen__connect(pg_listen_t *l) {
   PQsetNoticeProcessor(l->pq, listen__notice, NULL);
   if (listen__watch(l, UV_WRITABLE) < 0) {
     listen__break(l, "cannot poll the connection socket");
+    return;
+  }
+  if (l->cfg.connect_timeout_ms > 0)
+    uv_timer_start(&l->timer, listen__on_timer, l->cfg.connect_timeout_ms, 0);
+}
+
+static void listen__on_resolved(void *data, int status, const char *host, const char *hostaddr,
+                                const char *port, const char *err) {
+  pg_listen_t *l = data;
+  l->dns = NULL;
+  uv_timer_stop(&l->timer);
+  if (status < 0) {
+    listen__break(l, err);
+    return;
+  }
+  listen__start(l, host, hostaddr, port);
+}
+
+static void listen__connect(pg_listen_t *l) {
+  if (l->dns_plan == NULL) {
+    listen__start(l, NULL, NULL, NULL);
+    return;
+  }
+  /* A host name: resolve it on the threadpool first (the connect timeout
+   * covers the lookup too). */
+  l->state = PG_LISTEN_CONNECTING;
+  l->dns = pg_resolve_start(l->loop, l->dns_plan, listen__on_resolved, l);
+  if (l->dns == NULL) {
+    listen__break(l, "cannot start resolving the database host name");
     return;
   }
   if (l->cfg.connect_timeout_ms > 0)
@@ -369,6 +418,15 @@ int pg_listen_new(uv_loop_t *loop, const pg_listen_config_t *cfg, const pg_liste
     return -ENOMEM;
   }
   snprintf(l->listen_sql, sql_len, "LISTEN %s", cfg->channel);
+  int rc = pg_resolve_plan_new(l->conninfo, &l->dns_plan);
+  if (rc != 0) {
+    free(l->conninfo);
+    free(l->channel);
+    free(l->application_name);
+    free(l->listen_sql);
+    free(l);
+    return rc;
+  }
   l->cfg.conninfo = l->conninfo;
   l->cfg.channel = l->channel;
   l->cfg.application_name = l->application_name;

@@ -1,7 +1,8 @@
 /* db/pg_listen: one dedicated asynchronous libpq connection that LISTENs on
  * one channel and reports its notifications.
  *
- * Knows no KIP word. It connects with PQconnectStartParams/PQconnectPoll,
+ * Knows no KIP word. It connects with PQconnectStartParams/PQconnectPoll
+ * (a host name resolved on libuv's threadpool first, db/pg_resolve.h),
  * driven by a uv_poll_t, sends LISTEN with PQsendQuery, then reads with
  * PQconsumeInput and PQnotifies. No blocking libpq call is made. When the
  * connection breaks (the server went away, the backend was terminated), it
