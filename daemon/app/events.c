@@ -335,6 +335,16 @@ void events_stream_start(kreq_t *r, const char *after, const pg_stmt_t *fetch) {
     kreq_problem(r, 503, "the event stream is not available; try again", NULL, NULL);
     return;
   }
+  static const http_header_t headers[] = {
+    {"Content-Type", "text/event-stream; charset=utf-8"},
+    {"Cache-Control", "no-store"},
+    {"X-Accel-Buffering", "no"},
+  };
+  if (strcmp(r->http->method, "HEAD") == 0) {
+    /* The head a GET would get, and no stream to hold open. */
+    kreq_reply_raw(r, 200, NULL, "", 0, headers, KIPD_ARRAY_SIZE(headers));
+    return;
+  }
   events__stream_t *st = calloc(1, sizeof(*st));
   char *ctx = st != NULL ? events__ctx(r) : NULL;
   if (ctx == NULL) {
@@ -348,11 +358,6 @@ void events_stream_start(kreq_t *r, const char *after, const pg_stmt_t *fetch) {
   st->after = pos;
   st->req = r->http;
   kreq_reply__release(r);
-  static const http_header_t headers[] = {
-    {"Content-Type", "text/event-stream; charset=utf-8"},
-    {"Cache-Control", "no-store"},
-    {"X-Accel-Buffering", "no"},
-  };
   /* Linked first: the stream is ended through events__end() from here on. */
   st->next = hub->streams;
   if (hub->streams != NULL)

@@ -305,6 +305,13 @@ def test_a_revoked_token_ends_its_stream_at_the_next_heartbeat(kipd, kipd_factor
         s.close()
 
 
+def test_head_answers_the_head_and_holds_nothing_open(kipd, team):
+    tov, _ = team
+    r = requests.head(f"{kipd.url}/v1/events", headers={"Authorization": f"Bearer {tov.token}"}, timeout=5)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+
+
 def test_without_credentials_401(anon):
     r = anon.get("/v1/events")
     problem(r, 401)
