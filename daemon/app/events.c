@@ -30,6 +30,7 @@ struct events__stream_s {
   char *ctx;                      /* the fetch's $1: credential hash, passive */
   const pg_stmt_t *fetch;         /* borrowed (static, api/events.c) */
   long long after;                /* the last event id scanned for this stream */
+  uint64_t checked_at;            /* loop time of the last fetch that answered */
   bool dirty;                     /* there may be events after `after` */
   bool fetching;
 };
@@ -180,6 +181,7 @@ static void events__on_fetched(void *data, int err, PGresult *res) {
     return;
   }
   st->after = strtoll(next, NULL, 10);
+  st->checked_at = uv_now(hub->loop);
   if (json_array_size(events) > 0) {
     size_t len = 0;
     char *text = events__render(events, &len);
@@ -294,10 +296,11 @@ static void events__on_heartbeat(uv_timer_t *t) {
   while (st != NULL) {
     events__stream_t *next = st->next; /* a failed write unlinks st */
     events__write(st, beat, sizeof(beat) - 1);
-    /* And a fetch: it checks the credential again (a revoked token ends the
-     * stream even when no event comes) and catches up on a notification
-     * that was lost anyway. */
-    if (st->req != NULL)
+    /* And, every second heartbeat of the stream, a fetch: it checks the
+     * credential again (a revoked token ends the stream even when no event
+     * comes) and catches up on a notification lost anyway. Per stream, from
+     * its own last fetch, so the checks of many streams spread out. */
+    if (st->req != NULL && uv_now(hub->loop) - st->checked_at >= hub->cfg.heartbeat_ms * 3 / 2)
       st->dirty = true;
     st = next;
   }
@@ -356,6 +359,7 @@ void events_stream_start(kreq_t *r, const char *after, const pg_stmt_t *fetch) {
   st->ctx = ctx;
   st->fetch = fetch;
   st->after = pos;
+  st->checked_at = uv_now(hub->loop);
   st->req = r->http;
   kreq_reply__release(r);
   /* Linked first: the stream is ended through events__end() from here on. */

@@ -11,8 +11,9 @@
  * kip.plan_access. When the LISTEN connection comes back after a break,
  * every stream is marked, so each catches up from its position in the
  * outbox and no event is lost. A heartbeat comment goes to every stream
- * every heartbeat_ms, with a fetch that checks the credential again (a
- * revoked token ends its stream within one heartbeat, events or not).
+ * every heartbeat_ms, and every second heartbeat a fetch that checks the
+ * stream's credential again (a revoked token ends its stream within two
+ * heartbeats, events or not).
  * docs/events-stream.md has the protocol.
  */
 #ifndef KIPD_APP_EVENTS_H
