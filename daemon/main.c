@@ -34,14 +34,17 @@
 #include "app/events.h"
 #include "app/roles.h"
 #include "app/sealer.h"
+#include "app/webhook.h"
 #include "db/backup.h"
 #include "db/cluster.h"
 #include "db/datalock.h"
 #include "db/migrate.h"
 #include "db/pg_pool.h"
+#include "http/client.h"
 #include "http/server.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/netpolicy.h"
 #include "util/notify.h"
 
 typedef enum kipd_state_e {
@@ -82,6 +85,8 @@ typedef struct kipd_s {
   daily_t *daily;
   events_t *events;           /* GET /v1/events: the streams and their LISTEN connection */
   sealer_t *sealer;
+  webhook_t *webhook;         /* the webhook delivery worker */
+  netpolicy_t *webhook_net;   /* the addresses webhooks may reach */
   route_t *routes;
   size_t n_routes;
   cpr_keyring_t *keyring;     /* CPR keys: from the key file, or created at first start */
@@ -122,13 +127,20 @@ static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
 }
 
 /* What uses the pool stops first: the event streams' hub (its streams were
- * ended by the server's shutdown), the daily pass, then the sealer. */
+ * ended by the server's shutdown), the webhook worker, the daily pass, then
+ * the sealer. */
 static void kipd_close_timers(void *data) {
   kipd_t *k = data;
   if (k->events != NULL) {
     events_t *e = k->events;
     k->events = NULL;
     events_close(e, kipd_close_timers, k);
+    return;
+  }
+  if (k->webhook != NULL) {
+    webhook_t *w = k->webhook;
+    k->webhook = NULL;
+    webhook_close(w, kipd_close_timers, k);
     return;
   }
   if (k->daily != NULL) {
@@ -400,6 +412,27 @@ static int kipd_listen(kipd_t *k) {
   rc = sealer_new(k->loop, k->pool, k->cfg.audit_seal_interval_ms, &k->sealer);
   if (rc != 0)
     return rc;
+  /* Webhook delivery: libcurl's multi interface on this loop. */
+  webhook_config_t wc = {
+    .poll_interval_ms = k->cfg.webhook_poll_ms,
+    .batch = 32,
+    .max_in_flight = k->cfg.webhook_max_in_flight,
+    .connect_timeout_ms = k->cfg.webhook_connect_timeout_ms,
+    .timeout_ms = k->cfg.webhook_timeout_ms,
+    .retry_base_ms = k->cfg.webhook_retry_base_ms,
+    .retry_window_s = k->cfg.webhook_retry_window_s,
+    .max_response_bytes = 4096,
+    .allow_loopback = k->cfg.webhook_allow_loopback,
+    .net = k->webhook_net,
+  };
+  rc = webhook_new(k->loop, k->pool, &wc, &k->webhook);
+  if (rc != 0) {
+    log_emit(LOG_ERROR, rc == -ENOTSUP ? "cannot deliver webhooks: libcurl has no asynchronous resolver (AsynchDNS)"
+                                       : "cannot start the webhook worker",
+             json_pack("{s:i}", "error", rc));
+    return rc;
+  }
+
   /* GET /v1/events: one LISTEN connection per kipd (app/events.c). */
   events_config_t ec = {
     .conninfo = k->conninfo,
@@ -720,6 +753,22 @@ int main(int argc, char **argv) {
     }
   }
 
+  /* Webhooks: libcurl set up before any thread, the outbound policy parsed. */
+  rc = http_client_global_init();
+  if (rc == 0)
+    rc = netpolicy_new(k.cfg.webhook_allow_net, k.cfg.webhook_allow_loopback, &k.webhook_net, err,
+                       sizeof(err));
+  if (rc != 0) {
+    log_emit(LOG_ERROR, "refusing to start: invalid --webhook-allow-net",
+             json_pack("{s:s}", "error", err));
+    cpr_keyring_free(k.keyring);
+    datalock_release(data_lock);
+    config_free(&k.cfg);
+    return 1;
+  }
+  k.app_cfg.webhook_net = k.webhook_net;
+  k.app_cfg.webhook_allow_loopback = k.cfg.webhook_allow_loopback;
+
   k.loop = uv_default_loop();
   uv_signal_init(k.loop, &k.sigterm);
   uv_signal_init(k.loop, &k.sigint);
@@ -746,6 +795,8 @@ int main(int argc, char **argv) {
     log_warnf("loop closed with handles open: %s", uv_strerror(rc));
   log_emit(LOG_INFO, "stopped", json_pack("{s:i}", "exit_code", k.exit_code));
   cpr_keyring_free(k.keyring);
+  netpolicy_free(k.webhook_net);
+  http_client_global_cleanup();
   free(k.owner_conninfo);
   free(k.conninfo);
   config_free(&k.cfg);

@@ -304,7 +304,8 @@ static void calendar_feed_create_handler(kreq_t *r) {
 
 const route_t api_calendar_routes[] = {
   {"GET", "/v1/me/calendar.ics", my_calendar_handler, NULL, NULL, &my_calendar, 200, 0},
-  {"POST", "/v1/me/calendar-feed", calendar_feed_create_handler, NULL, NULL, &calendar_feed_create, 201, 0},
+  {"POST", "/v1/me/calendar-feed", calendar_feed_create_handler, NULL, NULL, &calendar_feed_create, 201,
+   ROUTE_NO_IDEMPOTENCY},
   {"DELETE", "/v1/me/calendar-feed", NULL, NULL, NULL, &calendar_feed_delete, 204, 0},
   {"GET", "/v1/calendar-feeds/{id}", calendar_feed_handler, NULL, feed_query, &calendar_feed, 200,
    ROUTE_PUBLIC},

@@ -315,7 +315,8 @@ static void plan_create_handler(kreq_t *r) {
 }
 
 const route_t api_plans_routes[] = {
-  {"POST", "/v1/plans/search", plan_search_handler, plan_search_body, NULL, &plan_list, 200, ROUTE_BODY},
+  {"POST", "/v1/plans/search", plan_search_handler, plan_search_body, NULL, &plan_list, 200,
+   ROUTE_BODY | ROUTE_SAFE},
   {"POST", "/v1/plans", plan_create_handler, plan_create_body, NULL, &plan_create, 201, ROUTE_BODY},
   {"GET", "/v1/plans", plan_list_handler, NULL, plan_list_query, &plan_list, 200, 0},
   {"GET", "/v1/plans/{id}", plan_get_handler, NULL, NULL, &plan_get, 200, 0},

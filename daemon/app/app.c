@@ -1,6 +1,7 @@
 /* The app object and the request pipeline: app_handle() takes each
  * request from the HTTP layer through the route match, the credentials, the
- * query string, the body and If-Match to the route's handler. */
+ * query string, the body, If-Match and Idempotency-Key to the route's
+ * handler. */
 #include "app/app.h"
 
 #include <stdlib.h>
@@ -55,7 +56,12 @@ int app_new(const app_config_t *cfg, pg_pool_t *pool, const route_t *routes, siz
   return 0;
 }
 
-void app_free(app_t *app) { free(app); }
+void app_free(app_t *app) {
+  if (app == NULL)
+    return;
+  idem_cache_free(app->idem);
+  free(app);
+}
 void app_set_server(app_t *app, http_server_t *server) { app->server = server; }
 void app_set_loop(app_t *app, uv_loop_t *loop) { app->loop = loop; }
 void app_set_keyring(app_t *app, const cpr_keyring_t *keyring) { app->keyring = keyring; }
@@ -311,6 +317,11 @@ void app_handle(http_request_t *req, void *data) {
     kreq_problem_jc(r);
     return;
   }
+
+  /* Idempotency-Key, hashed with the checked body, before a handler seals
+   * anything in it. */
+  if (idem_begin(r) != 0)
+    return;
 
   if (rt->handler != NULL)
     rt->handler(r);

@@ -28,6 +28,7 @@
 #include "http/server.h"
 #include "util/cpr_crypt.h"
 #include "util/json_check.h"
+#include "util/netpolicy.h"
 #include "util/password.h"
 
 /* The web UI's session cookie (api/session.c sets it, app.c reads it). */
@@ -55,6 +56,8 @@ typedef struct app_config_s {
                                  * slash); NULL: from the request's Host and X-Forwarded-Proto */
   const char *listen_host;      /* the listen address, the last fallback for absolute links */
   int listen_port;
+  const netpolicy_t *webhook_net; /* borrowed: addresses a webhook URL may name (api/webhooks.c) */
+  bool webhook_allow_loopback;  /* http:// to a loopback address allowed (tests) */
 } app_config_t;
 
 /* Create the app. routes is borrowed and must outlive the app. cfg is

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "app/app.h"
+#include "app/idem.h"
 #include "app/proxy.h"
 #include "app/seen.h"
 #include "db/pg_pool.h"
@@ -29,6 +30,7 @@ struct app_s {
   const cpr_keyring_t *keyring;
   proxy_list_t proxies;        /* reverse proxies whose X-Forwarded-For is believed */
   struct events_s *events;     /* the live event streams (app/events.c); NULL: none */
+  idem_cache_t *idem;          /* the statements wrapped for Idempotency-Key (app/idem.c) */
 };
 
 /* For the app's own routes (app/health.c). */

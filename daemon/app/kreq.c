@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "app/idem.h"
 #include "app/internal.h"
 
 char *kreq__cred_hash(kreq_t *r) { return r->token_hash[0] ? r->token_hash : r->session_hash; }
@@ -72,6 +73,10 @@ static void kreq__on_db(void *data, int err, PGresult *res) {
 
 void kreq_exec(kreq_t *r, const pg_stmt_t *stmt, const char **params, int ok_status,
                kreq_result_cb on_result) {
+  if (r->idem_key != NULL && on_result == NULL) {
+    idem_exec(r, stmt, params, ok_status);
+    return;
+  }
   r->stmt = stmt;
   r->params = params;
   r->ok_status = ok_status;

@@ -63,6 +63,11 @@ struct kreq_s {
   void (*on_release)(void *arg);
   void *on_release_arg;
   bool replied;
+  /* Idempotency-Key of a POST that stores its answer (app/idem.h): the key
+   * (borrowed from the request's headers) and the request's SHA-256 hex;
+   * NULL when the request carries none. */
+  const char *idem_key;
+  char idem_hash[65];
 };
 
 /* The JSON context every API statement takes as $1: token hash, request id,
@@ -72,8 +77,9 @@ struct kreq_s {
 const char *kreq_ctx(kreq_t *r);
 
 /* Run stmt with params (params[0] is normally kreq_ctx(r)); params are
- * copied by the pool. On success with no on_result, the generic reply is
- * sent: the statement's row is (status int, body jsonb, etag text, location
+ * copied by the pool. With no on_result and an Idempotency-Key on the
+ * request, idem_exec() runs it and stores its answer (app/idem.h). On
+ * success with no on_result, the generic reply is sent: the statement's row is (status int, body jsonb, etag text, location
  * text, user_id uuid); status NULL means ok_status. Database errors become
  * problems (kreq_problem_db()); a serialization failure is retried once. */
 void kreq_exec(kreq_t *r, const pg_stmt_t *stmt, const char **params, int ok_status,

@@ -20,6 +20,10 @@ enum {
   ROUTE_IF_MATCH = 1u << 1,   /* If-Match required (428 without) */
   ROUTE_BODY = 1u << 2,       /* takes a JSON body (checked against body_spec) */
   ROUTE_OPT_IF_MATCH = 1u << 3, /* If-Match honoured when sent */
+  ROUTE_NO_IDEMPOTENCY = 1u << 4, /* a POST whose answer holds a secret shown once: Idempotency-Key
+                                   * answers 422 (app/idem.h) */
+  ROUTE_SAFE = 1u << 5,       /* a POST that only reads (a search): Idempotency-Key is checked, and
+                               * the request runs again */
 };
 
 typedef struct route_s {

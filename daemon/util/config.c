@@ -61,6 +61,14 @@ static const config_opt_t config__opts[] = {
   {"argon2-p", "KIPD_ARGON2_P", OPT_UINT, OFF(argon2_p), "Argon2id lanes (1)"},
   {"events-heartbeat-s", "KIPD_EVENTS_HEARTBEAT_S", OPT_U64, OFF(events_heartbeat_s), "how often GET /v1/events sends a heartbeat comment on each open stream (15; 0 = never)"},
   {"audit-seal-interval-ms", "KIPD_AUDIT_SEAL_INTERVAL_MS", OPT_U64, OFF(audit_seal_interval_ms), "how often new audit rows are sealed into the hash chain (1000; 0 = only at verification)"},
+  {"webhook-poll-ms", "KIPD_WEBHOOK_POLL_MS", OPT_U64, OFF(webhook_poll_ms), "how often due webhook deliveries are looked for (1000; 0 = this kipd delivers none)"},
+  {"webhook-timeout-ms", "KIPD_WEBHOOK_TIMEOUT_MS", OPT_U64, OFF(webhook_timeout_ms), "longest a webhook request may take in all (10000)"},
+  {"webhook-connect-timeout-ms", "KIPD_WEBHOOK_CONNECT_TIMEOUT_MS", OPT_U64, OFF(webhook_connect_timeout_ms), "longest a webhook connection (TCP and TLS) may take (5000)"},
+  {"webhook-retry-base-ms", "KIPD_WEBHOOK_RETRY_BASE_MS", OPT_U64, OFF(webhook_retry_base_ms), "first webhook retry after about this, doubling per attempt up to an hour, with jitter (10000)"},
+  {"webhook-retry-window-s", "KIPD_WEBHOOK_RETRY_WINDOW_S", OPT_U64, OFF(webhook_retry_window_s), "a webhook delivery is retried for this long, then marked failed (86400 = 24 hours)"},
+  {"webhook-max-in-flight", "KIPD_WEBHOOK_MAX_IN_FLIGHT", OPT_UINT, OFF(webhook_max_in_flight), "webhook requests at once (64)"},
+  {"webhook-allow-loopback", "KIPD_WEBHOOK_ALLOW_LOOPBACK", OPT_FLAG, OFF(webhook_allow_loopback), "let webhooks reach loopback addresses, over http too; for tests only"},
+  {"webhook-allow-net", "KIPD_WEBHOOK_ALLOW_NET", OPT_STR, OFF(webhook_allow_net), "comma-separated CIDR blocks of private or link-local addresses webhooks may reach (none)"},
   {"pg-nosync", "KIPD_PG_NOSYNC", OPT_FLAG, OFF(pg_nosync), "embedded cluster: initdb and run PostgreSQL without fsync; for tests only, a crash can lose data"},
   {"migrate-only", "KIPD_MIGRATE_ONLY", OPT_FLAG, OFF(migrate_only), "apply migrations and exit"},
   {"print-routes", "KIPD_PRINT_ROUTES", OPT_FLAG, OFF(print_routes), "print the route table as JSON lines and exit"},
@@ -96,6 +104,12 @@ void config_defaults(kipd_config_t *cfg) {
   cfg->argon2_p = 1;
   cfg->audit_seal_interval_ms = 1000;
   cfg->events_heartbeat_s = 15;
+  cfg->webhook_poll_ms = 1000;
+  cfg->webhook_timeout_ms = 10000;
+  cfg->webhook_connect_timeout_ms = 5000;
+  cfg->webhook_retry_base_ms = 10000;
+  cfg->webhook_retry_window_s = 86400;
+  cfg->webhook_max_in_flight = 64;
   cfg->http_max_body_bytes = 1024 * 1024;
   cfg->http_max_header_bytes = 16 * 1024;
   cfg->http_read_timeout_ms = 10000;
@@ -128,6 +142,7 @@ void config_free(kipd_config_t *cfg) {
   free(cfg->cookie_secure);
   free(cfg->trusted_proxies);
   free(cfg->public_url);
+  free(cfg->webhook_allow_net);
   memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -59,6 +59,15 @@ typedef struct kipd_config_s {
   unsigned argon2_p;            /* Argon2id lanes: 1 */
   uint64_t audit_seal_interval_ms; /* the audit sealer runs this often: 1000; 0 = never */
   uint64_t events_heartbeat_s;   /* GET /v1/events: a heartbeat comment this often: 15; 0 = none */
+  /* Webhooks (webhook_config_t in app/webhook.h, docs/webhooks.md). */
+  uint64_t webhook_poll_ms;     /* due deliveries are looked for this often: 1000; 0 = none */
+  uint64_t webhook_timeout_ms;  /* one request in all: 10000 */
+  uint64_t webhook_connect_timeout_ms; /* 5000 */
+  uint64_t webhook_retry_base_ms;  /* first retry after about this, doubling: 10000 */
+  uint64_t webhook_retry_window_s; /* retried this long, then failed: 86400 */
+  unsigned webhook_max_in_flight;  /* requests at once: 64 */
+  bool webhook_allow_loopback;  /* loopback addresses and http:// (tests) */
+  char *webhook_allow_net;      /* CIDR blocks of private addresses webhooks may reach */
   /* HTTP (http_limits_t). */
   size_t http_max_body_bytes;   /* 1 MiB: larger bodies get 413 */
   size_t http_max_header_bytes; /* 16 KiB of request line + headers: 431 */

@@ -40,3 +40,77 @@ $function$;
 
 CREATE TRIGGER events_notify AFTER INSERT ON kip.events
   FOR EACH ROW EXECUTE FUNCTION kip.events_notify();
+
+-- Record one event in the outbox, in the caller's transaction, so it commits
+-- and rolls back with the change it records. The family functions
+-- (schema/functions/1x_*.sql) call it for every change a subscriber cares
+-- about; docs/integration.md, "Events", lists the types and their payloads.
+--
+-- p_payload is minimal: ids, statuses, versions, dates and field names, never
+-- a name, a free text, a phone number, an e-mail address or a CPR number.
+-- p_dedupe_key says what makes the event once (the daily pass uses the due
+-- date); without it the event is unique by its own id, since an ordinary
+-- change happens once.
+--
+-- Returns the new event's id.
+CREATE FUNCTION kip.emit(p_kind text, p_plan_id uuid, p_resource_id uuid, p_payload jsonb,
+                         p_dedupe_key text DEFAULT NULL)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_id bigint := nextval(pg_get_serial_sequence('kip.events', 'id'));
+BEGIN
+  INSERT INTO kip.events (id, kind, plan_id, resource_id, dedupe_key, payload)
+  VALUES (v_id, p_kind, p_plan_id, p_resource_id,
+          coalesce(p_dedupe_key, p_kind || ':' || coalesce(p_resource_id::text, '-') || ':e' || v_id),
+          coalesce(p_payload, '{}'));
+  RETURN v_id;
+END
+$function$;
+
+-- The names of the members of p_body that are among p_known, sorted: the
+-- fields a PATCH changed, as an event's payload lists them ("fields"). Only
+-- names, never values.
+CREATE FUNCTION kip.event_fields(p_body jsonb, p_known text[], p_prefix text DEFAULT '')
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT coalesce(jsonb_agg(p_prefix || k ORDER BY k), '[]'::jsonb)
+    FROM jsonb_object_keys(CASE WHEN jsonb_typeof(p_body) = 'object' THEN p_body ELSE '{}' END) k
+   WHERE k = ANY (p_known)
+$function$;
+
+-- The events after the one with id p_after (0 or NULL: from the start), at
+-- most p_limit, in the order a consumer must take them so that none is ever
+-- skipped: by (xid, id), and only those whose transaction lies below the
+-- oldest transaction still running (migrations/015). An event whose
+-- transaction commits late is therefore returned after the events already
+-- handed out, never before them; an event of a transaction that began
+-- before a still running one waits until that one ends. Resuming from an
+-- id (Last-Event-ID, a webhook cursor) finds its place by that event's xid;
+-- an id that no event has (a rolled-back one) resumes with the higher ids.
+CREATE FUNCTION kip.events_after(p_after bigint, p_limit integer DEFAULT 100)
+ RETURNS SETOF kip.events
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+DECLARE
+  v_horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+  c kip.events;
+BEGIN
+  IF coalesce(p_after, 0) > 0 THEN
+    SELECT * INTO c FROM kip.events WHERE id = p_after;
+  END IF;
+  IF c.id IS NOT NULL THEN
+    RETURN QUERY SELECT * FROM kip.events e
+                  WHERE e.xid < v_horizon AND (e.xid, e.id) > (c.xid, c.id)
+                  ORDER BY e.xid, e.id LIMIT p_limit;
+  ELSE
+    RETURN QUERY SELECT * FROM kip.events e
+                  WHERE e.xid < v_horizon AND e.id > coalesce(p_after, 0)
+                  ORDER BY e.xid, e.id LIMIT p_limit;
+  END IF;
+END
+$function$;

@@ -71,6 +71,16 @@ BEGIN
   INSERT INTO kip.participants (plan_id, kind, name, role, phone)
   VALUES (p.id, 'citizen', p.citizen_name, 'citizen', p.citizen_phone);
   INSERT INTO kip.coordinator_history (plan_id, participant_id, changed_by) VALUES (p.id, v_pid, u.id);
+  PERFORM kip.emit('plan.created', p.id, p.id,
+                   jsonb_build_object('status', p.status, 'version', p.version,
+                                      'owner_organisation_id', p.owner_organisation_id,
+                                      'coordinator_participant_id', p.coordinator_participant_id,
+                                      'follow_up_date', p.follow_up_date));
+  PERFORM kip.emit('participant.added', p.id, pa.id,
+                   jsonb_build_object('participant_id', pa.id, 'kind', pa.kind, 'role', pa.role,
+                                      'organisation_id', pa.organisation_id, 'user_id', pa.user_id,
+                                      'default_attendance', pa.default_attendance))
+     FROM kip.participants pa WHERE pa.plan_id = p.id;
   PERFORM kip.audit('create', p.id, 'plan');
   -- duplicate_active_plan: the CPR number (by its blind index) already has
   -- an active plan the caller may see. Naming it shows that plan exists, so
@@ -194,6 +204,8 @@ DECLARE
   p kip.plans := kip.require_plan(u, p_id, true);
   v_cit jsonb := coalesce(p_body->'citizen', '{}');
   v_status text := coalesce(p_body->>'status', p.status);
+  v_before kip.plans := p;
+  v_fields jsonb;
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
   PERFORM kip.cpr_check_sealed(v_cit);
@@ -233,9 +245,26 @@ BEGIN
     updated_at = now()
   WHERE id = p.id RETURNING * INTO p;
   -- Keep the citizen participant in step with the citizen.
+  PERFORM kip.emit('participant.changed', p.id, pa.id,
+                   jsonb_build_object('participant_id', pa.id, 'role', pa.role,
+                                      'default_attendance', pa.default_attendance,
+                                      'fields', (SELECT jsonb_agg(f ORDER BY f) FROM unnest(ARRAY[
+                                                   CASE WHEN pa.name IS DISTINCT FROM p.citizen_name THEN 'name' END,
+                                                   CASE WHEN pa.phone IS DISTINCT FROM p.citizen_phone THEN 'phone' END]) f
+                                                  WHERE f IS NOT NULL)))
+     FROM kip.participants pa
+    WHERE pa.plan_id = p.id AND pa.kind = 'citizen'
+      AND (pa.name IS DISTINCT FROM p.citizen_name OR pa.phone IS DISTINCT FROM p.citizen_phone);
   UPDATE kip.participants SET name = p.citizen_name, phone = p.citizen_phone
    WHERE plan_id = p.id AND kind = 'citizen'
      AND (name IS DISTINCT FROM p.citizen_name OR phone IS DISTINCT FROM p.citizen_phone);
+  v_fields := kip.event_fields(p_body, ARRAY['status', 'reason', 'goals', 'needs', 'follow_up_date',
+                                             'approved_at'])
+              || kip.event_fields(v_cit, ARRAY['name', 'cpr', 'birth_date', 'phone', 'address',
+                                               'preferred_language'], 'citizen.');
+  PERFORM kip.emit('plan.changed', p.id, p.id,
+                   jsonb_build_object('status', p.status, 'previous_status', v_before.status,
+                                      'version', p.version, 'fields', v_fields));
   PERFORM kip.audit('update', p.id, 'plan');
   RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END
@@ -258,6 +287,9 @@ BEGIN
   UPDATE kip.plans SET status = 'closed', closed_at = now(), close_reason = v_reason,
                        close_note = p_body->>'note', version = version + 1, updated_at = now()
    WHERE id = p.id RETURNING * INTO p;
+  PERFORM kip.emit('plan.closed', p.id, p.id,
+                   jsonb_build_object('status', p.status, 'close_reason', p.close_reason,
+                                      'closed_at', p.closed_at, 'version', p.version));
   PERFORM kip.audit('close', p.id, 'plan');
   RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END

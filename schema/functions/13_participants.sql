@@ -60,6 +60,10 @@ BEGIN
           coalesce(p_body->>'default_attendance', 'in_person'))
   RETURNING * INTO pa;
   PERFORM kip.touch_plan(p.id);
+  PERFORM kip.emit('participant.added', p.id, pa.id,
+                   jsonb_build_object('participant_id', pa.id, 'kind', pa.kind, 'role', pa.role,
+                                      'organisation_id', pa.organisation_id, 'user_id', pa.user_id,
+                                      'default_attendance', pa.default_attendance));
   PERFORM kip.audit('create', p.id, 'participant');
   RETURN kip.ok_json(kip.participant_doc(pa), 201, NULL,
                 '/v1/plans/' || p.id || '/participants/' || pa.id);
@@ -123,6 +127,11 @@ BEGIN
                               ELSE default_attendance END
   WHERE id = pa.id RETURNING * INTO pa;
   PERFORM kip.touch_plan(p.id);
+  PERFORM kip.emit('participant.changed', p.id, pa.id,
+                   jsonb_build_object('participant_id', pa.id, 'role', pa.role,
+                                      'default_attendance', pa.default_attendance,
+                                      'fields', kip.event_fields(p_body, ARRAY['name', 'role', 'role_title',
+                                                                 'phone', 'email', 'default_attendance'])));
   PERFORM kip.audit('update', p.id, 'participant');
   RETURN kip.ok_json(kip.participant_doc(pa));
 END
@@ -169,14 +178,22 @@ BEGIN
   IF v_open IS NOT NULL THEN
     UPDATE kip.actions SET responsible_participant_id = v_to, version = version + 1, updated_at = now()
      WHERE responsible_participant_id = pa.id AND status IN ('open', 'in_progress');
-    INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-    SELECT 'action.assigned', p.id, (o->>'id')::uuid,
-           'action.assigned:' || (o->>'id') || ':leave:' || pa.id,
-           jsonb_build_object('action_id', o->>'id', 'responsible_participant_id', v_to)
-      FROM jsonb_array_elements(v_open) o;
+    PERFORM kip.emit('action.assigned', p.id, a.id,
+                     jsonb_build_object('action_id', a.id, 'responsible_participant_id', v_to,
+                                        'previous_responsible_participant_id', pa.id,
+                                        'status', a.status, 'version', a.version),
+                     'action.assigned:' || a.id || ':leave:' || pa.id)
+       FROM kip.actions a
+      WHERE a.id IN (SELECT (o->>'id')::uuid FROM jsonb_array_elements(v_open) o);
   END IF;
   UPDATE kip.participants SET left_at = now() WHERE id = pa.id RETURNING * INTO pa;
   PERFORM kip.touch_plan(p.id);
+  PERFORM kip.emit('participant.left', p.id, pa.id,
+                   jsonb_build_object('participant_id', pa.id, 'left_at', pa.left_at,
+                                      'reassigned_to', v_to,
+                                      'reassigned_action_ids', coalesce((SELECT jsonb_agg(o->'id')
+                                                                  FROM jsonb_array_elements(v_open) o),
+                                                                '[]'::jsonb)));
   PERFORM kip.audit('leave', p.id, 'participant');
   RETURN kip.ok_json(kip.participant_doc(pa));
 END

@@ -43,7 +43,15 @@ BEGIN
                   WHEN NOT c.kip_consent AND status = 'active' THEN 'awaiting_consent'
                   ELSE status END,
     version = version + 1, updated_at = now()
-  WHERE id = p.id;
+  WHERE id = p.id RETURNING * INTO p;
+  -- consent.given when the citizen consents to the KIP, consent.refused when
+  -- the record says they do not.
+  PERFORM kip.emit(CASE WHEN c.kip_consent THEN 'consent.given' ELSE 'consent.refused' END, p.id, c.id,
+                   jsonb_build_object('consent_id', c.id, 'kip_consent', c.kip_consent,
+                                      'relatives_allowed', c.relatives_allowed,
+                                      'contact_organisation_ids', to_jsonb(c.contact_organisation_ids),
+                                      'form', c.form, 'given_at', c.given_at, 'review_by', c.review_by,
+                                      'plan_status', p.status, 'plan_version', p.version));
   PERFORM kip.audit('create', p.id, 'consent');
   RETURN kip.ok_json(kip.consent_doc(c), 201, NULL, '/v1/plans/' || p.id || '/consent');
 END
@@ -71,7 +79,10 @@ BEGIN
    WHERE id = c.id RETURNING * INTO c;
   UPDATE kip.plans SET status = CASE WHEN status = 'active' THEN 'awaiting_consent' ELSE status END,
                        version = version + 1, updated_at = now()
-   WHERE id = p.id;
+   WHERE id = p.id RETURNING * INTO p;
+  PERFORM kip.emit('consent.withdrawn', p.id, c.id,
+                   jsonb_build_object('consent_id', c.id, 'withdrawn_at', c.withdrawn_at,
+                                      'plan_status', p.status, 'plan_version', p.version));
   PERFORM kip.audit('withdraw', p.id, 'consent');
   RETURN kip.ok_json(kip.consent_doc(c));
 END

@@ -280,10 +280,13 @@ BEGIN
     END IF;
   END IF;
   PERFORM kip.meeting_set_invitees(m, v_invitees, p_prefix);
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  VALUES ('meeting.scheduled', p.id, m.id, 'meeting.scheduled:' || m.id,
-          jsonb_build_object('meeting_id', m.id, 'starts_at', m.starts_at,
-                             'duration_minutes', m.duration_minutes));
+  PERFORM kip.emit('meeting.scheduled', p.id, m.id,
+                   jsonb_build_object('meeting_id', m.id, 'status', m.status, 'version', m.version,
+                                      'sequence', m.sequence, 'starts_at', m.starts_at,
+                                      'duration_minutes', m.duration_minutes,
+                                      'chair_participant_id', m.chair_participant_id,
+                                      'previous_meeting_id', m.previous_meeting_id),
+                   'meeting.scheduled:' || m.id);
   RETURN m;
 END
 $function$;
@@ -388,10 +391,18 @@ BEGIN
     UPDATE kip.meeting_invitees SET response = 'pending', responded_at = NULL
      WHERE meeting_id = m.id AND response <> 'pending';
   END IF;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  VALUES ('meeting.rescheduled', p.id, m.id, 'meeting.rescheduled:' || m.id || ':' || m.sequence,
-          jsonb_build_object('meeting_id', m.id, 'starts_at', m.starts_at,
-                             'duration_minutes', m.duration_minutes, 'sequence', m.sequence));
+  -- meeting.rescheduled when the time moved (every answer is pending
+  -- again), meeting.changed for any other change (place, purpose, chair,
+  -- invitees).
+  PERFORM kip.emit(CASE WHEN v_retimed THEN 'meeting.rescheduled' ELSE 'meeting.changed' END, p.id, m.id,
+                   jsonb_build_object('meeting_id', m.id, 'status', m.status, 'version', m.version,
+                                      'sequence', m.sequence, 'starts_at', m.starts_at,
+                                      'duration_minutes', m.duration_minutes,
+                                      'chair_participant_id', m.chair_participant_id,
+                                      'fields', kip.event_fields(p_body, ARRAY['starts_at', 'duration_minutes',
+                                                                 'location', 'purpose', 'chair_participant_id',
+                                                                 'invitees'])),
+                   'meeting.rescheduled:' || m.id || ':' || m.sequence);
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('update', p.id, 'meeting');
   RETURN kip.meeting_reply(m, kip.meeting_warnings(m) || kip.meeting_citizen_warnings(m, p_body->'invitees'));
@@ -411,9 +422,11 @@ BEGIN
                           cancelled_at = now(), version = version + 1, sequence = sequence + 1,
                           updated_at = now()
    WHERE id = m.id RETURNING * INTO m;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  VALUES ('meeting.cancelled', m.plan_id, m.id, 'meeting.cancelled:' || m.id,
-          jsonb_build_object('meeting_id', m.id, 'reason', m.cancel_reason));
+  -- The reason is free text, so the event does not carry it.
+  PERFORM kip.emit('meeting.cancelled', m.plan_id, m.id,
+                   jsonb_build_object('meeting_id', m.id, 'status', m.status, 'version', m.version,
+                                      'sequence', m.sequence, 'cancelled_at', m.cancelled_at),
+                   'meeting.cancelled:' || m.id);
   PERFORM kip.touch_plan(m.plan_id);
   PERFORM kip.audit('cancel', m.plan_id, 'meeting');
   RETURN kip.ok_json(kip.meeting_doc(m), NULL, m.version::text);
@@ -444,6 +457,10 @@ BEGIN
      WHERE id = i.id;
     UPDATE kip.meetings SET version = version + 1, updated_at = now() WHERE id = m.id RETURNING * INTO m;
     PERFORM kip.touch_plan(m.plan_id);
+    PERFORM kip.emit('meeting.invitee_responded', m.plan_id, m.id,
+                     jsonb_build_object('meeting_id', m.id, 'participant_id', i.participant_id,
+                                        'response', p_body->>'response',
+                                        'previous_response', i.response, 'version', m.version));
   END IF;
   PERFORM kip.audit('respond', m.plan_id, 'meeting');
   RETURN kip.ok_json(kip.meeting_doc(m), NULL, m.version::text);
@@ -561,9 +578,16 @@ BEGIN
           (p_body->>'citizen_accepted')::boolean, nm.id, v_none->>'reason', u.id);
   UPDATE kip.meetings SET status = 'held', version = version + 1, updated_at = now()
    WHERE id = m.id RETURNING * INTO m;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  VALUES ('meeting.held', p.id, m.id, 'meeting.held:' || m.id,
-          jsonb_build_object('meeting_id', m.id, 'next_meeting_id', nm.id));
+  PERFORM kip.emit('meeting.held', p.id, m.id,
+                   jsonb_build_object('meeting_id', m.id, 'status', m.status, 'version', m.version,
+                                      'next_meeting_id', nm.id,
+                                      'no_further_meeting', nm.id IS NULL,
+                                      'citizen_accepted', (p_body->>'citizen_accepted')::boolean,
+                                      'action_ids', coalesce((SELECT jsonb_agg(a.id ORDER BY a.created_at, a.id)
+                                                                FROM kip.actions a
+                                                               WHERE a.agreed_in_meeting_id = m.id),
+                                                             '[]'::jsonb)),
+                   'meeting.held:' || m.id);
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('outcome', p.id, 'meeting');
   IF nm.id IS NOT NULL THEN

@@ -27,9 +27,17 @@ BEGIN
           v_resp, (p_body->>'due_date')::date,
           coalesce(p_meeting_id, (p_body->>'agreed_in_meeting_id')::uuid), p_user.id)
   RETURNING * INTO a;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  VALUES ('action.assigned', p_plan.id, a.id, 'action.assigned:' || a.id || ':' || v_resp,
-          jsonb_build_object('action_id', a.id, 'responsible_participant_id', v_resp));
+  PERFORM kip.emit('action.created', p_plan.id, a.id,
+                   jsonb_build_object('action_id', a.id, 'status', a.status, 'version', a.version,
+                                      'area', a.area, 'due_date', a.due_date,
+                                      'responsible_participant_id', a.responsible_participant_id,
+                                      'agreed_in_meeting_id', a.agreed_in_meeting_id));
+  -- A new action is also assigned to its first responsible participant.
+  PERFORM kip.emit('action.assigned', p_plan.id, a.id,
+                   jsonb_build_object('action_id', a.id, 'responsible_participant_id', v_resp,
+                                      'previous_responsible_participant_id', NULL,
+                                      'status', a.status, 'version', a.version),
+                   'action.assigned:' || a.id || ':' || v_resp);
   RETURN a;
 END
 $function$;
@@ -174,17 +182,31 @@ BEGIN
     version = version + 1,
     updated_at = now()
   WHERE id = a.id RETURNING * INTO a;
-  IF v_resp <> (x.a).responsible_participant_id THEN
-    INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-    VALUES ('action.assigned', p.id, a.id, 'action.assigned:' || a.id || ':v' || a.version,
-            jsonb_build_object('action_id', a.id, 'responsible_participant_id', v_resp));
+  -- One event per kind of change: what was changed (action.changed), who is
+  -- responsible (action.assigned), the status (action.started, .completed,
+  -- .reopened, .cancelled).
+  IF (p_body - 'status' - 'responsible_participant_id') <> '{}'::jsonb THEN
+    PERFORM kip.emit('action.changed', p.id, a.id,
+                     jsonb_build_object('action_id', a.id, 'status', a.status, 'version', a.version,
+                                        'area', a.area, 'due_date', a.due_date,
+                                        'fields', kip.event_fields(p_body, ARRAY['title', 'description',
+                                                                   'area', 'due_date'])),
+                     'action.changed:' || a.id || ':v' || a.version);
   END IF;
-  IF v_status <> (x.a).status AND v_status IN ('done', 'open', 'cancelled') THEN
-    INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-    VALUES (CASE v_status WHEN 'done' THEN 'action.completed' WHEN 'open' THEN 'action.reopened'
-                          ELSE 'action.cancelled' END,
-            p.id, a.id, 'action.status:' || a.id || ':v' || a.version,
-            jsonb_build_object('action_id', a.id, 'status', v_status));
+  IF v_resp <> (x.a).responsible_participant_id THEN
+    PERFORM kip.emit('action.assigned', p.id, a.id,
+                     jsonb_build_object('action_id', a.id, 'responsible_participant_id', v_resp,
+                                        'previous_responsible_participant_id', (x.a).responsible_participant_id,
+                                        'status', a.status, 'version', a.version),
+                     'action.assigned:' || a.id || ':v' || a.version);
+  END IF;
+  IF v_status <> (x.a).status THEN
+    PERFORM kip.emit(CASE v_status WHEN 'in_progress' THEN 'action.started' WHEN 'done' THEN 'action.completed'
+                                   WHEN 'open' THEN 'action.reopened' ELSE 'action.cancelled' END,
+                     p.id, a.id,
+                     jsonb_build_object('action_id', a.id, 'status', v_status,
+                                        'previous_status', (x.a).status, 'version', a.version),
+                     'action.status:' || a.id || ':v' || a.version);
   END IF;
   PERFORM kip.touch_plan(p.id);
   PERFORM kip.audit('update', p.id, 'action');
@@ -276,6 +298,7 @@ DECLARE
   u kip.users := kip.begin_request(p_ctx);
   p kip.plans := kip.require_plan(u, p_plan_id, true);
   v_to uuid := (p_body->>'participant_id')::uuid;
+  v_from uuid := p.coordinator_participant_id;
 BEGIN
   PERFORM kip.require_steward(u, p, 'hand the plan over');
   PERFORM kip.check_version(p_ctx, p.version);
@@ -291,9 +314,10 @@ BEGIN
   INSERT INTO kip.coordinator_history (plan_id, participant_id, changed_by) VALUES (p.id, v_to, u.id);
   UPDATE kip.plans SET coordinator_participant_id = v_to, version = version + 1, updated_at = now()
    WHERE id = p.id RETURNING * INTO p;
-  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
-  VALUES ('plan.coordinator_changed', p.id, p.id, 'plan.coordinator_changed:' || p.id || ':v' || p.version,
-          jsonb_build_object('participant_id', v_to));
+  PERFORM kip.emit('plan.coordinator_changed', p.id, p.id,
+                   jsonb_build_object('participant_id', v_to, 'previous_participant_id', v_from,
+                                      'status', p.status, 'version', p.version),
+                   'plan.coordinator_changed:' || p.id || ':v' || p.version);
   PERFORM kip.audit('handover', p.id, 'plan');
   RETURN kip.ok_json(kip.plan_doc(p), NULL, p.version::text);
 END

@@ -23,6 +23,8 @@ DECLARE
   v_meetings integer;
 BEGIN
   PERFORM pg_advisory_xact_lock(7305872416);
+  -- Idempotency keys past their 24 hours (06_idempotency.sql) are forgotten.
+  PERFORM kip.idem_purge();
   INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
   SELECT 'action.overdue', a.plan_id, a.id, 'action.overdue:' || a.id || ':' || a.due_date,
          jsonb_build_object('action_id', a.id, 'due_date', a.due_date,

@@ -183,6 +183,15 @@ ROUTES = {
     ("DELETE", "/v1/me/calendar-feed"): not_plan("revokes the caller's secret feed URL"),
     ("POST", "/v1/admin/daily-pass"): not_plan("admin job; returns counts only"),
     ("POST", "/v1/session"): not_plan("sign-in; public"),
+    ("POST", "/v1/webhooks"): not_plan("an organisation's webhook subscription; integration and admin only, "
+                                       "own organisation (test_webhooks.py)"),
+    ("GET", "/v1/webhooks"): not_plan("the caller's organisation's subscriptions (test_webhooks.py)"),
+    ("DELETE", "/v1/webhooks/{id}"): not_plan("a subscription of the caller's organisation (test_webhooks.py)"),
+    ("GET", "/v1/webhooks/{id}/deliveries"): not_plan("a subscription's deliveries: event ids and types, no plan "
+                                                      "data; each event is sent only under the access rule at "
+                                                      "delivery time (test_webhooks.py)"),
+    ("POST", "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver"): not_plan(
+        "queues a delivery again; the access rule is applied when it is sent (test_webhooks.py)"),
     ("GET", "/v1/directory"): not_plan("colleague directory: names, organisations and work contacts of active "
                                        "users, no plan data (test_directory.py)"),
     ("GET", "/v1/session"): not_plan("the caller's own session and CSRF token (test_session.py)"),

@@ -139,6 +139,13 @@ def _action(client, plan, responsible=None):
     return r.json()
 
 
+def _plan_events(pg, db, plan, after):
+    """[(id, type)] of the plan's events after the id `after`, from the outbox."""
+    out = pg.psql(f"SELECT id || ' ' || kind FROM kip.events WHERE plan_id = '{plan['id']}' "
+                  f"AND id > {int(after)} ORDER BY id", db=db)
+    return [tuple(line.split(" ", 1)) for line in out.splitlines() if line]
+
+
 def _is_assigned(action):
     return lambda ev: ev["event"] == "action.assigned" and ev["data"]["resource_id"] == action["id"]
 
@@ -188,7 +195,7 @@ def test_an_event_made_through_a_second_kipd_arrives(kipd, kipd_factory, team, p
         s.close()
 
 
-def test_last_event_id_resumes_with_exactly_the_missed_events_in_order(kipd, team):
+def test_last_event_id_resumes_with_exactly_the_missed_events_in_order(kipd, team, pg):
     tov, plan = team
     s = _opened(Stream(kipd.url, tov.token))
     first = _action(tov, plan)
@@ -196,24 +203,29 @@ def test_last_event_id_resumes_with_exactly_the_missed_events_in_order(kipd, tea
     s.close()
 
     missed = [_action(tov, plan) for _ in range(3)]
+    want = _plan_events(pg, kipd.db, plan, seen["id"])
+    assert len(want) >= 3
 
     s2 = _opened(Stream(kipd.url, tov.token, headers={"Last-Event-ID": seen["id"]}))
     try:
-        got = [s2.event() for _ in missed]
-        assert [e["data"]["resource_id"] for e in got] == [a["id"] for a in missed]
-        ids = [int(e["id"]) for e in got]
-        assert ids == sorted(ids) and ids[0] > int(seen["id"])
-        # Nothing else was missed: the next event is a new one.
+        got = [s2.event() for _ in want]
+        assert [(e["id"], e["event"]) for e in got] == want
+        assert {a["id"] for a in missed} <= {e["data"]["resource_id"] for e in got}
+        for e in got:
+            _envelope_ok(e)
+        # Nothing else was missed: what follows is new.
         marker = _action(tov, plan)
-        assert s2.event()["data"]["resource_id"] == marker["id"]
+        nxt = s2.event()
+        assert int(nxt["id"]) > int(want[-1][0]) and nxt["data"]["resource_id"] == marker["id"]
     finally:
         s2.close()
 
     # ?after= is the same for a client that cannot send the header.
+    want = _plan_events(pg, kipd.db, plan, seen["id"])
     s3 = _opened(Stream(kipd.url, tov.token, params={"after": seen["id"]}))
     try:
-        got = [s3.event()["data"]["resource_id"] for _ in range(4)]
-        assert got == [a["id"] for a in missed] + [marker["id"]]
+        got = [s3.event() for _ in want]
+        assert [(e["id"], e["event"]) for e in got] == want
     finally:
         s3.close()
 
@@ -381,14 +393,19 @@ def test_a_terminated_listen_connection_reconnects_and_no_event_is_lost(kipd_fac
     s = _opened(Stream(k.url, tov.token))
     try:
         a = _action(tov, plan)
-        s.events_until(_is_assigned(a))
+        last = s.events_until(_is_assigned(a))[-1]["id"]
+        for ev_id, _ in _plan_events(pg, k.db, plan, last):   # the rest of a's events
+            last = s.event()["id"]
+            assert last == ev_id
         before = kiptest.wait_until(lambda: _listen_backends(pg, k.db), 5, what="the LISTEN backend")
         assert len(before) == 1
         pg.psql(f"SELECT pg_terminate_backend({before[0]})")
         # Changes while the listener is away: their NOTIFYs reach nobody.
         lost = [_action(tov, plan) for _ in range(3)]
-        got = [s.event()["data"]["resource_id"] for _ in lost]
-        assert got == [x["id"] for x in lost]
+        want = _plan_events(pg, k.db, plan, last)
+        got = [s.event() for _ in want]
+        assert [(e["id"], e["event"]) for e in got] == want
+        assert {x["id"] for x in lost} <= {e["data"]["resource_id"] for e in got}
         after = kiptest.wait_until(lambda: [p for p in _listen_backends(pg, k.db) if p not in before], 10,
                                    what="a new LISTEN backend")
         assert len(after) == 1
@@ -399,7 +416,7 @@ def test_a_terminated_listen_connection_reconnects_and_no_event_is_lost(kipd_fac
         assert "kipd_event_listener_reconnects_total 1" in metrics
         assert "kipd_event_streams_open 1" in metrics
         later = _action(tov, plan)
-        assert s.event()["data"]["resource_id"] == later["id"]
+        assert s.events_until(_is_assigned(later))[0]["data"]["resource_id"] == later["id"]
     finally:
         s.close()
 

@@ -15,14 +15,14 @@ import { state, isCoordinator } from '../state.js';
 export const name = 'plan';
 const POLL_MS = 4000;
 const POLL_STREAMING_MS = 30000;
-// The event types that change what this view shows (docs/integration.md has
-// the list); an EventSource only hears the types it names.
-const PLAN_EVENTS = ['plan.created', 'plan.updated', 'plan.closed', 'plan.coordinator_changed',
-  'plan.follow_up_due', 'consent.given', 'consent.withdrawn', 'consent.review_due',
-  'participant.added', 'participant.updated', 'participant.left', 'meeting.scheduled',
-  'meeting.rescheduled', 'meeting.held', 'meeting.cancelled', 'meeting.outcome_overdue',
-  'meeting.invitee_responded', 'action.created', 'action.updated', 'action.assigned',
-  'action.cancelled', 'action.completed', 'action.reopened', 'action.overdue'];
+// The event types (the Event schema's enum in api/openapi.yaml, every one
+// about a plan); an EventSource only hears the types it names.
+const PLAN_EVENTS = ['plan.created', 'plan.changed', 'plan.closed', 'plan.coordinator_changed',
+  'plan.follow_up_due', 'consent.given', 'consent.refused', 'consent.withdrawn', 'consent.review_due',
+  'participant.added', 'participant.changed', 'participant.left', 'meeting.scheduled', 'meeting.changed',
+  'meeting.rescheduled', 'meeting.invitee_responded', 'meeting.held', 'meeting.cancelled',
+  'meeting.outcome_overdue', 'action.created', 'action.changed', 'action.assigned', 'action.started',
+  'action.completed', 'action.reopened', 'action.cancelled', 'action.overdue'];
 
 export async function render(main, id) {
   const lang = currentLang();
