@@ -101,9 +101,16 @@ static void events__end(events__stream_t *st) {
   events__stream_maybe_free(st);
 }
 
-static void events__write(events__stream_t *st, const char *bytes, size_t len) {
-  if (st->req != NULL && http_stream_write(st->req, bytes, len) != 0)
+/* Returns false when the stream has ended (st may then be freed: do not
+ * touch it again). */
+static bool events__write(events__stream_t *st, const char *bytes, size_t len) {
+  if (st->req == NULL)
+    return false;
+  if (http_stream_write(st->req, bytes, len) != 0) {
     events__end(st);
+    return false;
+  }
+  return true;
 }
 
 /* ---- fetching ------------------------------------------------------------------ */
@@ -182,21 +189,23 @@ static void events__on_fetched(void *data, int err, PGresult *res) {
   }
   st->after = strtoll(next, NULL, 10);
   st->checked_at = uv_now(hub->loop);
+  bool hold = json_is_true(json_object_get(body, "hold"));
+  bool more = json_is_true(json_object_get(body, "more"));
+  bool open = true;
   if (json_array_size(events) > 0) {
     size_t len = 0;
     char *text = events__render(events, &len);
     if (text == NULL) {
       events__end(st);
+      open = false;
     } else {
-      events__write(st, text, len);
+      open = events__write(st, text, len);
       free(text);
     }
   }
-  bool hold = json_is_true(json_object_get(body, "hold"));
-  bool more = json_is_true(json_object_get(body, "more"));
   json_decref(body);
-  if (st->req == NULL)
-    return; /* ended by a failed write */
+  if (!open)
+    return; /* ended (and freed): a failed write */
   if (hold) {
     st->dirty = true;
     events__kick(hub, EVENTS__HOLD_RETRY_MS);
@@ -294,13 +303,16 @@ static void events__on_heartbeat(uv_timer_t *t) {
   static const char beat[] = ": heartbeat\n\n";
   events__stream_t *st = hub->streams;
   while (st != NULL) {
-    events__stream_t *next = st->next; /* a failed write unlinks st */
-    events__write(st, beat, sizeof(beat) - 1);
+    events__stream_t *next = st->next; /* a failed write unlinks and frees st */
+    if (!events__write(st, beat, sizeof(beat) - 1)) {
+      st = next;
+      continue;
+    }
     /* And, every second heartbeat of the stream, a fetch: it checks the
      * credential again (a revoked token ends the stream even when no event
      * comes) and catches up on a notification lost anyway. Per stream, from
      * its own last fetch, so the checks of many streams spread out. */
-    if (st->req != NULL && uv_now(hub->loop) - st->checked_at >= hub->cfg.heartbeat_ms * 3 / 2)
+    if (uv_now(hub->loop) - st->checked_at >= hub->cfg.heartbeat_ms * 3 / 2)
       st->dirty = true;
     st = next;
   }
@@ -375,8 +387,7 @@ void events_stream_start(kreq_t *r, const char *after, const pg_stmt_t *fetch) {
   /* The client learns at once that the stream is open (and a proxy sends
    * the head on), and how long to wait before it reconnects. */
   static const char hello[] = ": kipd events\nretry: 3000\n\n";
-  events__write(st, hello, sizeof(hello) - 1);
-  if (st->req == NULL)
+  if (!events__write(st, hello, sizeof(hello) - 1))
     return;
   /* Events committed between the open and now, or after Last-Event-ID. */
   st->dirty = true;
