@@ -18,6 +18,9 @@ KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf)
 # chromium-l10n: Debian's chromium ships only en-US.pak, and without da.pak --lang=da-DK falls back to
 # en-US, so date and time inputs render as mm/dd/yyyy and 10:00 AM in the screenshots.
 KIPD_BROWSER_PACKAGES=(chromium chromium-l10n nodejs)
+# tests/fhir: the FHIR R4 validator of tests/integration/test_fhir.py, FHIR.js (npm `fhir`, pinned in
+# tests/fhir/package-lock.json) run by node; npm as for tests/browser.
+KIPD_FHIR_PACKAGES=(nodejs)
 # tests/fuzz/run: libFuzzer targets built with clang 14 (ASan + UBSan runtimes in libclang-rt-14-dev).
 KIPD_FUZZ_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 # tests/package/run: build the .deb packages (debian/) and check the systemd unit.

@@ -195,7 +195,7 @@ static int user_add(kc_t *kc, const kc_command_t *cmd, int argc, char **argv) {
     if (json_object_get(body, required[i][0]) == NULL)
       rc = cmd_usage_error(cmd, "%s is required", required[i][1]);
   if (rc < 0 && json_array_size(roles) == 0)
-    rc = cmd_usage_error(cmd, "--role is required (admin, coordinator, caseworker, integration, auditor)");
+    rc = cmd_usage_error(cmd, "--role is required (admin, coordinator, caseworker, integration, auditor, analyst)");
   char *password = NULL;
   if (rc < 0 && (ask || from_stdin)) {
     password = secret_read_password(from_stdin);
@@ -440,9 +440,9 @@ const kc_command_t cmd_accounts[] = {
    "                       [--email E] [--phone P] [--password | --password-stdin] [--json]\n"
    "\n"
    "Create a user (admin). --role may be repeated or comma-separated: admin, coordinator,\n"
-   "caseworker, integration, auditor. --password asks for a sign-in password on the terminal\n"
-   "(twice, without echo); --password-stdin reads it as one line from stdin. Without either the\n"
-   "user cannot sign in to the web UI (tokens still work).\n", user_add},
+   "caseworker, integration, auditor, analyst. --password asks for a sign-in password on the\n"
+   "terminal (twice, without echo); --password-stdin reads it as one line from stdin. Without\n"
+   "either the user cannot sign in to the web UI (tokens still work).\n", user_add},
   {"user", "list", "list users",
    "usage: kipctl user list [--org ORG_ID] [--json]\n\nList users (admin), optionally of one organisation.\n",
    user_list},

@@ -9,7 +9,7 @@ static const char *const sectors[] = {
   "region_hospital", "region_psychiatry", "municipality_jobcenter", "municipality_social",
   "municipality_addiction", "general_practice", "civil_society", "private", "other", NULL};
 
-static const char *const roles[] = {"admin", "coordinator", "caseworker", "integration", "auditor", NULL};
+static const char *const roles[] = {"admin", "coordinator", "caseworker", "integration", "auditor", "analyst", NULL};
 
 static const jc_field_t organisation_body[] = {
   {.name = "name", .type = JC_STRING, .flags = JC_REQUIRED, .min_len = 1, .max_len = 200},

@@ -45,8 +45,12 @@ extern const route_t api_directory_routes[];
 extern const size_t api_directory_n_routes;
 extern const route_t api_events_routes[];
 extern const size_t api_events_n_routes;
+extern const route_t api_fhir_routes[];
+extern const size_t api_fhir_n_routes;
 extern const route_t api_webhooks_routes[];
 extern const size_t api_webhooks_n_routes;
+extern const route_t api_stats_routes[];
+extern const size_t api_stats_n_routes;
 
 /* The API layer's own state, made once at start-up before the loop serves
  * anyone (main.c), handed to the app with app_set_api() and reached from a

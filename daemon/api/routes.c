@@ -91,7 +91,9 @@ int api_routes(route_t **out, size_t *n) {
     {api_audit_routes, api_audit_n_routes},
     {api_events_routes, api_events_n_routes},
     {api_directory_routes, api_directory_n_routes},
+    {api_fhir_routes, api_fhir_n_routes},
     {api_webhooks_routes, api_webhooks_n_routes},
+    {api_stats_routes, api_stats_n_routes},
   };
   size_t total = 0;
   for (size_t i = 0; i < KIPD_ARRAY_SIZE(families); i++)

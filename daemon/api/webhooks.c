@@ -102,8 +102,10 @@ static void webhook_create_handler(kreq_t *r) {
 }
 
 const route_t api_webhooks_routes[] = {
+  /* Its answer shows the signing secret once: no Idempotency-Key (a stored
+   * answer would keep the secret for 24 hours). */
   {"POST", "/v1/webhooks", webhook_create_handler, webhook_create_body, NULL, &webhook_create, 201,
-   ROUTE_BODY},
+   ROUTE_BODY | ROUTE_NO_IDEMPOTENCY},
   {"GET", "/v1/webhooks", NULL, NULL, api_page_query, &webhook_list, 200, 0},
   {"DELETE", "/v1/webhooks/{id}", NULL, NULL, NULL, &webhook_delete, 204, 0},
   {"GET", "/v1/webhooks/{id}/deliveries", NULL, NULL, deliveries_query, &webhook_deliveries, 200, 0},

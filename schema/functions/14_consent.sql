@@ -65,6 +65,9 @@ DECLARE
   u kip.users := kip.begin_request(p_ctx);
   p kip.plans := kip.require_plan(u, p_plan_id, true);
   c kip.consents;
+  pa kip.participants;
+  v_gone uuid[] := '{}';
+  v_needs uuid[];
 BEGIN
   PERFORM kip.require_steward(u, p, 'withdraw the consent');
   PERFORM kip.check_version(p_ctx, p.version);
@@ -83,8 +86,39 @@ BEGIN
   PERFORM kip.emit('consent.withdrawn', p.id, c.id,
                    jsonb_build_object('consent_id', c.id, 'withdrawn_at', c.withdrawn_at,
                                       'plan_status', p.status, 'plan_version', p.version));
+  -- Participants of organisations that lost access leave the plan (the
+  -- tovholder stays until handed over), each with its participant.left
+  -- event; their invitations to planned meetings end with it. Their open
+  -- actions need a new responsible: answered here, and raised daily to the
+  -- tovholder (kip.daily_pass, action.needs_responsible) until re-assigned.
+  FOR pa IN
+    UPDATE kip.participants SET left_at = now()
+     WHERE plan_id = p.id AND left_at IS NULL AND kind = 'professional'
+       AND organisation_id IS NOT NULL AND organisation_id <> p.owner_organisation_id
+       AND id IS DISTINCT FROM p.coordinator_participant_id
+    RETURNING *
+  LOOP
+    v_gone := v_gone || pa.id;
+    PERFORM kip.emit('participant.left', p.id, pa.id,
+                     jsonb_build_object('participant_id', pa.id, 'left_at', pa.left_at,
+                                        'reassigned_to', NULL, 'reassigned_action_ids', '[]'::jsonb));
+  END LOOP;
+  WITH uninvited AS (
+    DELETE FROM kip.meeting_invitees i USING kip.meetings m
+     WHERE m.id = i.meeting_id AND m.plan_id = p.id AND m.status = 'planned'
+       AND i.participant_id = ANY (v_gone)
+    RETURNING i.meeting_id)
+  UPDATE kip.meetings SET version = version + 1, updated_at = now()
+   WHERE id IN (SELECT meeting_id FROM uninvited);
+  SELECT coalesce(array_agg(a.id ORDER BY a.created_at, a.id), '{}') INTO v_needs
+    FROM kip.actions a
+   WHERE a.plan_id = p.id AND a.responsible_participant_id = ANY (v_gone)
+     AND a.status IN ('open', 'in_progress');
   PERFORM kip.audit('withdraw', p.id, 'consent');
-  RETURN kip.ok_json(kip.consent_doc(c));
+  IF cardinality(v_gone) > 0 THEN
+    PERFORM kip.audit('leave', p.id, 'participant');
+  END IF;
+  RETURN kip.ok_json((kip.consent_doc(c)::jsonb || jsonb_build_object('needs_responsible', to_jsonb(v_needs)))::json);
 END
 $function$;
 

@@ -10,7 +10,9 @@
 -- action.overdue, consent.review_due, plan.follow_up_due and
 -- meeting.outcome_overdue (a planned meeting whose end has passed without an
 -- outcome, once per meeting and calendar sequence, so a rescheduled meeting
--- that is missed again counts again). Returns the new events per kind.
+-- that is missed again counts again), and action.needs_responsible (an open
+-- action whose responsible has left, once a day). Returns the new events
+-- per kind.
 CREATE FUNCTION kip.daily_pass(p_at timestamp with time zone DEFAULT now())
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -21,6 +23,7 @@ DECLARE
   v_consents integer;
   v_plans integer;
   v_meetings integer;
+  v_needs integer;
 BEGIN
   PERFORM pg_advisory_xact_lock(7305872416);
   -- Idempotency keys past their 24 hours (06_idempotency.sql) are forgotten.
@@ -58,8 +61,29 @@ BEGIN
    WHERE kip.meeting_overdue_outcome(m, p_at) AND p.status <> 'closed'
   ON CONFLICT (dedupe_key) DO NOTHING;
   GET DIAGNOSTICS v_meetings = ROW_COUNT;
+  -- An open action whose responsible has left (a consent withdrawal ends
+  -- the participation of other organisations): raised to the tovholder once
+  -- a day until it is re-assigned.
+  INSERT INTO kip.events (kind, plan_id, resource_id, dedupe_key, payload)
+  SELECT 'action.needs_responsible', a.plan_id, a.id,
+         'action.needs_responsible:' || a.id || ':' || v_today,
+         jsonb_build_object('action_id', a.id, 'responsible_participant_id', a.responsible_participant_id,
+                            'coordinator_participant_id', p.coordinator_participant_id)
+    FROM kip.actions a JOIN kip.plans p ON p.id = a.plan_id
+    JOIN kip.participants pa ON pa.id = a.responsible_participant_id
+   WHERE a.status IN ('open', 'in_progress') AND pa.left_at IS NOT NULL AND p.status <> 'closed'
+  ON CONFLICT (dedupe_key) DO NOTHING;
+  GET DIAGNOSTICS v_needs = ROW_COUNT;
+  -- The statistics' fact tables (schema/functions/24_stats.sql), as of now.
+  -- A refresh cut short by the statement timeout must not cost the events
+  -- above: it is rolled back alone and goes on at the next pass.
+  BEGIN
+    PERFORM kip.stats_refresh();
+  EXCEPTION WHEN query_canceled THEN
+    RAISE WARNING 'statistics refresh cancelled; it goes on at the next daily pass';
+  END;
   RETURN jsonb_build_object('as_of', v_today, 'action.overdue', v_actions,
                             'consent.review_due', v_consents, 'plan.follow_up_due', v_plans,
-                            'meeting.outcome_overdue', v_meetings);
+                            'meeting.outcome_overdue', v_meetings, 'action.needs_responsible', v_needs);
 END
 $function$;

@@ -11,7 +11,7 @@ CREATE FUNCTION kip.directory_role(p_roles text[])
  LANGUAGE sql
  IMMUTABLE
 AS $function$
-  SELECT r FROM unnest(ARRAY['coordinator', 'caseworker', 'integration', 'auditor', 'admin']) WITH ORDINALITY AS x(r, n)
+  SELECT r FROM unnest(ARRAY['coordinator', 'caseworker', 'integration', 'auditor', 'analyst', 'admin']) WITH ORDINALITY AS x(r, n)
    WHERE r = ANY (p_roles) ORDER BY n LIMIT 1
 $function$;
 

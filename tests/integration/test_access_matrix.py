@@ -54,7 +54,7 @@ ACTION_WRITERS_WITHDRAWN = PLAN_WRITERS_WITHDRAWN
 STEWARDS = {"tovholder", "own_coordinator", "own_integration"}
 STEWARDS_WITHDRAWN = STEWARDS
 
-CALLERS = ["anonymous", "admin", "auditor", "tovholder", "own_coordinator", "own_caseworker",
+CALLERS = ["anonymous", "admin", "auditor", "analyst", "tovholder", "own_coordinator", "own_caseworker",
            "own_integration", "participant", "participant2", "cov_caseworker", "cov_integration",
            "unc_caseworker"]
 # (caller, the consent withdrawn before the call)
@@ -75,6 +75,7 @@ def cast(kipd, admin):
         anonymous=Api(kipd.url, None, name="anonymous"),
         admin=admin,
         auditor=user(own, ["auditor"], "Revisor"),
+        analyst=user(own, ["analyst"], "Anna Analytiker"),
         tovholder=user(own, ["coordinator"], "Tove Tovholder"),
         own_coordinator=user(own, ["coordinator"], "Kaj Koordinator"),
         own_caseworker=user(own, ["caseworker"], "Kamma Kollega"),
@@ -117,7 +118,8 @@ def _world(cast, withdrawn=False):
     meeting = _ok(tov.post(f"{url}/meetings", json={
         "starts_at": kiptest.iso(kiptest.ago(days=1)), "purpose": "Første KIP-møde",   # a day ago: outcome allowed
         "location": {"kind": "hospital", "room": "Mødelokale 2"},
-        "invitees": [{"participant_id": part["id"], "mode": "in_person"}]}), "meeting")
+        "invitees": [{"participant_id": part["id"], "mode": "in_person"},
+                     {"participant_id": extra["id"], "mode": "in_person"}]}), "meeting")
     doc = _ok(tov.get(url), "plan")
     citizen = next(p for p in doc["participants"] if p["kind"] == "citizen")
     if withdrawn:
@@ -201,10 +203,13 @@ ROUTES = {
     ("GET", "/v1/audit/verify"): not_plan("the hash chain check, for the auditor role only (test_audit.py)"),
     ("GET", "/v1/events"): not_plan("the live event stream: each event is filtered by kip.plan_access when "
                                     "it is sent (test_events_stream.py)"),
+    ("GET", "/v1/stats"): not_plan("aggregate statistics, small cells suppressed, no plan or person; coordinators "
+                                   "(own organisation) and analysts (test_stats.py)"),
 
     # One plan.
     ("POST", "/v1/plans"): not_plan("creates a new plan in the caller's own organisation"),
     ("GET", "/v1/plans/{id}"): read(lambda w: ("GET", w.url, None, {})),
+    ("GET", "/v1/plans/{id}/fhir"): read(lambda w: ("GET", f"{w.url}/fhir", None, {})),
     ("PATCH", "/v1/plans/{id}"): write(lambda w: ("PATCH", w.url, {"reason": "Ny begrundelse"}, STAR)),
     ("POST", "/v1/plans/{id}/close"): write(
         lambda w: ("POST", f"{w.url}/close", {"reason": "completed"}, STAR), writers="steward"),
@@ -259,7 +264,9 @@ ROUTES = {
     ("POST", "/v1/meetings/{id}/cancel"): write(
         lambda w: ("POST", f"/v1/meetings/{w.meeting['id']}/cancel", {"reason": "Borgeren er syg"}, STAR)),
     ("PUT", "/v1/meetings/{id}/invitees/{pid}/response"): write(lambda w: (
-        "PUT", f"/v1/meetings/{w.meeting['id']}/invitees/{w.part['id']}/response", {"response": "accepted"}, {})),
+        # The owning organisation's invitee: a consent withdrawal ends the covered
+        # organisation's participation, and with it their invitations.
+        "PUT", f"/v1/meetings/{w.meeting['id']}/invitees/{w.extra['id']}/response", {"response": "accepted"}, {})),
     ("POST", "/v1/meetings/{id}/outcome"): write(
         lambda w: ("POST", f"/v1/meetings/{w.meeting['id']}/outcome", _outcome(w), {})),
 
@@ -391,7 +398,7 @@ def test_list_route(cast, route):
                 bad.append(f"anonymous: {r.status_code}")
             continue
         if r.status_code != 200:
-            if caller in ("admin", "auditor") and r.status_code == 403:
+            if caller in ("admin", "auditor", "analyst") and r.status_code == 403:
                 continue       # a list that is not for their role at all
             bad.append(f"{caller}: {r.status_code} {r.text[:200]}")
             continue
@@ -429,6 +436,7 @@ def test_calendar_feed(cast):
 # address. Lists write one row per plan they show.
 AUDIT = {
     ("GET", "/v1/plans/{id}"): [("plan.read", "plan")],
+    ("GET", "/v1/plans/{id}/fhir"): [("plan.read", "fhir")],
     ("PATCH", "/v1/plans/{id}"): [("plan.update", "plan")],
     ("POST", "/v1/plans/{id}/close"): [("plan.close", "plan")],
     ("GET", "/v1/plans/{id}/history"): [("plan.history", "history")],
@@ -440,7 +448,9 @@ AUDIT = {
     ("DELETE", "/v1/plans/{id}/participants/{pid}"): [("participant.leave", "participant")],
     ("GET", "/v1/plans/{id}/consent"): [("consent.read", "consent")],
     ("POST", "/v1/plans/{id}/consent"): [("consent.create", "consent")],
-    ("POST", "/v1/plans/{id}/consent/withdraw"): [("consent.withdraw", "consent")],
+    # The covered organisation's participants leave with the withdrawal.
+    ("POST", "/v1/plans/{id}/consent/withdraw"): [("consent.withdraw", "consent"),
+                                                  ("participant.leave", "participant")],
     ("POST", "/v1/plans/{id}/coordinator"): [("plan.handover", "plan")],
     ("GET", "/v1/plans/{id}/actions"): [("action.list", "actions")],
     ("POST", "/v1/plans/{id}/actions"): [("action.create", "action")],
@@ -529,3 +539,31 @@ def test_audit_records_of_list(cast, route, kipd, pg):
     assert w.plan["id"] in plans, f"{route}: the plan shown has no record"
     if shown is not None:
         assert set(plans) == shown(r), f"{route}: records for {set(plans)}, shown {shown(r)}"
+
+
+def test_withdrawal_ends_the_lost_participations(cast, admin, kipd, pg):
+    """The covered organisation's participants leave with the withdrawal;
+    their open action comes back as needing a new responsible and the daily
+    pass raises it to the tovholder until it is re-assigned (issue #16)."""
+    w = _world(cast)
+    tov = cast.tovholder
+    r = tov.post(f"{w.url}/consent/withdraw", json={})
+    assert r.status_code == 200, r.text
+    assert r.json()["needs_responsible"] == [w.action["id"]]
+    parts = {p["id"]: p for p in tov.get(w.url).json()["participants"]}
+    assert parts[w.part["id"]]["left_at"] is not None
+    assert parts[w.part2["id"]]["left_at"] is not None
+    assert parts[w.extra["id"]]["left_at"] is None          # the owning organisation's stays
+    assert parts[w.plan["coordinator"]]["left_at"] is None
+    _ok(admin.post("/v1/admin/daily-pass"), "daily pass")
+    q = (f"SELECT payload->>'coordinator_participant_id' FROM kip.events "
+         f"WHERE kind = 'action.needs_responsible' AND resource_id = '{w.action['id']}'")
+    assert pg.psql(q, db=kipd.db).split() == [w.plan["coordinator"]]
+    # Re-assigned: raised no more.
+    a = tov.get(f"/v1/actions/{w.action['id']}").json()
+    _ok(tov.patch(f"/v1/actions/{w.action['id']}", json={"responsible_participant_id": w.extra["id"]},
+                  headers={"If-Match": f'"{a["version"]}"'}), "reassign")
+    pg.psql(f"DELETE FROM kip.events WHERE kind = 'action.needs_responsible' "
+            f"AND resource_id = '{w.action['id']}'", db=kipd.db)
+    _ok(admin.post("/v1/admin/daily-pass"), "daily pass")
+    assert pg.psql(q, db=kipd.db).split() == []

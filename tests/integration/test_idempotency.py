@@ -204,6 +204,11 @@ def test_routes_that_show_a_secret_once_refuse_a_key(kipd, admin, anon, coordina
             422, field="Idempotency-Key", code="idempotency_not_supported")
     problem(coordinator.post("/v1/me/calendar-feed", headers={"Idempotency-Key": "f1"}),
             422, field="Idempotency-Key", code="idempotency_not_supported")
+    org = coordinator.org["id"]
+    integ = kiptest.create_user(admin, {"id": org}, ["integration"])
+    problem(integ.post("/v1/webhooks", json={"url": "https://receiver.example.dk/kip"},
+                       headers={"Idempotency-Key": "w1"}),
+            422, field="Idempotency-Key", code="idempotency_not_supported")
     problem(anon.post("/v1/session", json={"username": "nobody", "password": "x" * 12},
                       headers={"Idempotency-Key": "s1"}),
             422, field="Idempotency-Key", code="idempotency_not_supported")

@@ -22,7 +22,8 @@ from kiptest import PG_BINDIR, problem
 
 # Written by the daily pass (its own timer may run at any moment), so left
 # out where a test compares exactly what one request wrote.
-DAILY = {"action.overdue", "consent.review_due", "plan.follow_up_due", "meeting.outcome_overdue"}
+DAILY = {"action.overdue", "consent.review_due", "plan.follow_up_due", "meeting.outcome_overdue",
+         "action.needs_responsible"}
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 GIVEN_AT = "2025-03-01T12:00:00+01:00"
@@ -109,7 +110,8 @@ def _scenario(coordinator, make_org, make_user, admin, outbox):
         "observation": "Borgeren har tabt sig og sover dårligt", "assessment": "Boligen er den største udfordring",
         "none_reason": "Forløbet er stabilt nu", "agreed": "Bestil tid hos egen læge om blodprøver",
         "withdraw": "Borgeren ønsker ikke længere samarbejde", "close": "Flyttet til Aarhus Kommune",
-        "late": "Send ansøgning om førtidspension",
+        "late": "Send ansøgning om førtidspension", "sw": "Karen Kommunesen",
+        "sw_task": "Følg op på bostøtten",
     }
     P = "/v1/plans"
 
@@ -284,10 +286,26 @@ def _scenario(coordinator, make_org, make_user, admin, outbox):
     assert due["plan.follow_up_due"]["resource_id"] == pid
     assert due["meeting.outcome_overdue"]["resource_id"] == missed["id"]
 
-    # -- consent withdrawn, then recorded as refused; the plan closed
-    _ok(coordinator.post(f"{P}/{pid}/consent/withdraw", json={"note": texts["withdraw"]}))
+    # -- consent withdrawn: the consented organisation's participant leaves
+    # with it (the tovholder stays), and their open action is raised by the
+    # daily pass until it gets a new responsible
+    pa_sw = _ok(coordinator.post(f"{P}/{pid}/participants", json={
+        "kind": "professional", "name": texts["sw"], "role": "caseworker",
+        "organisation_id": other_org["id"]}), 201)
+    orphan = _ok(coordinator.post(f"{P}/{pid}/actions", json={
+        "title": texts["sw_task"], "area": "housing", "responsible_participant_id": pa_sw["id"]}), 201)
+    outbox.take(pid)
+    r = _ok(coordinator.post(f"{P}/{pid}/consent/withdraw", json={"note": texts["withdraw"]}))
+    assert r["needs_responsible"] == [orphan["id"]]
     _expect(outbox.take(pid), ("consent.withdrawn", c["id"], {"consent_id": c["id"], "withdrawn_at": ...,
-                                                              "plan_status": "awaiting_consent"}))
+                                                              "plan_status": "awaiting_consent"}),
+            ("participant.left", pa_sw["id"], {"participant_id": pa_sw["id"], "left_at": ...,
+                                               "reassigned_to": None, "reassigned_action_ids": []}))
+    _ok(admin.post("/v1/admin/daily-pass"))
+    _expect([e for e in outbox.events(pid) if e["type"] == "action.needs_responsible"],
+            ("action.needs_responsible", orphan["id"], {"action_id": orphan["id"],
+                                                        "responsible_participant_id": pa_sw["id"],
+                                                        "coordinator_participant_id": pa_psy["id"]}))
     c2 = _ok(coordinator.post(f"{P}/{pid}/consent", json={"kip_consent": False, "form": "verbal",
                                                           "given_at": GIVEN_AT}), 201)
     _expect(outbox.take(pid), ("consent.refused", c2["id"], {"kip_consent": False}))
