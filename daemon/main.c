@@ -31,6 +31,7 @@
 #include "app/app.h"
 #include "app/cpr_store.h"
 #include "app/daily.h"
+#include "app/events.h"
 #include "app/roles.h"
 #include "app/sealer.h"
 #include "app/webhook.h"
@@ -82,6 +83,7 @@ typedef struct kipd_s {
   app_t *app;
   http_server_t *server;
   daily_t *daily;
+  events_t *events;           /* GET /v1/events: the streams and their LISTEN connection */
   sealer_t *sealer;
   webhook_t *webhook;         /* the webhook delivery worker */
   netpolicy_t *webhook_net;   /* the addresses webhooks may reach */
@@ -124,12 +126,19 @@ static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
   kipd_close_signals(k);
 }
 
-/* The timers that use the pool stop first: the webhook worker, the daily
- * pass, then the sealer. */
+/* What uses the pool stops first: the event streams' hub (its streams were
+ * ended by the server's shutdown), the webhook worker, the daily pass, then
+ * the sealer. */
 static void kipd_close_timers(void *data) {
   kipd_t *k = data;
   if (k->app != NULL)
     app_set_jobs(k->app, NULL, NULL, NULL);  /* /metrics stops reading them */
+  if (k->events != NULL) {
+    events_t *e = k->events;
+    k->events = NULL;
+    events_close(e, kipd_close_timers, k);
+    return;
+  }
   if (k->webhook != NULL) {
     webhook_t *w = k->webhook;
     k->webhook = NULL;
@@ -426,6 +435,19 @@ static int kipd_listen(kipd_t *k) {
     return rc;
   }
   app_set_jobs(k->app, k->daily, k->sealer, k->webhook);  /* their getters feed /metrics */
+
+  /* GET /v1/events: one LISTEN connection per kipd (app/events.c). */
+  events_config_t ec = {
+    .conninfo = k->conninfo,
+    .heartbeat_ms = k->cfg.events_heartbeat_s * 1000,
+    .connect_timeout_ms = k->pool_cfg.connect_timeout_ms,
+    .backoff_min_ms = k->pool_cfg.backoff_min_ms,
+    .backoff_max_ms = k->pool_cfg.backoff_max_ms,
+  };
+  rc = events_new(k->loop, k->pool, &ec, &k->events);
+  if (rc != 0)
+    return rc;
+  events_attach(k->events, k->app);
   log_emit(LOG_INFO, "listening", json_pack("{s:s, s:i, s:s}", "url", url, "port", port,
                                             "admin_token_file", k->cfg.admin_token_file));
   notify_ready(url);  /* systemd Type=notify: READY=1 (util/notify.h) */

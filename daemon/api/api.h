@@ -43,6 +43,8 @@ extern const route_t api_audit_routes[];
 extern const size_t api_audit_n_routes;
 extern const route_t api_directory_routes[];
 extern const size_t api_directory_n_routes;
+extern const route_t api_events_routes[];
+extern const size_t api_events_n_routes;
 extern const route_t api_fhir_routes[];
 extern const size_t api_fhir_n_routes;
 extern const route_t api_webhooks_routes[];

@@ -89,6 +89,7 @@ int api_routes(route_t **out, size_t *n) {
     {api_calendar_routes, api_calendar_n_routes},
     {api_session_routes, api_session_n_routes},
     {api_audit_routes, api_audit_n_routes},
+    {api_events_routes, api_events_n_routes},
     {api_directory_routes, api_directory_n_routes},
     {api_fhir_routes, api_fhir_n_routes},
     {api_webhooks_routes, api_webhooks_n_routes},

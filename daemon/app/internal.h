@@ -29,6 +29,7 @@ struct app_s {
   size_t n_routes;
   const cpr_keyring_t *keyring;
   proxy_list_t proxies;        /* reverse proxies whose X-Forwarded-For is believed */
+  struct events_s *events;     /* the live event streams (app/events.c); NULL: none */
   idem_cache_t *idem;          /* the statements wrapped for Idempotency-Key (app/idem.c) */
   struct metrics_s *metrics;   /* request counters by route (app/metrics.c) */
   const struct daily_s *daily; /* the jobs whose getters /metrics reads; NULL until set */
@@ -43,6 +44,11 @@ http_server_t *app_server(const app_t *app);
 /* kreq.c: the hash of the request's credential, the token's or the
  * session's ("" if none). Writable: a refused credential is cleared. */
 char *kreq__cred_hash(kreq_t *r);
+
+/* kreq_reply.c: what every reply does before the bytes go out (the access
+ * log's user, the release hook, the request's JSON freed). For a request
+ * that streams instead (app/events.c). */
+void kreq_reply__release(kreq_t *r);
 
 /* kreq_row.c: decode a successful result (res borrowed; row's strings
  * borrow from it) and an error result. */

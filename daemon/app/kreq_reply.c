@@ -9,7 +9,7 @@
 
 /* Before the reply goes out: the access log learns (or recalls) the user,
  * the handler's release hook runs, and the request's JSON is freed. */
-static void kreq_reply__release(kreq_t *r) {
+void kreq_reply__release(kreq_t *r) {
   const char *cred = kreq__cred_hash(r);
   if (r->user_id[0] != '\0')
     seen_remember(&r->app->seen, cred, r->user_id);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "app/daily.h"
+#include "app/events.h"
 #include "app/internal.h"
 #include "app/sealer.h"
 #include "app/webhook.h"
@@ -273,6 +274,15 @@ static void metrics__jobs(tbuf_t *b, const app_t *app) {
     metrics__one(b, "kipd_audit_sealer_failures_total", "counter", "Sealer runs that failed.",
                  s.failures_total);
   }
+  const events_t *ev = app->events;
+  metrics__one(b, "kipd_event_streams_open", "gauge", "Open GET /v1/events streams.",
+               ev != NULL ? events_streams(ev) : 0u);
+  metrics__one(b, "kipd_event_listener_up", "gauge",
+               "1 while the LISTEN kip_events connection listens.",
+               ev != NULL && events_listening(ev) ? 1u : 0u);
+  metrics__one(b, "kipd_event_listener_reconnects_total", "counter",
+               "Reconnections of the LISTEN connection.",
+               ev != NULL ? (unsigned long long)events_reconnects(ev) : 0ull);
   if (app->webhook != NULL) {
     webhook_stats_t w;
     webhook_stats(app->webhook, &w);

@@ -436,7 +436,8 @@ static void http_conn__arm(http_conn_t *c, uint64_t ms) {
 
 static void http_conn__on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   http_conn_t *c = container_of((uv_tcp_t *)handle, http_conn_t, tcp);
-  if (c->state == HTTP_CONN_LINGERING) {
+  if (c->state == HTTP_CONN_LINGERING || c->state == HTTP_CONN_STREAMING) {
+    /* Nothing a client sends on a stream is read: it only shows it is there. */
     *buf = uv_buf_init(c->server->discard, sizeof(c->server->discard));
     return;
   }
@@ -454,7 +455,7 @@ static void http_conn__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_
   if (nread == 0 || c->state == HTTP_CONN_CLOSING)
     return;
   if (nread > 0) {
-    if (c->state != HTTP_CONN_LINGERING)
+    if (c->state != HTTP_CONN_LINGERING && c->state != HTTP_CONN_STREAMING)
       c->in_len += (size_t)nread;
     http_conn__on_event(c, HTTP_CONN_EV_DATA);
     return;
@@ -670,7 +671,12 @@ static void http_conn__next(http_conn_t *c) {
  * frees it later without touching the server. */
 static void http_conn__orphan(http_conn_t *c) {
   http_server_t *s = c->server;
-  s->stats.requests_in_flight--;
+  if (c->streaming) {
+    if (s->streams_open > 0)
+      s->streams_open--;  /* a stream left its in-flight count at the start */
+  } else {
+    s->stats.requests_in_flight--;
+  }
   if (c->counted)
     s->stats.connections_open--;
   else if (c->refused)
@@ -719,6 +725,8 @@ static void http_conn__close(http_conn_t *c) {
   }
   uv_close((uv_handle_t *)&c->tcp, http_conn__on_tcp_close);
   uv_close((uv_handle_t *)&c->timer, http_conn__on_timer_close);
+  if (c->streaming)
+    http__stream_closed(c); /* last: the handler may end the stream now */
 }
 
 /* ---- the dispatcher ---------------------------------------------------------- */
@@ -803,6 +811,10 @@ static void http_conn__on_event(http_conn_t *c, http_conn_event_t ev) {
     default:
       break;
     }
+    break;
+
+  case HTTP_CONN_STREAMING:
+    http__stream_on_event(c, ev);
     break;
 
   case HTTP_CONN_LINGERING:
@@ -936,3 +948,11 @@ void http_respond(http_request_t *req, int status, const http_header_t *headers,
   if (http_conn__build(c, status, headers, n_headers, body, len) == 0)
     http_conn__on_event(c, HTTP_CONN_EV_RESPOND);
 }
+
+/* ---- for stream.c -------------------------------------------------------------- */
+
+void http__conn_close(http_conn_t *c) { http_conn__close(c); }
+void http__conn_linger(http_conn_t *c) { http_conn__linger(c); }
+void http__conn_arm(http_conn_t *c, uint64_t ms) { http_conn__arm(c, ms); }
+void http__conn_hold(http_conn_t *c) { http_conn__hold(c); }
+void http__conn_response_done(http_conn_t *c) { http_conn__response_done(c); }

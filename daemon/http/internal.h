@@ -10,6 +10,7 @@
  *   response.c  status texts, the Date cache, response and problem bodies
  *   strict.c    RFC 9112 checks llhttp leaves to us (strict.h, public)
  *   peers.c     open connections per client address, the per-address cap
+ *   stream.c    streamed responses (http_stream_*): head, chunks, end
  */
 #ifndef KIPD_HTTP_INTERNAL_H
 #define KIPD_HTTP_INTERNAL_H
@@ -31,6 +32,8 @@
 #define HTTP__ARENA_CHUNK 4096
 #define HTTP__PEER_BUCKETS 4096       /* per-address counts: hash buckets */
 #define HTTP__FD_RESERVE 256          /* descriptors kept for all but HTTP */
+#define HTTP__STREAM_MAX_PENDING (1024 * 1024) /* unsent stream bytes before the
+                                                  client counts as stuck */
 
 /* Connection states (PgBouncer client_proto style: one dispatcher switches
  * on these). */
@@ -39,6 +42,8 @@ typedef enum http_conn_state_e {
   HTTP_CONN_DISPATCHED, /* the handler owns the request; parsing is paused */
   HTTP_CONN_WRITING,    /* the response is being written; write deadline */
   HTTP_CONN_KEEPALIVE,  /* idle between requests; idle deadline */
+  HTTP_CONN_STREAMING,  /* a streamed response (stream.c): no read or idle
+                           deadline; the write deadline only while bytes wait */
   HTTP_CONN_LINGERING,  /* FIN sent after a final response; draining input */
   HTTP_CONN_CLOSING,    /* handles are closing or closed */
 } http_conn_state_t;
@@ -119,6 +124,15 @@ struct http_conn_s {
   int status;                   /* of the response in flight */
 
   char remote_addr[64];
+
+  /* A streamed response (stream.c). The handler holds req (dispatched)
+   * until http_stream_end(). */
+  bool streaming;
+  bool stream_in_call;          /* inside http_stream_*: no callback */
+  bool stream_notified_close;   /* stream_cb got HTTP_STREAM_CLOSED */
+  http_stream_cb stream_cb;
+  void *stream_data;
+  size_t stream_pending;        /* bytes handed to uv_write, not yet written */
 };
 
 struct http_server_s {
@@ -142,6 +156,7 @@ struct http_server_s {
   /* peers.c: open connections per client address. */
   http__peer_t **peer_buckets;  /* HTTP__PEER_BUCKETS chains, or NULL */
   uint64_t peer_seed;
+  unsigned streams_open;        /* streamed responses not yet ended */
   unsigned per_address_cap;     /* 0: no cap */
   char (*peer_exempt)[64];      /* canonical addresses not counted */
   size_t n_peer_exempt;
@@ -183,6 +198,19 @@ void http__conn_shutdown(http_conn_t *c);
 void http__conn_kill(http_conn_t *c);
 /* Release c and its buffers; its handles must be closed. */
 void http__conn_free(http_conn_t *c);
+/* For stream.c: close now; finish a final response (FIN, linger); arm the
+ * state's deadline (0: none); keep reading while a request is held; the
+ * response in flight is finished (access callback, request freed). */
+void http__conn_close(http_conn_t *c);
+void http__conn_linger(http_conn_t *c);
+void http__conn_arm(http_conn_t *c, uint64_t ms);
+void http__conn_hold(http_conn_t *c);
+void http__conn_response_done(http_conn_t *c);
+
+/* stream.c: the connection's events while it streams (STREAMING state). */
+void http__stream_on_event(http_conn_t *c, http_conn_event_t ev);
+/* The connection closed while streaming: tell the handler (once). */
+void http__stream_closed(http_conn_t *c);
 
 /* request.c */
 /* A new empty request, or NULL on out of memory. */
@@ -200,7 +228,10 @@ void http__uuid4(char out[37]);
 /* The IMF-fixdate for now, cached per second. Borrowed. */
 const char *http__date(http_server_t *s);
 /* Serialise a whole response into one new malloc'd buffer (*out, *out_len).
- * Returns 0 or -ENOMEM. */
+ * len HTTP__STREAM_LENGTH: only the head of a streamed response, without
+ * Content-Length (the body ends when the connection closes). Returns 0 or
+ * -ENOMEM. */
+#define HTTP__STREAM_LENGTH ((size_t)-1)
 int http__response_build(http_server_t *s, const http_request_t *req, int status,
                          const http_header_t *headers, size_t n_headers,
                          const char *body, size_t len, bool head_only, bool close,

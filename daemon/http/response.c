@@ -152,6 +152,12 @@ int http__response_build(http_server_t *s, const http_request_t *req, int status
   /* 1xx, 204 and 304 never carry a body; 1xx and 204 no Content-Length. */
   bool no_body = (status >= 100 && status < 200) || status == 204 || status == 304;
   bool no_length = (status >= 100 && status < 200) || status == 204 || status == 304;
+  if (len == HTTP__STREAM_LENGTH) {
+    /* A streaming head: the body follows until the connection closes. */
+    no_length = true;
+    len = 0;
+    body = NULL;
+  }
   bool send_body = !no_body && !head_only;
   if (body == NULL)
     len = 0;

@@ -161,6 +161,50 @@ void http_respond(http_request_t *req, int status,
                   const http_header_t *headers, size_t n_headers,
                   const char *body, size_t len);
 
+/* ---- Streamed responses (Server-Sent Events and the like) ----
+ *
+ * Instead of http_respond(), a handler may stream: http_stream_begin()
+ * sends the status and headers without Content-Length and with
+ * Connection: close (the body ends when the connection closes, so no
+ * chunked framing is needed and any HTTP/1.x client or proxy reads it);
+ * http_stream_write() sends bytes as they come; http_stream_end() ends the
+ * stream. A streaming connection has no read or keep-alive deadline; the
+ * write deadline runs only while written bytes wait to drain, and more than
+ * 1 MiB unsent closes it (a stuck client). It counts towards
+ * max_connections and the per-address cap like any other connection.
+ *
+ * The handler keeps the request until it calls http_stream_end(), exactly
+ * once, whatever happens; only then is the memory released (the same
+ * deferred free as http_respond()). cb is told, never from inside an
+ * http_stream_* call:
+ *   HTTP_STREAM_CLOSED    the client went away, a write failed or timed out,
+ *                         or the server's grace period ended: call
+ *                         http_stream_end() (now or later);
+ *   HTTP_STREAM_SHUTDOWN  the server is shutting down: write what is left
+ *                         and call http_stream_end().
+ * HEAD requests get the head only. */
+typedef enum http_stream_event_e {
+  HTTP_STREAM_CLOSED,
+  HTTP_STREAM_SHUTDOWN,
+} http_stream_event_t;
+typedef void (*http_stream_cb)(http_request_t *req, http_stream_event_t ev, void *data);
+
+/* Send the head. headers are copied (as http_respond(); the server adds the
+ * security headers unless given). Returns 0, -EINVAL (not a dispatched
+ * request), -EPIPE (the client is gone: call http_stream_end()) or -ENOMEM
+ * (the connection is closed: call http_stream_end()). */
+int http_stream_begin(http_request_t *req, int status, const http_header_t *headers,
+                      size_t n_headers, http_stream_cb cb, void *data) KIPD_MUST_CHECK;
+/* Send len bytes (copied). Returns 0, -EPIPE (gone), -ENOBUFS (too much
+ * unsent: the connection is closed) or -ENOMEM; after an error call
+ * http_stream_end(). */
+int http_stream_write(http_request_t *req, const char *bytes, size_t len) KIPD_MUST_CHECK;
+/* End the stream: the bytes written so far drain, then the connection
+ * closes. req is invalid afterwards. */
+void http_stream_end(http_request_t *req);
+/* Streams open now (for /metrics). */
+unsigned http_server_streams_open(const http_server_t *server);
+
 /* Reason phrase for a status code ("Not Found"). */
 const char *http_status_text(int status);
 

@@ -59,6 +59,7 @@ static const config_opt_t config__opts[] = {
   {"argon2-t", "KIPD_ARGON2_T", OPT_UINT, OFF(argon2_t), "Argon2id passes for new password hashes (3)"},
   {"argon2-m-kib", "KIPD_ARGON2_M_KIB", OPT_UINT, OFF(argon2_m_kib), "Argon2id memory in KiB for new password hashes (65536)"},
   {"argon2-p", "KIPD_ARGON2_P", OPT_UINT, OFF(argon2_p), "Argon2id lanes (1)"},
+  {"events-heartbeat-s", "KIPD_EVENTS_HEARTBEAT_S", OPT_U64, OFF(events_heartbeat_s), "how often GET /v1/events sends a heartbeat comment on each open stream (15; 0 = never)"},
   {"audit-seal-interval-ms", "KIPD_AUDIT_SEAL_INTERVAL_MS", OPT_U64, OFF(audit_seal_interval_ms), "how often new audit rows are sealed into the hash chain (1000; 0 = only at verification)"},
   {"webhook-poll-ms", "KIPD_WEBHOOK_POLL_MS", OPT_U64, OFF(webhook_poll_ms), "how often due webhook deliveries are looked for (1000; 0 = this kipd delivers none)"},
   {"webhook-timeout-ms", "KIPD_WEBHOOK_TIMEOUT_MS", OPT_U64, OFF(webhook_timeout_ms), "longest a webhook request may take in all (10000)"},
@@ -104,6 +105,7 @@ void config_defaults(kipd_config_t *cfg) {
   cfg->argon2_m_kib = 65536;
   cfg->argon2_p = 1;
   cfg->audit_seal_interval_ms = 1000;
+  cfg->events_heartbeat_s = 15;
   cfg->webhook_poll_ms = 1000;
   cfg->webhook_timeout_ms = 10000;
   cfg->webhook_connect_timeout_ms = 5000;

@@ -58,6 +58,7 @@ typedef struct kipd_config_s {
   unsigned argon2_m_kib;        /* Argon2id memory in KiB: 65536 */
   unsigned argon2_p;            /* Argon2id lanes: 1 */
   uint64_t audit_seal_interval_ms; /* the audit sealer runs this often: 1000; 0 = never */
+  uint64_t events_heartbeat_s;   /* GET /v1/events: a heartbeat comment this often: 15; 0 = none */
   /* Webhooks (webhook_config_t in app/webhook.h, docs/webhooks.md). */
   uint64_t webhook_poll_ms;     /* due deliveries are looked for this often: 1000; 0 = none */
   uint64_t webhook_timeout_ms;  /* one request in all: 10000 */

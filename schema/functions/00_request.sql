@@ -142,7 +142,10 @@ BEGIN
        AND v_session.csrf_hash IS DISTINCT FROM p_ctx->>'csrf_hash' THEN
       PERFORM kip.fail(403, 'csrf_mismatch', 'X-CSRF-Token', 'must be the csrf_token given at sign-in');
     END IF;
-    IF v_session.last_seen_at < now() - least(interval '1 minute',
+    -- "passive": a request the user did not make (the live event stream
+    -- fetching an event, 22_events.sql) does not keep the session alive.
+    IF NOT coalesce((p_ctx->>'passive')::boolean, false)
+       AND v_session.last_seen_at < now() - least(interval '1 minute',
                                               make_interval(secs => v_session.idle_timeout_s / 4.0)) THEN
       UPDATE kip.sessions SET last_seen_at = now() WHERE id = v_session.id;
     END IF;

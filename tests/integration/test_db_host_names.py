@@ -63,6 +63,10 @@ def test_a_host_name_in_db_is_resolved_and_served(tcp_pg, workroot):
         rows = tcp_pg.psql("SELECT DISTINCT host(client_addr) FROM pg_stat_activity "
                            "WHERE application_name = 'kipd' AND client_addr IS NOT NULL", db="kipd")
         assert set(rows.split()) <= {"127.0.0.1", "::1"} and rows.strip(), rows
+        # The event stream's LISTEN connection (db/pg_listen.c) resolves the name the same way.
+        kiptest.wait_until(lambda: tcp_pg.psql("SELECT count(*) FROM pg_stat_activity WHERE "
+                                               "application_name = 'kipd-events' AND client_addr IS NOT NULL",
+                                               db="kipd") == "1", 10, what="the LISTEN connection by name")
 
 
 def test_a_name_that_does_not_resolve_is_named_in_the_error(workroot):

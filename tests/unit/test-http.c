@@ -48,7 +48,19 @@ struct tsrv_s {
   uint64_t answered_ns;
   int pending_done;
   int pending_gone;
+  int streams_ended;       /* /stream: http_stream_end() called */
+  int streams_closed;      /* /stream: told HTTP_STREAM_CLOSED */
+  int streams_shutdown;    /* /stream: told HTTP_STREAM_SHUTDOWN */
 };
+
+/* /stream?n=N&ms=M: a streamed response, "start\n" then N "tick\n" every M
+ * ms, then the end. */
+typedef struct streamer_s {
+  uv_timer_t timer;
+  http_request_t *req;
+  tsrv_t *t;
+  long left;
+} streamer_t;
 
 typedef struct delayed_s {
   uv_timer_t timer;
@@ -116,8 +128,59 @@ static void t_on_delayed(uv_timer_t *timer) {
   uv_close((uv_handle_t *)&d->timer, t_free_delayed);
 }
 
+static void t_free_streamer(uv_handle_t *h) {
+  free(container_of((uv_timer_t *)h, streamer_t, timer));
+}
+
+static void t_stream_end(streamer_t *st) {
+  if (st->req == NULL)
+    return;
+  http_request_t *req = st->req;
+  st->req = NULL;
+  st->t->streams_ended++;
+  http_stream_end(req);
+  uv_close((uv_handle_t *)&st->timer, t_free_streamer);
+}
+
+static void t_on_tick(uv_timer_t *timer) {
+  streamer_t *st = container_of(timer, streamer_t, timer);
+  if (st->left-- <= 0 || http_stream_write(st->req, "tick\n", 5) != 0)
+    t_stream_end(st);
+}
+
+static void t_on_stream(http_request_t *req, http_stream_event_t ev, void *data) {
+  streamer_t *st = data;
+  (void)req;
+  if (ev == HTTP_STREAM_CLOSED)
+    st->t->streams_closed++;
+  else
+    st->t->streams_shutdown++;
+  t_stream_end(st);
+}
+
+static void t_stream(tsrv_t *t, http_request_t *req) {
+  streamer_t *st = calloc(1, sizeof(*st));
+  st->req = req;
+  st->t = t;
+  st->left = query_long(req->query, "n", 3);
+  uv_timer_init(&t->loop, &st->timer);
+  http_header_t h[] = {{"Content-Type", "text/event-stream"}, {"Content-Length", "99"}};
+  if (http_stream_begin(req, 200, h, KIPD_ARRAY_SIZE(h), t_on_stream, st) != 0 ||
+      http_stream_write(req, "start\n", 6) != 0) {
+    t_stream_end(st);
+    return;
+  }
+  uint64_t ms = (uint64_t)query_long(req->query, "ms", 20);
+  uv_timer_start(&st->timer, t_on_tick, ms, ms);
+}
+
 static void t_handler(http_request_t *req, void *data) {
   tsrv_t *t = data;
+  if (strcmp(req->path, "/stream") == 0) {
+    t->handled++;
+    t_stream(t, req);
+    return;
+  }
   t->handled++;
   bool slow = strcmp(req->path, "/slow") == 0;
   bool pending = strcmp(req->path, "/pending") == 0;
@@ -251,6 +314,8 @@ static int tsrv_join(tsrv_t *t) {
 typedef struct snap_s {
   http_server_stats_t stats;
   int handled, access_count, last_status, pending_done, pending_gone;
+  int streams_ended, streams_closed, streams_shutdown;
+  unsigned streams_open;
   bool last_access_had_method;
   char last_access_rid[80];
 } snap_t;
@@ -263,6 +328,10 @@ static void tsrv_do_snap(tsrv_t *t, void *arg) {
   s->last_status = t->last_status;
   s->pending_done = t->pending_done;
   s->pending_gone = t->pending_gone;
+  s->streams_ended = t->streams_ended;
+  s->streams_closed = t->streams_closed;
+  s->streams_shutdown = t->streams_shutdown;
+  s->streams_open = http_server_streams_open(t->server);
   s->last_access_had_method = t->last_access_had_method;
   memcpy(s->last_access_rid, t->last_access_rid, sizeof(s->last_access_rid));
 }
@@ -1077,6 +1146,82 @@ static void test_peers(void) {
 
 /* ---- shutdown ------------------------------------------------------------------ */
 
+/* Read until the server closes; the bytes in out (NUL-terminated). */
+static bool cli_read_to_eof(cli_t *c, char *out, size_t cap) {
+  while (cli_fill(c))
+    ;
+  if (c->len >= cap)
+    return false;
+  memcpy(out, c->buf, c->len);
+  out[c->len] = '\0';
+  return true;
+}
+
+static bool pred_streams_closed(const snap_t *s, long n) { return s->streams_closed >= n; }
+static bool pred_streams_open_is(const snap_t *s, long n) { return (long)s->streams_open == n; }
+
+static void test_streams(void) {
+  tsrv_t t;
+  http_limits_t l = test_limits();
+  l.read_timeout_ms = 150;       /* a stream outlives both */
+  l.keepalive_timeout_ms = 150;
+  tap_ok(tsrv_start(&t, &l, "127.0.0.1"), "stream server started");
+  cli_t c;
+  resp_t r;
+  char body[4096];
+  tap_ok(cli_open(&c, t.port) && cli_sends(&c, "GET /stream?n=8&ms=50 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&c, &r, false),
+         "stream: head read");
+  tap_is_int(r.status, 200, "stream: 200");
+  tap_ok(resp_header(&r, "content-length") == NULL, "stream: no Content-Length (not even the handler's)");
+  tap_is_str(resp_header(&r, "connection"), "close", "stream: Connection: close");
+  tap_is_str(resp_header(&r, "content-type"), "text/event-stream", "stream: the handler's headers");
+  tap_ok(resp_header(&r, "x-content-type-options") != NULL, "stream: the security headers");
+  tap_ok(cli_read_to_eof(&c, body, sizeof(body)), "stream: read to the end");
+  tap_is_str(body, "start\ntick\ntick\ntick\ntick\ntick\ntick\ntick\ntick\n",
+             "stream: every chunk in order over 400 ms, past the read and keep-alive deadlines");
+  cli_close(&c);
+  snap_t s = tsrv_snap(&t);
+  tap_is_int(s.streams_ended, 1, "stream: ended once");
+  tap_is_int(s.streams_closed, 0, "stream: not told of a close it made itself");
+  tap_ok(tsrv_wait(&t, pred_access_at_least, 1, 2000), "stream: access callback at the end");
+  s = tsrv_snap(&t);
+  tap_is_int(s.last_status, 200, "stream: access callback with its status");
+  tap_is_int((long long)s.stats.requests_in_flight, 0, "stream: not counted in flight");
+
+  /* The client leaves in the middle: the handler is told, ends, and the
+   * connection is freed. */
+  tap_ok(cli_open(&c, t.port) && cli_sends(&c, "GET /stream?n=1000&ms=10 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&c, &r, false) && r.status == 200,
+         "stream 2: open");
+  tap_ok(tsrv_wait(&t, pred_streams_open_is, 1, 2000), "stream 2: counted open");
+  cli_close(&c);
+  tap_ok(tsrv_wait(&t, pred_streams_closed, 1, 3000), "stream 2: the handler is told the client left");
+  tap_ok(tsrv_wait(&t, pred_open_is, 0, 3000), "stream 2: the connection is freed");
+  s = tsrv_snap(&t);
+  tap_is_int((long long)s.streams_open, 0, "stream 2: no stream open");
+  tap_is_int(s.streams_ended, 2, "stream 2: ended");
+
+  /* Shutdown with streams open: each handler is told and ends its stream,
+   * long before the grace period. */
+  cli_t a, b;
+  tap_ok(cli_open(&a, t.port) && cli_sends(&a, "GET /stream?n=100000&ms=10 HTTP/1.1\r\nHost: t\r\n\r\n") &&
+             cli_read(&a, &r, false) && cli_open(&b, t.port) &&
+             cli_sends(&b, "GET /stream?n=100000&ms=10 HTTP/1.1\r\nHost: t\r\n\r\n") && cli_read(&b, &r, false),
+         "two streams open");
+  tap_ok(tsrv_wait(&t, pred_streams_open_is, 2, 2000), "two streams counted open");
+  uint64_t t0 = now_ms();
+  tsrv_shutdown(&t, 5000);
+  tap_ok(cli_read_to_eof(&a, body, sizeof(body)) && cli_read_to_eof(&b, body, sizeof(body)),
+         "shutdown: both streams end");
+  tap_is_int(tsrv_join(&t), 0, "stream server: loop closes cleanly");
+  tap_ok(now_ms() - t0 < 2000, "shutdown: well within the grace period");
+  tap_is_int(t.streams_shutdown, 2, "shutdown: both handlers told");
+  tap_is_int(t.streams_ended, 4, "shutdown: both ended");
+  cli_close(&a);
+  cli_close(&b);
+}
+
 static void test_graceful_shutdown(void) {
   tsrv_t t;
   http_limits_t l = test_limits();
@@ -1220,6 +1365,7 @@ int main(void) {
   test_timeouts();
   test_refusal();
   test_peers();
+  test_streams();
   test_graceful_shutdown();
   test_forced_shutdown();
   test_ipv6();

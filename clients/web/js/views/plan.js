@@ -1,6 +1,9 @@
-// Forløbet: one plan. Polls GET /v1/plans/{id} with If-None-Match every few
-// seconds (304 costs nothing and writes no audit row) and redraws the live
-// parts when another participant changed something.
+// Forløbet: one plan. Follows the live event stream (GET /v1/events,
+// docs/events-stream.md) and re-reads the plan at once when an event of this
+// plan arrives; while the stream is open it polls GET /v1/plans/{id} with
+// If-None-Match only now and then (a change that makes no event), else every
+// few seconds (304 costs nothing and writes no audit row). Either way it
+// redraws the live parts when another participant changed something.
 import { h, field, clear, fmtDate, fmtDateTime, fmtTime, todayCph, cphToIso } from '../dom.js';
 import { t, currentLang } from '../i18n.js';
 import { api, get, post, patch } from '../api.js';
@@ -11,6 +14,15 @@ import { state, isCoordinator } from '../state.js';
 
 export const name = 'plan';
 const POLL_MS = 4000;
+const POLL_STREAMING_MS = 30000;
+// The event types (the Event schema's enum in api/openapi.yaml, every one
+// about a plan); an EventSource only hears the types it names.
+const PLAN_EVENTS = ['plan.created', 'plan.changed', 'plan.closed', 'plan.coordinator_changed',
+  'plan.follow_up_due', 'consent.given', 'consent.refused', 'consent.withdrawn', 'consent.review_due',
+  'participant.added', 'participant.changed', 'participant.left', 'meeting.scheduled', 'meeting.changed',
+  'meeting.rescheduled', 'meeting.invitee_responded', 'meeting.held', 'meeting.cancelled',
+  'meeting.outcome_overdue', 'action.created', 'action.changed', 'action.assigned', 'action.started',
+  'action.completed', 'action.reopened', 'action.cancelled', 'action.overdue'];
 
 export async function render(main, id) {
   const lang = currentLang();
@@ -288,11 +300,31 @@ export async function render(main, id) {
       h('div', { class: 'col-side' }, sections.participants, sections.coordinator, sections.history)));
 
   let stopped = false;
+  let lastPoll = Date.now();
+  const poll = () => {
+    lastPoll = Date.now();
+    refresh(false).catch((e) => { if (e.status !== 0) console.warn('poll', e.status); });
+  };
+  // Same origin: the session cookie goes along. It reconnects by itself with
+  // Last-Event-ID; after a 401 (signed out) it stays closed and polling goes on.
+  let streaming = false;
+  const events = typeof EventSource === 'function' ? new EventSource('/v1/events') : null;
+  if (events) {
+    events.onopen = () => { streaming = true; };
+    events.onerror = () => { streaming = false; };
+    const onEvent = (e) => {
+      let ev;
+      try { ev = JSON.parse(e.data); } catch { return; }
+      if (!stopped && ev.plan_id === plan.id) poll();
+    };
+    for (const type of PLAN_EVENTS) events.addEventListener(type, onEvent);
+  }
   const timer = setInterval(() => {
     if (stopped || document.hidden) return;
-    refresh(false).catch((e) => { if (e.status !== 0) console.warn('poll', e.status); });
+    if (streaming && events.readyState === 1 && Date.now() - lastPoll < POLL_STREAMING_MS) return;
+    poll();
   }, POLL_MS);
-  return () => { stopped = true; clearInterval(timer); };
+  return () => { stopped = true; clearInterval(timer); if (events) events.close(); };
 }
 
 function shortValue(v) {
