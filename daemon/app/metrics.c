@@ -290,6 +290,13 @@ static void metrics__jobs(tbuf_t *b, const app_t *app) {
                  "Webhook deliveries the receiver accepted (2xx).", w.sent_total);
     metrics__one(b, "kipd_webhook_deliveries_failed_total", "counter",
                  "Webhook delivery attempts that failed (error or non-2xx).", w.failed_total);
+    if (w.backlog_measured) {
+      metrics__one(b, "kipd_webhook_backlog", "gauge",
+                   "Webhook deliveries pending, counted every 10 s by the delivery worker.", w.backlog);
+      metrics__head(b, "kipd_webhook_oldest_pending_age_seconds", "gauge",
+                    "Age of the oldest pending webhook delivery at the last count (0: none).");
+      tbuf_printf(b, "kipd_webhook_oldest_pending_age_seconds %.3f\n", w.oldest_pending_age_s);
+    }
   }
 }
 

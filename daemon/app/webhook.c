@@ -24,6 +24,8 @@ struct webhook_s {
   bool timer_closed;
   bool client_closed;
   webhook_stats_t stats;
+  bool backlog_in_flight;
+  uint64_t backlog_at;    /* uv_now() of the last backlog count; 0: never */
   void (*closed_cb)(void *data);
   void *closed_data;
 };
@@ -44,6 +46,11 @@ static const pg_stmt_t webhook__result_stmt = {"webhook_result",
   "SELECT kip.webhook_result($1::uuid, $2::uuid, $3::integer, $4::text, $5::integer, $6::integer)", 6};
 
 static void webhook__claim(webhook_t *w);
+
+/* The backlog for /metrics is counted at most this often, from the timer. */
+#define WEBHOOK_BACKLOG_EVERY_MS 10000
+static const pg_stmt_t webhook__backlog_stmt = {"webhook_backlog",
+  "SELECT pending, oldest_age_s FROM kip.webhook_backlog()", 0};
 
 static void webhook__maybe_free(webhook_t *w) {
   if (!w->closing || !w->timer_closed || !w->client_closed || w->db_calls > 0 || w->in_flight > 0)
@@ -204,8 +211,36 @@ static void webhook__claim(webhook_t *w) {
   }
 }
 
+static void webhook__on_backlog(void *data, int err, PGresult *res) {
+  webhook_t *w = data;
+  w->backlog_in_flight = false;
+  w->db_calls--;
+  if (err == 0 && PQntuples(res) == 1) {
+    w->stats.backlog = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    w->stats.oldest_pending_age_s = strtod(PQgetvalue(res, 0, 1), NULL);
+    w->stats.backlog_measured = true;
+  }
+  webhook__maybe_free(w);
+}
+
+/* Count the pending deliveries through the pool, never on a scrape. */
+static void webhook__backlog(webhook_t *w) {
+  static const char *none[1] = {NULL};
+  uint64_t now = uv_now(w->loop);
+  if (w->backlog_in_flight || w->closing ||
+      (w->backlog_at != 0 && now - w->backlog_at < WEBHOOK_BACKLOG_EVERY_MS))
+    return;
+  if (pg_pool_exec(w->pool, &webhook__backlog_stmt, none, webhook__on_backlog, w) == 0) {
+    w->backlog_at = now;
+    w->backlog_in_flight = true;
+    w->db_calls++;
+  }
+}
+
 static void webhook__on_timer(uv_timer_t *t) {
-  webhook__claim(container_of(t, webhook_t, timer));
+  webhook_t *w = container_of(t, webhook_t, timer);
+  webhook__backlog(w);
+  webhook__claim(w);
 }
 
 static bool webhook__addr_allowed(const struct sockaddr *sa, void *data) {

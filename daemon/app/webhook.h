@@ -42,6 +42,9 @@ typedef struct webhook_s webhook_t;
 typedef struct webhook_stats_s {
   uint64_t sent_total;          /* the receiver answered 2xx */
   uint64_t failed_total;        /* no answer, or not 2xx */
+  bool backlog_measured;        /* the backlog below has been counted once */
+  uint64_t backlog;             /* deliveries pending, as of the last count (every 10 s) */
+  double oldest_pending_age_s;  /* age of the oldest of them then; 0: none */
 } webhook_stats_t;
 void webhook_stats(const webhook_t *w, webhook_stats_t *out);
 

@@ -80,6 +80,19 @@ $function$;
 CREATE TRIGGER webhooks_fanout AFTER INSERT ON kip.events
   FOR EACH ROW EXECUTE FUNCTION kip.webhook_fanout();
 
+-- For /metrics, every few seconds from the delivery worker: deliveries still
+-- pending (due now or waiting for a retry) and the age in seconds of the
+-- oldest (0: none). Reads the partial index of pending deliveries only.
+CREATE FUNCTION kip.webhook_backlog()
+ RETURNS TABLE(pending bigint, oldest_age_s double precision)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT count(*), coalesce(extract(epoch FROM now() - min(d.created_at))::double precision, 0)
+    FROM kip.webhook_deliveries d
+   WHERE d.status = 'pending'
+$function$;
+
 -- The delivery worker's claim (app/webhook.c): up to p_limit due
 -- deliveries, locked with SKIP LOCKED so that several kipd instances on one
 -- database take different ones. Each claimed delivery gets a new claim id

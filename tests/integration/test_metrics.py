@@ -126,7 +126,8 @@ def test_sealer_daily_webhook_and_build_info(anon, coordinator):
         runs = value(fams, "kipd_daily_runs", "kipd_daily_runs_total")
         sealed_at = value(fams, "kipd_audit_sealer_last_run_timestamp_seconds",
                           "kipd_audit_sealer_last_run_timestamp_seconds")
-        if (runs >= 1 and sealed_at > 0) or time.time() > deadline:
+        backlog_counted = "kipd_webhook_backlog" in fams
+        if (runs >= 1 and sealed_at > 0 and backlog_counted) or time.time() > deadline:
             break
         time.sleep(0.3)
     now = time.time()
@@ -148,6 +149,11 @@ def test_sealer_daily_webhook_and_build_info(anon, coordinator):
 
     assert fams["kipd_webhook_deliveries_sent"].type == "counter"
     assert fams["kipd_webhook_deliveries_failed"].type == "counter"
+    # No subscription in this module: nothing pending.
+    assert backlog_counted, "the webhook backlog was never counted"
+    assert value(fams, "kipd_webhook_backlog", "kipd_webhook_backlog") == 0
+    assert value(fams, "kipd_webhook_oldest_pending_age_seconds",
+                 "kipd_webhook_oldest_pending_age_seconds") == 0
 
     info = [s for s in fams["kipd_build_info"].samples]
     assert len(info) == 1 and info[0].value == 1

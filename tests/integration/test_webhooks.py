@@ -473,3 +473,35 @@ def test_resolved_address_is_checked_at_connect_time(kipd_factory):
             listener.accept()
     finally:
         listener.close()
+
+
+def _webhook_metrics(k):
+    from prometheus_client.parser import text_string_to_metric_families
+    r = Api(k.url, None).get("/metrics")
+    assert r.status_code == 200
+    out = {}
+    for f in text_string_to_metric_families(r.text):
+        for s in f.samples:
+            if s.name.startswith("kipd_webhook_"):
+                out[s.name] = s.value
+    return out
+
+
+def test_metrics_count_deliveries_and_the_backlog(wk, wadmin, receiver):
+    """/metrics: one 2xx delivery is sent_total + 1, one 500 answer is
+    failed_total + 1; the backlog counts the delivery left pending."""
+    rcv = receiver()
+    rcv.answers = [500]
+    t = _team(wadmin)
+    _subscribe(t.integ, rcv.url)
+    before = _webhook_metrics(wk)
+    action = _action(t.tov, t.plan)
+    kiptest.wait_until(lambda: _arrived(rcv, action["id"], ok=False), 15, what="the failed attempt")
+    kiptest.wait_until(lambda: _webhook_metrics(wk)["kipd_webhook_deliveries_failed_total"]
+                       == before["kipd_webhook_deliveries_failed_total"] + 1, 10, what="failed_total + 1")
+    kiptest.wait_until(lambda: _arrived(rcv, action["id"]), 30, what="the retried delivery")
+    after = kiptest.wait_until(
+        lambda: (m := _webhook_metrics(wk))["kipd_webhook_deliveries_sent_total"]
+        == before["kipd_webhook_deliveries_sent_total"] + 1 and m, 10, what="sent_total + 1")
+    assert after["kipd_webhook_deliveries_failed_total"] == before["kipd_webhook_deliveries_failed_total"] + 1
+    assert after["kipd_webhook_backlog"] >= 0 and after["kipd_webhook_oldest_pending_age_seconds"] >= 0
