@@ -191,7 +191,7 @@ typedef struct metrics_stmt_ctx_s {
 static void metrics__stmt(const pg_stmt_stat_t *s, void *data) {
   metrics_stmt_ctx_t *c = data;
   char name[160], labels[192];
-  hist_escape_label(s->stmt->name, name, sizeof(name));
+  hist_escape_label(s->name, name, sizeof(name));
   snprintf(labels, sizeof(labels), "statement=\"%s\"", name);
   if (c->errors)
     tbuf_printf(c->b, "kipd_db_statement_errors_total{%s} %llu\n", labels,

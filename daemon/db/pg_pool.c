@@ -586,9 +586,14 @@ void pg_pool_stats(const pg_pool_t *pool, pg_pool_stats_t *out) {
   out->errors_total = pool->errors_total;
 }
 
-static size_t pool__stmt_slot(pg_stmt_stat_t *tab, size_t cap, const pg_stmt_t *stmt) {
-  size_t i = ((uintptr_t)stmt >> 4) * 0x9E3779B97F4A7C15ULL & (cap - 1);
-  while (tab[i].stmt != NULL && tab[i].stmt != stmt)
+/* The table is keyed by the statement's name (copied): two statement
+ * objects of one name are one series, and an entry outlives its object. */
+static size_t pool__stmt_slot(pg_stmt_stat_t *tab, size_t cap, const char *name) {
+  uint64_t h = 14695981039346656037ULL;  /* FNV-1a */
+  for (const char *p = name; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  size_t i = (size_t)h & (cap - 1);
+  while (tab[i].name != NULL && strcmp(tab[i].name, name) != 0)
     i = (i + 1) & (cap - 1);
   return i;
 }
@@ -602,15 +607,17 @@ void pg_pool__observe_stmt(pg_pool_t *pool, const pg_stmt_t *stmt, uint64_t ns, 
     if (tab == NULL)
       return;  /* the statistic is lost, the query is not */
     for (size_t i = 0; i < pool->stmt_stats_cap; i++)
-      if (pool->stmt_stats[i].stmt != NULL)
-        tab[pool__stmt_slot(tab, cap, pool->stmt_stats[i].stmt)] = pool->stmt_stats[i];
+      if (pool->stmt_stats[i].name != NULL)
+        tab[pool__stmt_slot(tab, cap, pool->stmt_stats[i].name)] = pool->stmt_stats[i];
     free(pool->stmt_stats);
     pool->stmt_stats = tab;
     pool->stmt_stats_cap = cap;
   }
-  pg_stmt_stat_t *e = &pool->stmt_stats[pool__stmt_slot(pool->stmt_stats, pool->stmt_stats_cap, stmt)];
-  if (e->stmt == NULL) {
-    e->stmt = stmt;
+  pg_stmt_stat_t *e = &pool->stmt_stats[pool__stmt_slot(pool->stmt_stats, pool->stmt_stats_cap, stmt->name)];
+  if (e->name == NULL) {
+    e->name = strdup(stmt->name);
+    if (e->name == NULL)
+      return;
     pool->stmt_stats_len++;
   }
   hist_observe(&e->hist, ns);
@@ -620,7 +627,7 @@ void pg_pool__observe_stmt(pg_pool_t *pool, const pg_stmt_t *stmt, uint64_t ns, 
 
 void pg_pool_stmt_stats(const pg_pool_t *pool, pg_stmt_stat_cb cb, void *data) {
   for (size_t i = 0; i < pool->stmt_stats_cap; i++)
-    if (pool->stmt_stats[i].stmt != NULL)
+    if (pool->stmt_stats[i].name != NULL)
       cb(&pool->stmt_stats[i], data);
 }
 
@@ -645,6 +652,8 @@ void pg_pool_free(pg_pool_t *pool) {
   for (unsigned i = 0; i < pool->nconns; i++)
     pg_conn__free(&pool->conns[i]);
   free(pool->conns);
+  for (size_t i = 0; i < pool->stmt_stats_cap; i++)
+    free(pool->stmt_stats[i].name);
   free(pool->stmt_stats);
   pg_resolve_plan_free(pool->dns_plan);
   free(pool->application_name);

@@ -129,10 +129,10 @@ typedef struct pg_pool_stats_s {
 } pg_pool_stats_t;
 void pg_pool_stats(const pg_pool_t *pool, pg_pool_stats_t *out);
 
-/* Time per named statement, from the send of its pipeline to its result
+/* Time per statement name, from the send of its pipeline to its result
  * (so a statement's time includes the ones before it in the same request). */
 typedef struct pg_stmt_stat_s {
-  const pg_stmt_t *stmt;        /* NULL: an empty slot */
+  char *name;                   /* the statement's name (a copy); NULL: an empty slot */
   hist_t hist;
   uint64_t errors;
 } pg_stmt_stat_t;
