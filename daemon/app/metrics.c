@@ -129,14 +129,14 @@ static bool metrics__allowed(kreq_t *r) {
   return true;
 }
 
-static void metrics__head(tbuf_t *b, const char *name, const char *type, const char *help) {
-  tbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+static void metrics__head(hist_buf_t *b, const char *name, const char *type, const char *help) {
+  hist_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void metrics__one(tbuf_t *b, const char *name, const char *type, const char *help,
+static void metrics__one(hist_buf_t *b, const char *name, const char *type, const char *help,
                          unsigned long long v) {
   metrics__head(b, name, type, help);
-  tbuf_printf(b, "%s %llu\n", name, v);
+  hist_buf_printf(b, "%s %llu\n", name, v);
 }
 
 static void metrics__series_labels(const metrics_t *m, const route_t *routes, size_t i, char *out,
@@ -153,7 +153,7 @@ static void metrics__series_labels(const metrics_t *m, const route_t *routes, si
   snprintf(out, n, "route=\"%s\",method=\"%s\"", route, method);
 }
 
-static void metrics__http(tbuf_t *b, const app_t *app) {
+static void metrics__http(hist_buf_t *b, const app_t *app) {
   const metrics_t *m = app->metrics;
   if (m == NULL)
     return;
@@ -167,10 +167,10 @@ static void metrics__http(tbuf_t *b, const app_t *app) {
       continue;
     metrics__series_labels(m, app->routes, i, labels, sizeof(labels));
     for (size_t k = 0; k < METRICS_STATUSES && s->status[k] != 0; k++)
-      tbuf_printf(b, "kipd_http_requests_total{%s,status=\"%d\"} %llu\n", labels, s->status[k],
+      hist_buf_printf(b, "kipd_http_requests_total{%s,status=\"%d\"} %llu\n", labels, s->status[k],
                   (unsigned long long)s->count[k]);
     if (s->other_status > 0)
-      tbuf_printf(b, "kipd_http_requests_total{%s,status=\"other\"} %llu\n", labels,
+      hist_buf_printf(b, "kipd_http_requests_total{%s,status=\"other\"} %llu\n", labels,
                   (unsigned long long)s->other_status);
   }
   metrics__head(b, "kipd_http_request_duration_seconds", "histogram",
@@ -184,7 +184,7 @@ static void metrics__http(tbuf_t *b, const app_t *app) {
 }
 
 typedef struct metrics_stmt_ctx_s {
-  tbuf_t *b;
+  hist_buf_t *b;
   bool errors;
 } metrics_stmt_ctx_t;
 
@@ -194,13 +194,13 @@ static void metrics__stmt(const pg_stmt_stat_t *s, void *data) {
   hist_escape_label(s->name, name, sizeof(name));
   snprintf(labels, sizeof(labels), "statement=\"%s\"", name);
   if (c->errors)
-    tbuf_printf(c->b, "kipd_db_statement_errors_total{%s} %llu\n", labels,
+    hist_buf_printf(c->b, "kipd_db_statement_errors_total{%s} %llu\n", labels,
                 (unsigned long long)s->errors);
   else
     hist_write(c->b, "kipd_db_statement_duration_seconds", labels, &s->hist);
 }
 
-static void metrics__db(tbuf_t *b, const app_t *app) {
+static void metrics__db(hist_buf_t *b, const app_t *app) {
   pg_pool_stats_t ps = {0};
   pg_pool_stats(app->pool, &ps);
   metrics__one(b, "kipd_db_pool_connections_up", "gauge", "Database connections that are up.",
@@ -229,7 +229,7 @@ static void metrics__db(tbuf_t *b, const app_t *app) {
   pg_pool_stmt_stats(app->pool, metrics__stmt, &c);
 }
 
-static void metrics__server(tbuf_t *b, const app_t *app) {
+static void metrics__server(hist_buf_t *b, const app_t *app) {
   http_server_stats_t hs = {0};
   if (app->server != NULL)
     http_server_stats(app->server, &hs);
@@ -246,16 +246,16 @@ static void metrics__server(tbuf_t *b, const app_t *app) {
                "Connections refused over the limit.", hs.connections_refused);
 }
 
-static void metrics__jobs(tbuf_t *b, const app_t *app) {
+static void metrics__jobs(hist_buf_t *b, const app_t *app) {
   if (app->daily != NULL) {
     daily_stats_t d;
     daily_stats(app->daily, &d);
     metrics__head(b, "kipd_daily_last_run_timestamp_seconds", "gauge",
                   "When the last daily pass finished (Unix time; 0: not yet).");
-    tbuf_printf(b, "kipd_daily_last_run_timestamp_seconds %.3f\n", d.last_end_unix_ms / 1e3);
+    hist_buf_printf(b, "kipd_daily_last_run_timestamp_seconds %.3f\n", d.last_end_unix_ms / 1e3);
     metrics__head(b, "kipd_daily_last_run_duration_seconds", "gauge",
                   "How long the last daily pass took.");
-    tbuf_printf(b, "kipd_daily_last_run_duration_seconds %.6f\n", d.last_duration_ns / 1e9);
+    hist_buf_printf(b, "kipd_daily_last_run_duration_seconds %.6f\n", d.last_duration_ns / 1e9);
     metrics__one(b, "kipd_daily_runs_total", "counter", "Daily passes finished.", d.runs_total);
     metrics__one(b, "kipd_daily_failures_total", "counter", "Daily passes that failed.",
                  d.failures_total);
@@ -267,10 +267,10 @@ static void metrics__jobs(tbuf_t *b, const app_t *app) {
                  "Audit rows not yet sealed, as of the sealer's last run.", s.unsealed_rows);
     metrics__head(b, "kipd_audit_oldest_unsealed_age_seconds", "gauge",
                   "Age of the oldest audit row not yet sealed at the sealer's last run (0: none).");
-    tbuf_printf(b, "kipd_audit_oldest_unsealed_age_seconds %.3f\n", s.oldest_unsealed_age_s);
+    hist_buf_printf(b, "kipd_audit_oldest_unsealed_age_seconds %.3f\n", s.oldest_unsealed_age_s);
     metrics__head(b, "kipd_audit_sealer_last_run_timestamp_seconds", "gauge",
                   "When the sealer last ran successfully (Unix time; 0: not yet).");
-    tbuf_printf(b, "kipd_audit_sealer_last_run_timestamp_seconds %.3f\n", s.last_run_unix_ms / 1e3);
+    hist_buf_printf(b, "kipd_audit_sealer_last_run_timestamp_seconds %.3f\n", s.last_run_unix_ms / 1e3);
     metrics__one(b, "kipd_audit_sealer_failures_total", "counter", "Sealer runs that failed.",
                  s.failures_total);
   }
@@ -295,7 +295,7 @@ static void metrics__jobs(tbuf_t *b, const app_t *app) {
                    "Webhook deliveries pending, counted every 10 s by the delivery worker.", w.backlog);
       metrics__head(b, "kipd_webhook_oldest_pending_age_seconds", "gauge",
                     "Age of the oldest pending webhook delivery at the last count (0: none).");
-      tbuf_printf(b, "kipd_webhook_oldest_pending_age_seconds %.3f\n", w.oldest_pending_age_s);
+      hist_buf_printf(b, "kipd_webhook_oldest_pending_age_seconds %.3f\n", w.oldest_pending_age_s);
     }
   }
 }
@@ -304,18 +304,18 @@ void metrics_page(kreq_t *r) {
   if (!metrics__allowed(r))
     return;
   const app_t *app = r->app;
-  tbuf_t b = {0};
+  hist_buf_t b = {0};
   metrics__head(&b, "kipd_build_info", "gauge", "The version and commit of this kipd, always 1.");
-  tbuf_printf(&b, "kipd_build_info{version=\"%s\",git=\"%s\"} 1\n", KIPD_VERSION, KIPD_GIT);
+  hist_buf_printf(&b, "kipd_build_info{version=\"%s\",git=\"%s\"} 1\n", KIPD_VERSION, KIPD_GIT);
   metrics__http(&b, app);
   metrics__server(&b, app);
   metrics__db(&b, app);
   metrics__jobs(&b, app);
   if (b.failed) {
-    tbuf_free(&b);
+    hist_buf_free(&b);
     kreq_problem(r, 500, "out of memory", NULL, NULL);
     return;
   }
   kreq_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, NULL, 0);
-  tbuf_free(&b);
+  hist_buf_free(&b);
 }

@@ -17,7 +17,7 @@ void hist_observe(hist_t *h, uint64_t ns) {
   h->sum_ns += ns;
 }
 
-void tbuf_printf(tbuf_t *b, const char *fmt, ...) {
+void hist_buf_printf(hist_buf_t *b, const char *fmt, ...) {
   if (b->failed)
     return;
   for (;;) {
@@ -47,23 +47,23 @@ void tbuf_printf(tbuf_t *b, const char *fmt, ...) {
   }
 }
 
-void tbuf_free(tbuf_t *b) {
+void hist_buf_free(hist_buf_t *b) {
   free(b->data);
-  *b = (tbuf_t){0};
+  *b = (hist_buf_t){0};
 }
 
-void hist_write(tbuf_t *b, const char *name, const char *labels, const hist_t *h) {
+void hist_write(hist_buf_t *b, const char *name, const char *labels, const hist_t *h) {
   const char *sep = labels[0] ? "," : "";
   uint64_t cum = 0;
   for (size_t i = 0; i < HIST_NBUCKETS - 1; i++) {
     cum += h->counts[i];
-    tbuf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, hist_bounds[i],
+    hist_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, hist_bounds[i],
                 (unsigned long long)cum);
   }
-  tbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)h->count);
+  hist_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)h->count);
   const char *o = labels[0] ? "{" : "", *c = labels[0] ? "}" : "";
-  tbuf_printf(b, "%s_sum%s%s%s %.9f\n", name, o, labels, c, (double)h->sum_ns / 1e9);
-  tbuf_printf(b, "%s_count%s%s%s %llu\n", name, o, labels, c, (unsigned long long)h->count);
+  hist_buf_printf(b, "%s_sum%s%s%s %.9f\n", name, o, labels, c, (double)h->sum_ns / 1e9);
+  hist_buf_printf(b, "%s_count%s%s%s %llu\n", name, o, labels, c, (unsigned long long)h->count);
 }
 
 void hist_escape_label(const char *in, char *out, size_t n) {

@@ -19,19 +19,19 @@ typedef struct hist_s {
 
 void hist_observe(hist_t *h, uint64_t ns);
 
-typedef struct tbuf_s {
+typedef struct hist_buf_s {
   char *data;
   size_t len;
   size_t cap;
   int failed;        /* an allocation failed; data is incomplete */
-} tbuf_t;
+} hist_buf_t;
 
-void tbuf_printf(tbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tbuf_free(tbuf_t *b);
+void hist_buf_printf(hist_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hist_buf_free(hist_buf_t *b);
 
 /* Writes name_bucket{labels,le="..."} (cumulative), name_sum and
  * name_count. labels is e.g. `route="/x",method="GET"` or "". */
-void hist_write(tbuf_t *b, const char *name, const char *labels, const hist_t *h);
+void hist_write(hist_buf_t *b, const char *name, const char *labels, const hist_t *h);
 
 /* Escapes a label value (backslash, double quote, newline) into out
  * (size n, truncated). */

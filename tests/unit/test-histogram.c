@@ -17,7 +17,7 @@ int main(void) {
   tap_is_int((long long)h.counts[HIST_NBUCKETS - 1], 1, "20 s in +Inf");
   tap_is_int((long long)h.count, 3, "count");
 
-  tbuf_t b = {0};
+  hist_buf_t b = {0};
   hist_write(&b, "x_seconds", "route=\"/a\"", &h);
   tap_ok(!b.failed && b.data != NULL, "written");
   tap_ok(strstr(b.data, "x_seconds_bucket{route=\"/a\",le=\"0.001\"} 1\n") != NULL, "first bucket");
@@ -26,17 +26,17 @@ int main(void) {
   tap_ok(strstr(b.data, "x_seconds_bucket{route=\"/a\",le=\"+Inf\"} 3\n") != NULL, "+Inf is the count");
   tap_ok(strstr(b.data, "x_seconds_count{route=\"/a\"} 3\n") != NULL, "_count");
   tap_ok(strstr(b.data, "x_seconds_sum{route=\"/a\"} 20.002000001\n") != NULL, "_sum in seconds");
-  tbuf_free(&b);
+  hist_buf_free(&b);
 
   hist_write(&b, "y", "", &h);
   tap_ok(strstr(b.data, "y_bucket{le=\"+Inf\"} 3\n") != NULL && strstr(b.data, "y_count 3\n") != NULL,
          "no labels: no empty braces");
-  tbuf_free(&b);
+  hist_buf_free(&b);
 
   for (int i = 0; i < 5000; i++)
-    tbuf_printf(&b, "line %d\n", i);
+    hist_buf_printf(&b, "line %d\n", i);
   tap_ok(!b.failed && strstr(b.data, "line 4999\n") != NULL && b.len == strlen(b.data), "grows");
-  tbuf_free(&b);
+  hist_buf_free(&b);
 
   char out[32];
   hist_escape_label("a\"b\\c\nd", out, sizeof(out));
