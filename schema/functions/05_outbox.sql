@@ -91,13 +91,16 @@ $function$;
 -- before a still running one waits until that one ends. Resuming from an
 -- id (Last-Event-ID, a webhook cursor) finds its place by that event's xid;
 -- an id that no event has (a rolled-back one) resumes with the higher ids.
-CREATE FUNCTION kip.events_after(p_after bigint, p_limit integer DEFAULT 100)
+CREATE FUNCTION kip.events_after(p_after bigint, p_limit integer DEFAULT 100,
+                                 p_horizon xid8 DEFAULT NULL)
  RETURNS SETOF kip.events
  LANGUAGE plpgsql
  STABLE
 AS $function$
 DECLARE
-  v_horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+  -- p_horizon: a caller that must know which events were held back (the
+  -- live stream, kip_api.events_fetch) takes the horizon once and passes it.
+  v_horizon xid8 := coalesce(p_horizon, pg_snapshot_xmin(pg_current_snapshot()));
   c kip.events;
 BEGIN
   IF coalesce(p_after, 0) > 0 THEN
