@@ -117,3 +117,42 @@ BEGIN
   END IF;
 END
 $function$;
+
+-- Every event type kipd writes: what a webhook subscription may name
+-- (POST /v1/webhooks, event_types). test_outbox.py checks that this list,
+-- the openapi enum of Event.type and docs/integration.md's table agree.
+CREATE FUNCTION kip.event_types()
+ RETURNS text[]
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT ARRAY[
+    'plan.created',
+    'plan.changed',
+    'plan.closed',
+    'plan.coordinator_changed',
+    'plan.follow_up_due',
+    'consent.given',
+    'consent.refused',
+    'consent.withdrawn',
+    'consent.review_due',
+    'participant.added',
+    'participant.changed',
+    'participant.left',
+    'meeting.scheduled',
+    'meeting.changed',
+    'meeting.rescheduled',
+    'meeting.invitee_responded',
+    'meeting.held',
+    'meeting.cancelled',
+    'meeting.outcome_overdue',
+    'action.created',
+    'action.changed',
+    'action.assigned',
+    'action.started',
+    'action.completed',
+    'action.reopened',
+    'action.cancelled',
+    'action.overdue',
+    'action.needs_responsible']
+$function$;
