@@ -24,14 +24,18 @@ static int plans__simple_options(kc_t *kc, const kc_command_t *cmd, int argc, ch
   return -1;
 }
 
-static char *plans__path(const char *id) {
+static char *plans__path_with(const char *id, const char *suffix) {
   char *e = client_escape(id);
-  size_t n = (e ? strlen(e) : 0) + 16;
+  size_t n = (e ? strlen(e) : 0) + strlen(suffix) + 16;
   char *p = malloc(n);
   if (p != NULL)
-    snprintf(p, n, "/v1/plans/%s", e ? e : "");
+    snprintf(p, n, "/v1/plans/%s%s", e ? e : "", suffix);
   free(e);
   return p;
+}
+
+static char *plans__path(const char *id) {
+  return plans__path_with(id, "");
 }
 
 /* ---- plan get ---- */
@@ -74,13 +78,16 @@ static int plan_export(kc_t *kc, const kc_command_t *cmd, int argc, char **argv)
     {"output", required_argument, NULL, 'o'}, {"format", required_argument, NULL, 'f'},
     CMD_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
   const char *output = NULL;
+  bool fhir = false;
   int opt;
   while ((opt = getopt_long(argc, argv, "o:", options, NULL)) != -1) {
     switch (opt) {
     case 'o': output = optarg; break;
     case 'f':
-      if (strcmp(optarg, "plan") != 0)
-        return cmd_usage_error(cmd, "--format: only \"plan\" (kipd's plan document) exists yet");
+      if (strcmp(optarg, "fhir") == 0)
+        fhir = true;
+      else if (strcmp(optarg, "plan") != 0)
+        return cmd_usage_error(cmd, "--format: \"plan\" (kipd's plan document) or \"fhir\" (a FHIR R4 Bundle)");
       break;
     case 'J': kc->json = true; break;
     case 'h': return cmd_help(cmd);
@@ -90,7 +97,7 @@ static int plan_export(kc_t *kc, const kc_command_t *cmd, int argc, char **argv)
   int rc = cmd_positional(cmd, argc, argv, 1);
   if (rc >= 0)
     return rc;
-  char *path = plans__path(argv[optind]);
+  char *path = plans__path_with(argv[optind], fhir ? "/fhir" : "");
   json_t *plan;
   rc = client_call(kc, "GET", path, NULL, 200, &plan);
   free(path);
@@ -231,9 +238,10 @@ const kc_command_t cmd_plans[] = {
    "Show a plan: a summary, or with --json the whole plan document. Reading a plan is audited\n"
    "(plan.read) like any other read; the token's user must have access to it.\n", plan_get},
   {"plan", "export", "write a plan document to a file",
-   "usage: kipctl plan export PLAN_ID [--output FILE] [--format plan] [--json]\n\n"
+   "usage: kipctl plan export PLAN_ID [--output FILE] [--format plan|fhir] [--json]\n\n"
    "Write the whole plan document (JSON) to FILE (created 0600: it holds personal data), or to\n"
-   "stdout without --output. --format plan is the only format yet. Audited as plan.read.\n",
+   "stdout without --output. --format fhir writes the plan as a FHIR R4 Bundle\n"
+   "(GET /v1/plans/{id}/fhir, docs/fhir.md) instead. Audited as plan.read.\n",
    plan_export},
   {"audit", "verify", "verify the audit hash chain",
    "usage: kipctl audit verify [--grace-seconds N] [--json]\n\n"

@@ -29,7 +29,7 @@ struct events__stream_s {
   http_request_t *req;            /* NULL once ended */
   char *ctx;                      /* the fetch's $1: credential hash, passive */
   const pg_stmt_t *fetch;         /* borrowed (static, api/events.c) */
-  long long after;                /* the last event id scanned for this stream */
+  long long after;                /* the last event handed out (kip.events_after's cursor) */
   uint64_t checked_at;            /* loop time of the last fetch that answered */
   bool dirty;                     /* there may be events after `after` */
   bool fetching;
@@ -209,7 +209,8 @@ static void events__on_fetched(void *data, int err, PGresult *res) {
   if (hold) {
     st->dirty = true;
     events__kick(hub, EVENTS__HOLD_RETRY_MS);
-  } else if (more || hub->latest > st->after) {
+  } else if (more || st->dirty) {
+    /* More at once, or a notification came while this fetch ran. */
     st->dirty = true;
     events__kick(hub, 0);
   }
@@ -271,12 +272,14 @@ static void events__on_notify(void *data, const char *payload) {
     return;
   if (id > hub->latest)
     hub->latest = id;
+  /* Every stream looks: the outbox hands events out in the order of their
+   * transactions (kip.events_after), so an event with a lower id than a
+   * stream's position can still be new to it. One fetch per stream at a
+   * time; a notification during a fetch asks for one more after it. */
   bool any = false;
   for (events__stream_t *st = hub->streams; st != NULL; st = st->next) {
-    if (st->after < id) {
-      st->dirty = true;
-      any = true;
-    }
+    st->dirty = true;
+    any = true;
   }
   if (any)
     events__kick(hub, 0);

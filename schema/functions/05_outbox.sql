@@ -91,13 +91,16 @@ $function$;
 -- before a still running one waits until that one ends. Resuming from an
 -- id (Last-Event-ID, a webhook cursor) finds its place by that event's xid;
 -- an id that no event has (a rolled-back one) resumes with the higher ids.
-CREATE FUNCTION kip.events_after(p_after bigint, p_limit integer DEFAULT 100)
+CREATE FUNCTION kip.events_after(p_after bigint, p_limit integer DEFAULT 100,
+                                 p_horizon xid8 DEFAULT NULL)
  RETURNS SETOF kip.events
  LANGUAGE plpgsql
  STABLE
 AS $function$
 DECLARE
-  v_horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+  -- p_horizon: a caller that must know which events were held back (the
+  -- live stream, kip_api.events_fetch) takes the horizon once and passes it.
+  v_horizon xid8 := coalesce(p_horizon, pg_snapshot_xmin(pg_current_snapshot()));
   c kip.events;
 BEGIN
   IF coalesce(p_after, 0) > 0 THEN
@@ -113,4 +116,43 @@ BEGIN
                   ORDER BY e.xid, e.id LIMIT p_limit;
   END IF;
 END
+$function$;
+
+-- Every event type kipd writes: what a webhook subscription may name
+-- (POST /v1/webhooks, event_types). test_outbox.py checks that this list,
+-- the openapi enum of Event.type and docs/integration.md's table agree.
+CREATE FUNCTION kip.event_types()
+ RETURNS text[]
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT ARRAY[
+    'plan.created',
+    'plan.changed',
+    'plan.closed',
+    'plan.coordinator_changed',
+    'plan.follow_up_due',
+    'consent.given',
+    'consent.refused',
+    'consent.withdrawn',
+    'consent.review_due',
+    'participant.added',
+    'participant.changed',
+    'participant.left',
+    'meeting.scheduled',
+    'meeting.changed',
+    'meeting.rescheduled',
+    'meeting.invitee_responded',
+    'meeting.held',
+    'meeting.cancelled',
+    'meeting.outcome_overdue',
+    'action.created',
+    'action.changed',
+    'action.assigned',
+    'action.started',
+    'action.completed',
+    'action.reopened',
+    'action.cancelled',
+    'action.overdue',
+    'action.needs_responsible']
 $function$;

@@ -247,6 +247,10 @@ BEGIN
       PERFORM kip.fail(422, 'invalid_format', 'event_types[' || i || ']',
                        'must be an event type such as action.assigned');
     END IF;
+    IF NOT v_type = ANY (kip.event_types()) THEN
+      PERFORM kip.fail(422, 'not_allowed_value', 'event_types[' || i || ']',
+                       'not an event type kipd writes (docs/integration.md, "Events")');
+    END IF;
     IF NOT v_type = ANY (v_types) THEN
       v_types := v_types || v_type;
     END IF;

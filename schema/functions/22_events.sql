@@ -41,7 +41,13 @@ BEGIN
   ELSIF p_query ? 'after' THEN
     v_after := (p_query->>'after')::bigint;
   ELSE
-    SELECT coalesce(max(id), 0) INTO v_after FROM kip.events;
+    -- The newest event in the outbox's order among those already final
+    -- (kip.events_after): what commits from now on, or was still running,
+    -- comes after it.
+    SELECT coalesce((SELECT id FROM kip.events
+                      WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+                      ORDER BY xid DESC, id DESC LIMIT 1), 0)
+      INTO v_after;
   END IF;
   PERFORM kip.audit('events.stream', NULL, 'events');
   RETURN kip.ok(jsonb_build_object('after', v_after::text));
@@ -49,8 +55,10 @@ END
 $function$;
 
 -- The events after p_after that this stream's user may see, at most
--- p_limit scanned, in id order. Called by kipd for each open stream when a
--- NOTIFY kip_events arrives (and after the LISTEN connection came back).
+-- p_limit scanned, in the outbox's order (kip.events_after: by transaction,
+-- and only from transactions that have ended, so an event that commits late
+-- is never skipped). Called by kipd for each open stream when a NOTIFY
+-- kip_events arrives (and after the LISTEN connection came back).
 -- It authenticates the stream's credential every time (a revoked token, a
 -- signed-out or expired session: 401, and kipd ends the stream); with
 -- "passive" in the context a session's idle clock is not pushed on, since
@@ -59,53 +67,38 @@ $function$;
 -- Body: {"events": [envelope, ...], "next": "<id>", "hold": bool, "more": bool}.
 --   more: p_limit events were scanned; there may be more right away;
 --   next: the stream's new position (the last event scanned, seen or not);
---   hold: stopped early at a gap in the ids that a transaction still running
---         may fill: ids are taken when an event is inserted and become
---         visible at commit, so id 11 can be seen before id 10. kipd asks
---         again shortly. A gap is passed once no other transaction is in
---         progress, or once the event after it is older than twice the
---         statement timeout (every kipd transaction is one statement, so the
---         gap is then a rolled-back insert that nothing will fill).
+--   hold: committed events wait behind a transaction still running (they
+--         are handed out once it ends, in its order); kipd asks again
+--         shortly, since that transaction may write no event to notify.
 CREATE FUNCTION kip_api.events_fetch(p_ctx jsonb, p_after bigint, p_limit integer)
  RETURNS kip.reply
  LANGUAGE plpgsql
 AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
-  v_own xid8 := pg_current_xact_id_if_assigned();
-  v_busy boolean;
   -- p_limit: kipd sends 1..1000.
-  v_settle interval;
-  v_expect bigint := p_after + 1;
+  v_horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
   v_next bigint := p_after;
   v_hold boolean := false;
   v_events json[] := '{}';
   v_scanned integer := 0;
   r record;
 BEGIN
-  SELECT EXISTS (SELECT 1 FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-                  WHERE x IS DISTINCT FROM v_own)
-    INTO v_busy;
-  v_settle := 2 * coalesce(nullif(current_setting('statement_timeout'), '0')::interval,
-                           interval '10 seconds');
   FOR r IN
     SELECT ev AS e, p.owner_organisation_id AS owner
-      FROM kip.events ev LEFT JOIN kip.plans p ON p.id = ev.plan_id
-     WHERE ev.id > p_after
-     ORDER BY ev.id
-     LIMIT p_limit
+      FROM kip.events_after(p_after, p_limit, v_horizon) ev
+      LEFT JOIN kip.plans p ON p.id = ev.plan_id
+     ORDER BY ev.xid, ev.id
   LOOP
-    IF (r.e).id <> v_expect AND v_busy AND (r.e).at > clock_timestamp() - v_settle THEN
-      v_hold := true;
-      EXIT;
-    END IF;
     v_scanned := v_scanned + 1;
-    v_expect := (r.e).id + 1;
     v_next := (r.e).id;
     IF kip.event_visible(u, (r.e).plan_id, r.owner) THEN
       v_events := v_events || kip.event_json(r.e);
     END IF;
   END LOOP;
+  IF v_scanned < p_limit THEN
+    v_hold := EXISTS (SELECT 1 FROM kip.events e WHERE e.xid >= v_horizon);
+  END IF;
   RETURN kip.ok_json(json_build_object('events', to_json(v_events), 'next', v_next::text,
                                        'hold', v_hold, 'more', v_scanned >= p_limit));
 END

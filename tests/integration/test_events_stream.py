@@ -538,3 +538,29 @@ def test_through_nginx_as_deploy_md_configures_it(nginx, kipd, team):
             s2.close()
     finally:
         s.close()
+
+
+def test_an_event_that_commits_late_is_sent_first_never_skipped(kipd, team, pg):
+    """A transaction that wrote an event (a lower id) and is still open holds
+    back the events committed after it; when it commits, the stream gets its
+    event and then the later ones, in the outbox's order (kip.events_after),
+    so a client resuming from the last id it got misses nothing."""
+    from test_outbox import Psql
+    tov, plan = team
+    s = _opened(Stream(kipd.url, tov.token))
+    slow = Psql(pg, kipd.db)
+    try:
+        slow.run("BEGIN;")
+        (late,) = slow.run(f"SELECT kip.emit('plan.changed', '{plan['id']}', '{plan['id']}', "
+                           "'{\"status\": \"active\", \"fields\": []}');")
+        action = _action(tov, plan)                       # committed, with higher ids
+        with pytest.raises(AssertionError):
+            s.event(timeout=1.5)                          # held behind the open transaction
+        slow.run("COMMIT;")
+        first = s.event()
+        assert first["id"] == late and first["event"] == "plan.changed"
+        rest = s.events_until(_is_assigned(action))
+        assert all(int(e["id"]) > int(late) for e in rest)
+    finally:
+        slow.close()
+        s.close()

@@ -135,7 +135,7 @@ def test_usage_errors_exit_2(kipctl):
     usage_error(kipctl("org", "add", "--name", "X"))          # no --sector
     usage_error(kipctl("org", "list", "--bogus"))
     usage_error(kipctl("token", "create", "admin"))           # no --name
-    usage_error(kipctl("plan", "export", "x", "--format", "fhir"))
+    usage_error(kipctl("plan", "export", "x", "--format", "pdf"))
     r = usage_error(kipctl("user", "add", "--username", "x"))
     assert "usage: kipctl user add" in r.err
     usage_error(kipctl("health", url="ftp://example.org"))
@@ -362,6 +362,14 @@ def test_plan_get_and_export(kipctl, make_org, admin, home):
     assert exported["id"] == plan["id"] and exported["citizen"] == doc["citizen"]
     # To stdout without --output.
     assert ok(kipctl("plan", "export", plan["id"], token=nurse.token)).json()["id"] == plan["id"]
+    # The FHIR R4 Bundle of the same plan (docs/fhir.md), also 0600.
+    fout = home / "plan.fhir.json"
+    ok(kipctl("plan", "export", plan["id"], "--format", "fhir", "--output", str(fout), token=nurse.token))
+    assert stat.S_IMODE(fout.stat().st_mode) == 0o600
+    bundle = json.loads(fout.read_text())
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
+    careplan = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan")
+    assert careplan["id"] == plan["id"]
 
     # Someone who may not see the plan: 404, as for a plan that does not exist.
     stranger = kiptest.create_user(admin, make_org(), ["coordinator"])

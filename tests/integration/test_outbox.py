@@ -384,6 +384,9 @@ def test_the_catalogue_lists_every_type_and_member(coordinator, make_org, make_u
     spec = yaml.safe_load((kiptest.ROOT / "api" / "openapi.yaml").read_text())
     enum = set(spec["components"]["schemas"]["Event"]["properties"]["type"]["enum"])
     assert set(catalogue) == enum
+    # kip.event_types(), what a webhook subscription may name, is the same list.
+    listed = pg.psql("SELECT array_to_string(kip.event_types(), ' ')", db=kipd.db).split()
+    assert sorted(listed) == sorted(enum) and len(listed) == len(set(listed))
     members = set(spec["components"]["schemas"]["EventData"]["properties"])
     assert set().union(*catalogue.values()) == members
     written = set()

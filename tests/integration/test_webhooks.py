@@ -417,6 +417,9 @@ def test_url_policy(wk, wadmin):
     kiptest.problem(t.integ.post("/v1/webhooks", json={"url": "https://example.com/hook",
                                                         "event_types": ["Not A Type"]}),
                     422, field="event_types[0]", code="invalid_format")
+    kiptest.problem(t.integ.post("/v1/webhooks", json={"url": "https://example.com/hook",
+                                                        "event_types": ["action.assigned", "plan.craeted"]}),
+                    422, field="event_types[1]", code="not_allowed_value")
     # Only the integration role and admins subscribe.
     caseworker = kiptest.create_user(wadmin, t.org, ["caseworker"])
     kiptest.problem(caseworker.post("/v1/webhooks", json={"url": "https://example.com/hook"}), 403)
