@@ -3,7 +3,7 @@
 // ({"value": null, "suppressed": true}) is shown as "..", never as 0; every
 // chart has its table beside it (for print and for screen readers).
 import { h, clear, todayCph } from '../dom.js';
-import { t, currentLang } from '../i18n.js';
+import { t, has, currentLang } from '../i18n.js';
 import { get } from '../api.js';
 import { problemHeadline } from '../forms.js';
 import { state } from '../state.js';
@@ -39,7 +39,7 @@ function cell(c, lang, opts) {
 // A bar chart as SVG: one group of bars per row, one bar per series. A
 // suppressed value gets no bar but a ".." mark, so it never reads as 0.
 function barChart(id, rows, series, lang) {
-  const W = 720; const H = 240; const L = 40; const B = 40; const T = 10;
+  const W = 720; const H = 280; const L = 40; const B = 80; const T = 10;
   let max = 0;
   for (const r of rows) for (const s of series) { const v = num(r[s.col]); if (v !== null && v > max) max = v; }
   if (max === 0) max = 1;
@@ -65,7 +65,10 @@ function barChart(id, rows, series, lang) {
       const hgt = ((H - B - T) * v) / max;
       el('rect', { x, y: H - B - hgt, width: bw - 1, height: hgt, class: `bar bar-${j}` });
     });
-    el('text', { x: L + i * gw + gw / 2, y: H - B + 16, 'text-anchor': 'middle', class: 'tick' }, r.label);
+    const lx = L + i * gw + gw / 2; const ly = H - B + 14;
+    el('text', rows.length > 8
+      ? { x: lx, y: ly, 'text-anchor': 'end', class: 'tick', transform: `rotate(-30 ${lx} ${ly})` }
+      : { x: lx, y: ly, 'text-anchor': 'middle', class: 'tick' }, r.label);
   });
   return svg;
 }
@@ -75,8 +78,12 @@ function legend(series) {
     h('li', null, h('span', { class: `swatch bar-${j}` }), t(s.key))));
 }
 
-function chartSection(id, titleKey, table, series, lang) {
-  const rows = table.rows;
+// Sectors by their Danish (or English) name; months, quarters and
+// organisations by the API's label.
+const rowLabel = (r, bySector) => (bySector && has(`stats.sector.${r.key}`) ? t(`stats.sector.${r.key}`) : r.label);
+
+function chartSection(id, titleKey, table, series, lang, bySector = false) {
+  const rows = table.rows.map((r) => ({ ...r, label: rowLabel(r, bySector) }));
   const cols = series.map((s) => s);
   const allRows = [...rows, { ...table.total, label: t('stats.total'), total: true }];
   return h('section', { class: 'panel stats-chart', 'aria-labelledby': `${id}-h`, id },
@@ -150,15 +157,15 @@ export async function render(main) {
     chartSection('stats-meetings', 'stats.meetings_title', s.activity, [
       { col: 'meetings_held', key: 'stats.col.meetings_held' },
       { col: 'meetings_cancelled', key: 'stats.col.meetings_cancelled' },
-    ], lang),
+    ], lang, groupBy === 'sector'),
     chartSection('stats-first', 'stats.first_meeting_title', s.activity, [
       { col: 'first_meeting_median_days', key: 'stats.col.first_meeting_median_days' },
       { col: 'first_meeting_p90_days', key: 'stats.col.first_meeting_p90_days' },
       { col: 'first_meeting_plans', key: 'stats.col.first_meeting_plans', tableOnly: true },
-    ], lang),
+    ], lang, groupBy === 'sector'),
     chartSection('stats-sector', 'stats.actions_sector_title', s.actions_by_sector, [
       { col: 'actions_on_time_share', key: 'stats.col.actions_on_time_share', share: true },
       { col: 'actions_due', key: 'stats.col.actions_due', tableOnly: true },
       { col: 'actions_on_time', key: 'stats.col.actions_on_time', tableOnly: true },
-    ], lang));
+    ], lang, true));
 }
