@@ -14,6 +14,7 @@ import * as meetingMode from './views/meeting_mode.js';
 import * as tasks from './views/tasks.js';
 import * as meetings from './views/meetings.js';
 import * as minutes from './views/minutes.js';
+import * as stats from './views/stats.js';
 
 const UUID = '([0-9a-f-]{36})';
 const routes = [
@@ -28,6 +29,7 @@ const routes = [
   [new RegExp(`^/moeder/${UUID}/referat$`), minutes],
   [/^\/opgaver$/, tasks],
   [/^\/moeder$/, meetings],
+  [/^\/statistik$/, stats],
 ];
 
 let cleanup = null;
@@ -59,7 +61,9 @@ function topbar() {
     h('nav', { 'aria-label': t('nav.label') }, h('ul', null,
       h('li', null, link('/forloeb', 'nav.plans')),
       h('li', null, link('/opgaver', 'nav.tasks')),
-      h('li', null, link('/moeder', 'nav.meetings')))),
+      h('li', null, link('/moeder', 'nav.meetings')),
+      // Only the roles GET /v1/stats answers see the entry.
+      stats.maySeeStats() ? h('li', null, link('/statistik', 'nav.stats')) : null)),
     h('div', { class: 'who' },
       h('span', { class: 'who-name' }, state.user.display_name),
       langBtn, out));
