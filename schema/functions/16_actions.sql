@@ -190,8 +190,7 @@ BEGIN
                      jsonb_build_object('action_id', a.id, 'status', a.status, 'version', a.version,
                                         'area', a.area, 'due_date', a.due_date,
                                         'fields', kip.event_fields(p_body, ARRAY['title', 'description',
-                                                                   'area', 'due_date'])),
-                     'action.changed:' || a.id || ':v' || a.version);
+                                                                   'area', 'due_date'])));
   END IF;
   IF v_resp <> (x.a).responsible_participant_id THEN
     PERFORM kip.emit('action.assigned', p.id, a.id,
