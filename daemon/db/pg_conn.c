@@ -263,34 +263,9 @@ void pg_conn__init(pg_conn_t *conn, pg_pool_t *pool, unsigned index) {
  * the connection string's own) after the string, which they override. */
 static void conn__start(pg_conn_t *conn, const char *host, const char *hostaddr, const char *port) {
   pg_pool_t *pool = conn->pool;
-  const char *keys[8];
-  const char *values[8];
-  int k = 0;
-  /* dbname first: with expand_dbname it is expanded as a conninfo or URI,
-   * and the keywords after it override what it sets. */
-  keys[k] = "dbname";
-  values[k++] = pool->conninfo;
-  keys[k] = "options";
-  values[k++] = pool->options;
-  if (pool->application_name != NULL) {
-    keys[k] = "application_name";
-    values[k++] = pool->application_name;
-  }
-  if (hostaddr != NULL) {
-    keys[k] = "host";
-    values[k++] = host;
-    keys[k] = "hostaddr";
-    values[k++] = hostaddr;
-    if (port != NULL) {
-      keys[k] = "port";
-      values[k++] = port;
-    }
-  }
-  keys[k] = NULL;
-  values[k] = NULL;
-
   conn->state = PG_CONN_CONNECTING;
-  conn->pq = PQconnectStartParams(keys, values, 1);
+  conn->pq = pg_resolve_connect(pool->conninfo, pool->options, pool->application_name, host,
+                                hostaddr, port);
   if (conn->pq == NULL) {
     conn__connect_failed(conn, "out of memory");
     return;

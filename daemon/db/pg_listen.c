@@ -174,29 +174,8 @@ static void listen__notice(void *arg, const char *message) {
 /* PQconnectStartParams, with the resolved host, hostaddr and port (NULL:
  * the connection string's own) after the string, which they override. */
 static void listen__start(pg_listen_t *l, const char *host, const char *hostaddr, const char *port) {
-  const char *keys[6];
-  const char *values[6];
-  int k = 0;
-  keys[k] = "dbname";  /* expanded as a conninfo or URI; later keys override */
-  values[k++] = l->conninfo;
-  if (l->application_name != NULL) {
-    keys[k] = "application_name";
-    values[k++] = l->application_name;
-  }
-  if (hostaddr != NULL) {
-    keys[k] = "host";
-    values[k++] = host;
-    keys[k] = "hostaddr";
-    values[k++] = hostaddr;
-    if (port != NULL) {
-      keys[k] = "port";
-      values[k++] = port;
-    }
-  }
-  keys[k] = NULL;
-  values[k] = NULL;
   l->state = PG_LISTEN_CONNECTING;
-  l->pq = PQconnectStartParams(keys, values, 1);
+  l->pq = pg_resolve_connect(l->conninfo, NULL, l->application_name, host, hostaddr, port);
   if (l->pq == NULL) {
     listen__break(l, "out of memory");
     return;

@@ -324,3 +324,35 @@ void pg_resolve_abandon(pg_resolve_t *r) {
   r->abandoned = true;
   uv_cancel((uv_req_t *)&r->req);  /* or, already running, its callback frees it */
 }
+
+PGconn *pg_resolve_connect(const char *conninfo, const char *options, const char *application_name,
+                           const char *host, const char *hostaddr, const char *port) {
+  const char *keys[8];
+  const char *values[8];
+  int k = 0;
+  /* dbname first: with expand_dbname it is expanded as a conninfo or URI,
+   * and the keywords after it override what it sets. */
+  keys[k] = "dbname";
+  values[k++] = conninfo;
+  if (options != NULL) {
+    keys[k] = "options";
+    values[k++] = options;
+  }
+  if (application_name != NULL) {
+    keys[k] = "application_name";
+    values[k++] = application_name;
+  }
+  if (hostaddr != NULL) {
+    keys[k] = "host";
+    values[k++] = host;
+    keys[k] = "hostaddr";
+    values[k++] = hostaddr;
+    if (port != NULL) {
+      keys[k] = "port";
+      values[k++] = port;
+    }
+  }
+  keys[k] = NULL;
+  values[k] = NULL;
+  return PQconnectStartParams(keys, values, 1);
+}

@@ -20,6 +20,7 @@
 #ifndef KIPD_DB_PG_RESOLVE_H
 #define KIPD_DB_PG_RESOLVE_H
 
+#include <libpq-fe.h>
 #include <uv.h>
 
 typedef struct pg_resolve_plan_s pg_resolve_plan_t;
@@ -41,5 +42,13 @@ void pg_resolve_plan_free(pg_resolve_plan_t *plan);
 pg_resolve_t *pg_resolve_start(uv_loop_t *loop, const pg_resolve_plan_t *plan, pg_resolve_cb cb,
                                void *data);
 void pg_resolve_abandon(pg_resolve_t *r);
+
+/* PQconnectStartParams on conninfo (expanded as a connection string or
+ * URI), with options and application_name when not NULL, and the host,
+ * hostaddr and port a lookup answered (hostaddr NULL: the string's own)
+ * after it, which they override. The pool's connections and the LISTEN
+ * connection start the same way. */
+PGconn *pg_resolve_connect(const char *conninfo, const char *options, const char *application_name,
+                           const char *host, const char *hostaddr, const char *port);
 
 #endif
