@@ -231,8 +231,10 @@ def test_a_lock_past_statement_timeout_fails_fast_and_the_pool_recovers(cluster,
              "-q", "-c", f"BEGIN; SELECT 1 FROM kip.plans WHERE id = '{plan['id']}' FOR UPDATE; "
              "SELECT pg_sleep(8); COMMIT;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            # The holder sleeps only after its FOR UPDATE: wait for the sleep
+            # itself (matching the query text would also match this check's own).
             kiptest.wait_until(lambda: cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE "
-                                                    "query LIKE '%pg_sleep(8)%' AND state = 'active'",
+                                                    "wait_event = 'PgSleep' AND pid <> pg_backend_pid()",
                                                     db="kipd") != "0", 10, what="the lock to be held")
             results = []
 
