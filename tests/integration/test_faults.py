@@ -216,6 +216,7 @@ def test_kipd_killed_9_under_write_load_and_started_again(cluster, fault_kipd):
     _invariants(cluster, w.acked)
 
 
+@pytest.mark.pg_timer   # a lock wait outlasting statement_timeout; see docs/testing.md
 def test_a_lock_past_statement_timeout_fails_fast_and_the_pool_recovers(cluster, workroot):
     k = Kipd.external(kiptest.make_workdir(workroot, kiptest.unique("slow-")), cluster.url("kipd"),
                       name="slow", extra_args=["--statement-timeout-ms", "1000", "--pool-size", "4"])
