@@ -96,10 +96,15 @@ static bool metrics__is_loopback(const char *addr) {
 }
 
 /* The flags --metrics-loopback-only and --metrics-token. Replies and
- * returns false when the scrape is not allowed. */
+ * returns false when the scrape is not allowed. With --metrics-loopback-only
+ * both the socket's peer and the client a trusted proxy names in
+ * X-Forwarded-For (r->client_addr) must be loopback: a reverse proxy on the
+ * same host connects from loopback, but the client it forwards need not. */
 static bool metrics__allowed(kreq_t *r) {
   const app_config_t *cfg = &r->app->cfg;
-  if (cfg->metrics_loopback_only && !metrics__is_loopback(r->http->remote_addr)) {
+  if (cfg->metrics_loopback_only &&
+      (!metrics__is_loopback(r->http->remote_addr) ||
+       (r->client_addr != NULL && !metrics__is_loopback(r->client_addr)))) {
     kreq_problem_code(r, 403, "the metrics are served to loopback clients only", "forbidden", "client",
                       "must connect from a loopback address");
     return false;

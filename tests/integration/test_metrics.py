@@ -8,6 +8,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import kiptest
 from kiptest import Api, problem
 
 
@@ -173,7 +174,46 @@ def test_metrics_token(kipd_factory):
     assert anon.get("/healthz").status_code == 200
 
 
-def test_metrics_loopback_only(kipd_factory):
-    k = kipd_factory(extra_args=["--metrics-loopback-only"], name="metrics-lo")
-    # The harness connects over loopback: allowed.
-    assert Api(k.url, None).get("/metrics").status_code == 200
+def _non_loopback_ipv4():
+    """An IPv4 address of this host that is not loopback (the one the kernel
+    would send from towards a documentation address), or None."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))      # UDP: no packet is sent
+            addr = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
+
+
+def test_metrics_loopback_only(pg, new_db, workroot):
+    # kipd listens on every address; a trusted proxy is loopback.
+    d = kiptest.make_workdir(workroot, kiptest.unique("metrics-lo-"))
+    port = kiptest.free_port()
+    db = new_db()
+    k = kiptest.Kipd.external(d, pg.runtime_url(db), owner_url=pg.url(db), listen=False, port=port,
+                              name="metrics-lo",
+                              extra_args=["--listen", f"0.0.0.0:{port}", "--metrics-loopback-only",
+                                          "--trusted-proxies", "127.0.0.1"])
+    with kiptest.running_kipd(k):
+        # The harness connects over loopback: allowed.
+        r = Api(k.url, None).get("/metrics")
+        assert r.status_code == 200 and "kipd_build_info" in r.text
+        # An admin's token opens nothing more from a forwarded remote client.
+        admin = Api(k.url, k.admin_token())
+        problem(admin.get("/metrics", headers={"X-Forwarded-For": "198.51.100.4"}), 403)
+        # A local proxy that forwards a remote client is refused: the client
+        # it names is not loopback, although the TCP peer is.
+        p = problem(Api(k.url, None).get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}), 403)
+        assert p["errors"][0]["field"] == "client", p
+        assert "kipd_build_info" not in p["detail"]
+        # ... and one naming a loopback client is not.
+        assert Api(k.url, None).get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}).status_code == 200
+        # A direct connection to a non-loopback address of this host comes from
+        # that address: refused, while the rest of the API answers it.
+        addr = _non_loopback_ipv4()
+        if addr is not None:
+            other = Api(f"http://{addr}:{port}", None)
+            problem(other.get("/metrics"), 403)
+            assert other.get("/healthz").status_code == 200
