@@ -124,8 +124,9 @@ static const netpolicy__special_t netpolicy__special[] = {
   {"ff00::/8", false},      {"64:ff9b::/96", false},   {"2002::/16", false},
 };
 
+/* p NULL is the default policy: no extra networks, no loopback. */
 static bool netpolicy__allows16(const netpolicy_t *p, const unsigned char a[16]) {
-  for (size_t i = 0; i < p->n; i++)
+  for (size_t i = 0; p != NULL && i < p->n; i++)
     if (netpolicy__in(a, p->blocks[i].addr, p->blocks[i].bits))
       return true;
   for (size_t i = 0; i < KIPD_ARRAY_SIZE(netpolicy__special); i++) {
@@ -133,7 +134,7 @@ static bool netpolicy__allows16(const netpolicy_t *p, const unsigned char a[16])
     if (netpolicy__parse(netpolicy__special[i].cidr, strlen(netpolicy__special[i].cidr), &b) != 0)
       return false;
     if (netpolicy__in(a, b.addr, b.bits))
-      return netpolicy__special[i].loopback && p->allow_loopback;
+      return netpolicy__special[i].loopback && p != NULL && p->allow_loopback;
   }
   return true;
 }

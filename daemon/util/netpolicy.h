@@ -29,6 +29,9 @@ int netpolicy_new(const char *allow, bool allow_loopback, netpolicy_t **out, cha
                   size_t err_len) KIPD_MUST_CHECK;
 void netpolicy_free(netpolicy_t *p);
 
+/* p (borrowed) may be NULL in the two functions below: the default policy,
+ * no extra networks and no loopback. */
+
 /* True when a connection to sa (AF_INET or AF_INET6; borrowed) is allowed. */
 bool netpolicy_allows(const netpolicy_t *p, const struct sockaddr *sa);
 

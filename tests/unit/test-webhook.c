@@ -61,6 +61,12 @@ int main(void) {
   tap_is_int(netpolicy_allows_text(strict, "10.1.1.1"), 0, "literal refused");
   tap_is_int(netpolicy_allows_text(strict, "8.8.8.8"), 1, "literal allowed");
   tap_is_int(netpolicy_allows_text(strict, "example.com"), -EINVAL, "a name is not a literal");
+  /* No policy at all (a library user that set none) is the default policy;
+   * the fuzzer found a NULL dereference here. */
+  tap_is_int(netpolicy_allows_text(NULL, "10.1.2.3"), 0, "no policy: private refused");
+  tap_is_int(netpolicy_allows_text(NULL, "fe80::1"), 0, "no policy: link-local refused");
+  tap_is_int(netpolicy_allows_text(NULL, "127.0.0.1"), 0, "no policy: loopback refused");
+  tap_is_int(netpolicy_allows_text(NULL, "8.8.8.8"), 1, "no policy: public allowed");
 
   char sig[WEBHOOK_SIGN_HEADER_LEN];
   tap_is_int(webhook_sign("whsec_test", 1700000000, "{\"id\":\"1\"}", 10, sig), 0, "sign");
