@@ -348,6 +348,19 @@ test('a coordinator sees the statistics as Chart.js charts and tables, and print
       null, 'the charts back on screen');
     const back = await readCharts(page, [31, 95, 139]);
     assert.ok(back[0].coloured > 500, 'back on screen the bars are in colour again');
+
+    // Real printing (a PDF, A4): beforeprint finds every chart redrawn for
+    // print, afterprint finds them back.
+    await page.evaluate(() => {
+      const state = () => [...document.querySelectorAll('canvas')].map((c) => window.Chart.getChart(c).currentDevicePixelRatio);
+      window.kipPrintSeen = [];
+      window.addEventListener('beforeprint', () => window.kipPrintSeen.push(['before', ...state()]));
+      window.addEventListener('afterprint', () => window.kipPrintSeen.push(['after', ...state()]));
+    });
+    const pdf = await page.pdf({ format: 'A4' });
+    assert.ok(pdf.length > 20000, `a PDF (${pdf.length} bytes)`);
+    const dpr = await page.evaluate(() => window.devicePixelRatio);
+    assert.deepEqual(await page.evaluate(() => window.kipPrintSeen), [['before', 3, 3, 3], ['after', dpr, dpr, dpr]]);
     assert.deepEqual(page.problems, [], 'no console errors');
   });
 });
