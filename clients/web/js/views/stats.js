@@ -85,11 +85,12 @@ const INK = '#1b2430';
 const MUTED = '#4f5b68';
 
 // Printed, every chart is 160 mm wide (inside A4's margins and its panel) and
-// drawn at 3 device pixels per CSS pixel (about 290 dpi), so lines and text
-// stay sharp on paper. The heights match .chart-box in css/print.css.
+// drawn at 3 device pixels per CSS pixel (about 290 dpi; more on a screen
+// that has more), so lines and text stay sharp on paper. The heights match
+// .chart-box in css/print.css.
 const MM = 96 / 25.4;
 const PRINT_WIDTH = Math.round(160 * MM);
-const PRINT_DPR = 3;
+const printDpr = () => Math.max(3, window.devicePixelRatio || 1);
 
 // Draws ".." (suppressed), "–" (nothing to compute from) or "0 %" where a bar
 // would start, so a missing bar is never left to guessing and a suppressed
@@ -201,7 +202,7 @@ function printMode(charts, on) {
     if (chart.kipPrint === on) continue;
     chart.kipPrint = on;
     chart.data.datasets.forEach((ds, j) => colour(ds, j, on));
-    chart.options.devicePixelRatio = on ? PRINT_DPR : undefined;
+    chart.options.devicePixelRatio = on ? printDpr() : undefined;
     chart.update();
     if (on) chart.resize(PRINT_WIDTH, chart.kipPrintHeight);
     else chart.resize();
