@@ -12,6 +12,9 @@ KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema p
 # npm for the PostGraphile peer comes with the machine's nodejs; Debian's npm package
 # conflicts with it, so it is not listed here.
 KIPD_BENCH_PACKAGES=(wrk postgresql-contrib linux-perf)
+# clients/web: the web UI's one npm package (Chart.js, pinned in clients/web/package-lock.json), installed
+# by scripts/web-deps with `npm ci` before the build; npm as for tests/browser below.
+KIPD_WEB_PACKAGES=(nodejs)
 # tests/browser: the web UI end to end in Debian's chromium, driven by playwright-core (npm, pinned in
 # tests/browser/package-lock.json; it never downloads a browser). npm comes with the machine's nodejs
 # where that is NodeSource's; with Debian's nodejs, scripts/test installs Debian's npm package.

@@ -1,10 +1,13 @@
 """The web UI served by kipd (app/web.c): index.html at / and at every
 unknown path outside the API, content-hashed assets with a year's immutable
 cache, ETag and 304, gzip when accepted, HEAD, the UI's CSP, and no way out
-of the embedded table (path traversal). The API keeps no-store."""
+of the embedded table (path traversal). The API keeps no-store. The one
+vendored library (Chart.js) is served from the embedded table too."""
 import gzip
+import json
 import re
 
+import kiptest
 from kiptest import RawHttp
 
 UI_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -136,3 +139,28 @@ def test_api_stays_the_api(kipd, admin):
     r = get(kipd, "/forloeb", method="DELETE")
     assert r.status == 404
     assert r.header("content-type").startswith("application/problem+json")
+
+
+def test_the_vendored_chart_library(kipd):
+    """Chart.js, pinned in clients/web/package-lock.json, is embedded from node_modules by embed.py: its
+    UMD build at vendor/chart.umd.js (the locked version's banner, no source map comment, a gzip copy),
+    its licences beside it; nothing else of node_modules, and not the npm files themselves."""
+    lock = json.loads((kiptest.ROOT / "clients" / "web" / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/chart.js"]["version"]
+    h = asset_paths(get(kipd, "/").body)[0].split("/")[2]
+    js = get(kipd, f"/assets/{h}/vendor/chart.umd.js")
+    assert js.status == 200
+    assert js.header("content-type") == "text/javascript; charset=utf-8"
+    assert js.header("cache-control") == "public, max-age=31536000, immutable"
+    assert js.body.startswith(f"/*!\n * Chart.js v{version}\n".encode())
+    assert b"sourceMappingURL" not in js.body
+    gz = get(kipd, f"/assets/{h}/vendor/chart.umd.js", {"Accept-Encoding": "gzip"})
+    assert gz.header("content-encoding") == "gzip"
+    assert gzip.decompress(gz.body) == js.body
+    for name, who in (("chart.js-LICENSE.txt", b"Chart.js Contributors"), ("kurkle-color-LICENSE.txt", b"Jukka Kurkela")):
+        lic = get(kipd, f"/assets/{h}/vendor/{name}")
+        assert lic.status == 200 and lic.header("content-type") == "text/plain; charset=utf-8"
+        assert b"The MIT License" in lic.body and who in lic.body
+    for path in ("package.json", "package-lock.json", "node_modules/chart.js/dist/chart.umd.js",
+                 "node_modules/chart.js/package.json", "vendor/chart.umd.js.map"):
+        assert get(kipd, f"/assets/{h}/{path}").status == 404, path
