@@ -77,7 +77,8 @@ BEGIN
   GET DIAGNOSTICS v_needs = ROW_COUNT;
   -- The audit chain: queue an incremental verification from the newest
   -- checkpoint (docs/audit.md, "Verification"), which kipd's verifier walks
-  -- in the background, so a changed row sealed since is found within a day.
+  -- in the background, so a changed row sealed since is found by the next
+  -- pass (hourly by default).
   -- At most one waits at a time.
   INSERT INTO kip.audit_verify_jobs (mode)
   SELECT 'incremental'

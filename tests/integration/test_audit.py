@@ -436,6 +436,37 @@ def test_verify_jobs_are_for_auditors_and_audited(pg, kipd, admin, coordinator, 
     problem(auditor.get("/v1/audit/verify-jobs/nope"), 404)
 
 
+def test_one_full_walk_at_a_time(pg, kipd_factory):
+    """While a full walk is queued, asking for one answers that job; a job
+    another kipd is stepping (its row locked) is left to it."""
+    k, nurse, auditor = _fresh(kipd_factory)
+    k.stop()
+    job_id = pg.psql("INSERT INTO kip.audit_verify_jobs (mode) VALUES ('full') RETURNING id", db=k.db).split()[0]
+    holder = subprocess.Popen(
+        [str(kiptest.PG_BINDIR / "psql"), "-h", str(pg.sockdir), "-U", "postgres", "-d", k.db, "-X", "-A", "-t",
+         "-q", "-v", "ON_ERROR_STOP=1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write(f"BEGIN;\nSELECT 'locked' FROM kip.audit_verify_jobs WHERE id = '{job_id}' "
+                           "FOR UPDATE;\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "locked"
+        k.start()
+        r = auditor.post("/v1/audit/verify-jobs")
+        assert r.status_code == 202 and r.json()["id"] == job_id, r.text
+        assert r.headers["Location"] == f"/v1/audit/verify-jobs/{job_id}"
+        time.sleep(1.5)   # a verifier tick or more: the locked job is skipped
+        assert auditor.get(r.headers["Location"]).json()["status"] == "queued"
+    finally:
+        holder.stdin.write("ROLLBACK;\n")
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    kiptest.wait_until(lambda: auditor.get(f"/v1/audit/verify-jobs/{job_id}").json()["status"] == "done", 30,
+                       interval=0.2, what="the job done once unlocked")
+    # Done, so the next request queues a new walk.
+    assert auditor.post("/v1/audit/verify-jobs").json()["id"] != job_id
+
+
 def test_the_daily_pass_advances_the_verification(pg, kipd_factory):
     """The daily pass queues an incremental verification, which kipd walks
     in the background: it records a checkpoint, and a row changed after the
