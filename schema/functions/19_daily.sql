@@ -79,7 +79,10 @@ BEGIN
   -- checkpoint (docs/audit.md, "Verification"), which kipd's verifier walks
   -- in the background, so a changed row sealed since is found by the next
   -- pass (hourly by default).
-  -- At most one waits at a time.
+  -- At most one waits at a time. Its finished predecessors are kept 30
+  -- days (the checkpoints they recorded stay); an auditor's full walks stay.
+  DELETE FROM kip.audit_verify_jobs j
+   WHERE j.mode = 'incremental' AND j.status = 'done' AND j.finished_at < p_at - interval '30 days';
   INSERT INTO kip.audit_verify_jobs (mode)
   SELECT 'incremental'
    WHERE NOT EXISTS (SELECT 1 FROM kip.audit_verify_jobs j WHERE j.mode = 'incremental' AND j.status <> 'done');

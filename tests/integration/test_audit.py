@@ -497,6 +497,12 @@ def test_the_daily_pass_advances_the_verification(pg, kipd_factory):
     errors = [rec for rec in k.log_records() if rec.get("msg") == "audit chain does NOT verify"]
     assert len(errors) == 1 and errors[0]["level"] == "error", k.log_records()[-5:]
     assert errors[0]["first_broken"]["id"] == changed and errors[0]["mode"] == "incremental"
+    # Its finished walks are forgotten after 30 days; the checkpoints stay.
+    checkpoints = pg.psql("SELECT count(*) FROM kip.audit_checkpoint", db=k.db)
+    pg.psql("UPDATE kip.audit_verify_jobs SET finished_at = now() - interval '31 days'", db=k.db)
+    daily_job()
+    assert pg.psql("SELECT count(*) FROM kip.audit_verify_jobs", db=k.db) == "1"
+    assert pg.psql("SELECT count(*) FROM kip.audit_checkpoint", db=k.db) == checkpoints
 
 
 # A log this long takes the old single statement past the statement timeout
