@@ -34,6 +34,7 @@
 #include "app/events.h"
 #include "app/roles.h"
 #include "app/sealer.h"
+#include "app/verifier.h"
 #include "app/webhook.h"
 #include "db/backup.h"
 #include "db/cluster.h"
@@ -85,6 +86,7 @@ typedef struct kipd_s {
   daily_t *daily;
   events_t *events;           /* GET /v1/events: the streams and their LISTEN connection */
   sealer_t *sealer;
+  verifier_t *verifier;
   webhook_t *webhook;         /* the webhook delivery worker */
   netpolicy_t *webhook_net;   /* the addresses webhooks may reach */
   route_t *routes;
@@ -128,7 +130,7 @@ static void kipd_on_pool_closed(pg_pool_t *pool, void *data) {
 
 /* What uses the pool stops first: the event streams' hub (its streams were
  * ended by the server's shutdown), the webhook worker, the daily pass, then
- * the sealer. */
+ * the sealer and the verifier. */
 static void kipd_close_timers(void *data) {
   kipd_t *k = data;
   if (k->app != NULL)
@@ -155,6 +157,12 @@ static void kipd_close_timers(void *data) {
     sealer_t *s = k->sealer;
     k->sealer = NULL;
     sealer_close(s, kipd_close_timers, k);
+    return;
+  }
+  if (k->verifier != NULL) {
+    verifier_t *v = k->verifier;
+    k->verifier = NULL;
+    verifier_close(v, kipd_close_timers, k);
     return;
   }
   pg_pool_close(k->pool, kipd_on_pool_closed, k);
@@ -412,6 +420,10 @@ static int kipd_listen(kipd_t *k) {
   if (rc != 0)
     return rc;
   rc = sealer_new(k->loop, k->pool, k->cfg.audit_seal_interval_ms, &k->sealer);
+  if (rc != 0)
+    return rc;
+  /* The audit chain's verification jobs: looks for one every second. */
+  rc = verifier_new(k->loop, k->pool, 1000, &k->verifier);
   if (rc != 0)
     return rc;
   /* Webhook delivery: libcurl's multi interface on this loop. */

@@ -142,40 +142,21 @@ static int plan_export(kc_t *kc, const kc_command_t *cmd, int argc, char **argv)
 
 /* ---- audit verify ---- */
 
-static int audit_verify(kc_t *kc, const kc_command_t *cmd, int argc, char **argv) {
-  static const struct option options[] = {
-    {"grace-seconds", required_argument, NULL, 'g'}, CMD_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
-  const char *grace = NULL;
-  int opt;
-  while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-    switch (opt) {
-    case 'g': grace = optarg; break;
-    case 'J': kc->json = true; break;
-    case 'h': return cmd_help(cmd);
-    default: return cmd_usage_error(cmd, "unknown or incomplete option \"%s\"", argv[optind - 1]);
-    }
-  }
-  int rc = cmd_positional(cmd, argc, argv, 0);
-  if (rc >= 0)
-    return rc;
-  char path[128] = "/v1/audit/verify";
-  if (grace != NULL) {
-    char *e = client_escape(grace);
-    snprintf(path, sizeof(path), "/v1/audit/verify?grace_seconds=%.90s", e ? e : "");
-    free(e);
-  }
-  json_t *v;
-  rc = client_call(kc, "GET", path, NULL, 200, &v);
-  if (rc != KC_OK)
-    return rc;
+/* Print a verification's result (GET /v1/audit/verify's answer, or a
+ * finished job's result); 0 when it verified, KC_API when not. v borrowed. */
+static int audit__print_result(kc_t *kc, json_t *v, json_t *job) {
   bool ok = json_is_true(json_object_get(v, "ok"));
   if (kc->json) {
-    out_json(v);
+    out_json(job != NULL ? job : v);
   } else {
+    if (job != NULL) {
+      static const out_column_t job_columns[] = {{"job", "id"}, {"steps", "steps"}, {NULL, NULL}};
+      out_record(job, job_columns);
+    }
     static const out_column_t columns[] = {
-      {"ok", "ok"}, {"checked", "checked"}, {"broken", "broken"}, {"unsealed", "unsealed"},
-      {"unsealed_overdue", "unsealed_overdue"}, {"head_seq", "head.seq"}, {"head_sealed_at", "head.sealed_at"},
-      {NULL, NULL}};
+      {"ok", "ok"}, {"mode", "mode"}, {"from_seq", "from.seq"}, {"checked", "checked"},
+      {"broken", "broken"}, {"unsealed", "unsealed"}, {"unsealed_overdue", "unsealed_overdue"},
+      {"head_seq", "head.seq"}, {"head_sealed_at", "head.sealed_at"}, {NULL, NULL}};
     out_record(v, columns);
     json_t *first = json_object_get(v, "first_broken");
     if (json_is_object(first)) {
@@ -184,11 +165,91 @@ static int audit_verify(kc_t *kc, const kc_command_t *cmd, int argc, char **argv
         {NULL, NULL}};
       out_record(first, broken);
     }
+    json_t *full = json_object_get(v, "last_full");
+    if (json_is_object(full)) {
+      static const out_column_t last_full[] = {
+        {"last_full_ok", "ok"}, {"last_full_finished_at", "finished_at"}, {NULL, NULL}};
+      out_record(full, last_full);
+    }
   }
   if (!ok)
     fputs("kipctl: the audit chain does NOT verify\n", stderr);
-  json_decref(v);
   return ok ? KC_OK : KC_API;
+}
+
+/* --full: queue the full walk and poll its job until done (or only print
+ * the job with --no-wait). */
+static int audit__full(kc_t *kc, const char *query, bool wait) {
+  char path[160];
+  snprintf(path, sizeof(path), "/v1/audit/verify-jobs%s", query);
+  json_t *job;
+  int rc = client_call(kc, "POST", path, NULL, 202, &job);
+  if (rc != KC_OK)
+    return rc;
+  const char *id = json_string_value(json_object_get(job, "id"));
+  if (!wait || id == NULL) {
+    if (kc->json) {
+      out_json(job);
+    } else {
+      static const out_column_t columns[] = {{"job", "id"}, {"status", "status"}, {NULL, NULL}};
+      out_record(job, columns);
+    }
+    json_decref(job);
+    return KC_OK;
+  }
+  char location[96];
+  snprintf(location, sizeof(location), "/v1/audit/verify-jobs/%.40s", id);
+  while (!json_is_object(json_object_get(job, "result"))) {
+    json_decref(job);
+    usleep(500 * 1000);
+    rc = client_call(kc, "GET", location, NULL, 200, &job);
+    if (rc != KC_OK)
+      return rc;
+  }
+  rc = audit__print_result(kc, json_object_get(job, "result"), job);
+  json_decref(job);
+  return rc;
+}
+
+static int audit_verify(kc_t *kc, const kc_command_t *cmd, int argc, char **argv) {
+  static const struct option options[] = {
+    {"grace-seconds", required_argument, NULL, 'g'}, {"full", no_argument, NULL, 'f'},
+    {"no-wait", no_argument, NULL, 'n'}, CMD_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+  const char *grace = NULL;
+  bool full = false, wait = true;
+  int opt;
+  while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    switch (opt) {
+    case 'g': grace = optarg; break;
+    case 'f': full = true; break;
+    case 'n': wait = false; break;
+    case 'J': kc->json = true; break;
+    case 'h': return cmd_help(cmd);
+    default: return cmd_usage_error(cmd, "unknown or incomplete option \"%s\"", argv[optind - 1]);
+    }
+  }
+  int rc = cmd_positional(cmd, argc, argv, 0);
+  if (rc >= 0)
+    return rc;
+  if (!wait && !full)
+    return cmd_usage_error(cmd, "--no-wait goes with --full");
+  char query[128] = "";
+  if (grace != NULL) {
+    char *e = client_escape(grace);
+    snprintf(query, sizeof(query), "?grace_seconds=%.90s", e ? e : "");
+    free(e);
+  }
+  if (full)
+    return audit__full(kc, query, wait);
+  char path[160];
+  snprintf(path, sizeof(path), "/v1/audit/verify%s", query);
+  json_t *v;
+  rc = client_call(kc, "GET", path, NULL, 200, &v);
+  if (rc != KC_OK)
+    return rc;
+  rc = audit__print_result(kc, v, NULL);
+  json_decref(v);
+  return rc;
 }
 
 /* ---- health ---- */
@@ -244,8 +305,11 @@ const kc_command_t cmd_plans[] = {
    "(GET /v1/plans/{id}/fhir, docs/fhir.md) instead. Audited as plan.read.\n",
    plan_export},
   {"audit", "verify", "verify the audit hash chain",
-   "usage: kipctl audit verify [--grace-seconds N] [--json]\n\n"
-   "Verify the audit log's hash chain (auditor role). Exits 1 when the chain does not verify.\n",
+   "usage: kipctl audit verify [--full [--no-wait]] [--grace-seconds N] [--json]\n\n"
+   "Verify the audit log's hash chain (auditor role). Exits 1 when the chain does not verify.\n"
+   "Without --full: from the last verified checkpoint on (GET /v1/audit/verify), quick.\n"
+   "--full: the whole chain from its first link, which kipd walks in the background\n"
+   "(POST /v1/audit/verify-jobs); waits for the result, or with --no-wait prints the job.\n",
    audit_verify},
   {"health", NULL, "is kipd live and ready",
    "usage: kipctl health [--json]\n\n"

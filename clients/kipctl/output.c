@@ -23,6 +23,8 @@ static json_t *out__get(json_t *obj, const char *path) {
 char *out_cell(json_t *obj, const char *path) {
   json_t *v = out__get(obj, path);
   char buf[64];
+  if (v == NULL)   /* absent, or below a null (e.g. "from.seq" with no checkpoint) */
+    return strdup("");
   switch (json_typeof(v)) {
   case JSON_STRING:
     return strdup(json_string_value(v));

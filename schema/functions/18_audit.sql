@@ -1,5 +1,5 @@
--- 18_audit.sql: Reading the audit trail: /v1/audit, /v1/audit/verify, a
--- plan's access log (daemon/api/audit.c).
+-- 18_audit.sql: Reading the audit trail: /v1/audit, /v1/audit/verify, the
+-- verification jobs, a plan's access log (daemon/api/audit.c).
 --
 -- Applied after the migrations, in file-name order, whenever the function
 -- files change (docs/architecture.md, "Schema layout"). Each function here
@@ -57,21 +57,89 @@ BEGIN
 END
 $function$;
 
--- GET /v1/audit/verify: seal what is committed, then recompute the chain.
-CREATE FUNCTION kip_api.audit_verify(p_ctx jsonb, p_query jsonb)
+-- GET /v1/audit/verify: an incremental verification, in steps. kipd calls
+-- this first with p_state NULL: it seals what is committed and starts a
+-- walk from the newest checkpoint (kip.audit_verify_begin). While the walk
+-- is not done, the answer is {"continue": state} and kipd calls again with
+-- that state, each call its own short statement (daemon/api/audit.c). The
+-- last call records a checkpoint when nothing was wrong, writes the audit
+-- row and answers the result. auditor only (403).
+CREATE FUNCTION kip_api.audit_verify(p_ctx jsonb, p_query jsonb, p_state jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql
 AS $function$
 DECLARE
   u kip.users := kip.begin_request(p_ctx);
   v_grace integer := coalesce((p_query->>'grace_seconds')::integer, 60);
+  v_state jsonb := p_state;
   v_result jsonb;
 BEGIN
   PERFORM kip.require_role(u, ARRAY['auditor'], 'only an auditor verifies the audit log');
-  PERFORM kip.audit_seal();
-  v_result := kip.audit_verify(make_interval(secs => v_grace));
+  IF v_state IS NULL THEN
+    PERFORM kip.audit_seal();
+    v_state := kip.audit_verify_begin('incremental', make_interval(secs => v_grace));
+  END IF;
+  v_state := kip.audit_verify_run(v_state);
+  IF v_state->>'phase' <> 'done' THEN
+    RETURN kip.ok(jsonb_build_object('continue', v_state));
+  END IF;
+  PERFORM kip.audit_checkpoint_record(v_state, u.id, current_setting('kip.request_id', true), NULL);
+  v_result := kip.audit_verify_result(v_state) || jsonb_build_object(
+    'last_full', (SELECT jsonb_build_object('id', j.id, 'finished_at', j.finished_at,
+                                            'ok', j.result->'ok', 'broken', j.result->'broken')
+                    FROM kip.audit_verify_jobs j
+                   WHERE j.mode = 'full' AND j.status = 'done'
+                   ORDER BY j.finished_at DESC LIMIT 1));
   PERFORM kip.audit('audit.verify', NULL, 'audit');
   RETURN kip.ok(v_result);
+END
+$function$;
+
+-- POST /v1/audit/verify-jobs: queue a full walk of the chain, from its
+-- first link, for kipd's verifier (kip.audit_verify_job_step). One full
+-- walk at a time: while one is queued or running, its job is answered
+-- instead of a new one. 202 with the job's Location. auditor only (403).
+CREATE FUNCTION kip_api.audit_verify_job_create(p_ctx jsonb, p_query jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  v_grace integer := coalesce((p_query->>'grace_seconds')::integer, 60);
+  j kip.audit_verify_jobs;
+BEGIN
+  PERFORM kip.require_role(u, ARRAY['auditor'], 'only an auditor verifies the audit log');
+  -- Two auditors asking at once get the same job.
+  PERFORM pg_advisory_xact_lock(7305872418);
+  SELECT * INTO j FROM kip.audit_verify_jobs x
+   WHERE x.mode = 'full' AND x.status <> 'done' ORDER BY x.requested_at LIMIT 1;
+  IF NOT FOUND THEN
+    INSERT INTO kip.audit_verify_jobs (mode, requested_by, organisation_id, request_id, grace_seconds)
+    VALUES ('full', u.id, u.organisation_id, current_setting('kip.request_id', true), v_grace)
+    RETURNING * INTO j;
+  END IF;
+  PERFORM kip.audit('audit.verify_job', NULL, 'audit');
+  RETURN kip.ok(kip.audit_verify_job_json(j), 202, NULL, '/v1/audit/verify-jobs/' || j.id);
+END
+$function$;
+
+-- GET /v1/audit/verify-jobs/{id}: a job's progress, and its result once
+-- done. auditor only (403); 404 for an id that names no job.
+CREATE FUNCTION kip_api.audit_verify_job_read(p_ctx jsonb, p_id uuid)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  j kip.audit_verify_jobs;
+BEGIN
+  PERFORM kip.require_role(u, ARRAY['auditor'], 'only an auditor verifies the audit log');
+  SELECT * INTO j FROM kip.audit_verify_jobs x WHERE x.id = p_id;
+  IF NOT FOUND THEN
+    PERFORM kip.fail(404, NULL, NULL, 'no such verification job');
+  END IF;
+  PERFORM kip.audit('audit.verify_job_read', NULL, 'audit');
+  RETURN kip.ok(kip.audit_verify_job_json(j));
 END
 $function$;
 

@@ -11,8 +11,9 @@
 -- meeting.outcome_overdue (a planned meeting whose end has passed without an
 -- outcome, once per meeting and calendar sequence, so a rescheduled meeting
 -- that is missed again counts again), and action.needs_responsible (an open
--- action whose responsible has left, once a day). Returns the new events
--- per kind.
+-- action whose responsible has left, once a day). It also queues an
+-- incremental verification of the audit chain. Returns the new events per
+-- kind.
 CREATE FUNCTION kip.daily_pass(p_at timestamp with time zone DEFAULT now())
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -74,6 +75,17 @@ BEGIN
    WHERE a.status IN ('open', 'in_progress') AND pa.left_at IS NOT NULL AND p.status <> 'closed'
   ON CONFLICT (dedupe_key) DO NOTHING;
   GET DIAGNOSTICS v_needs = ROW_COUNT;
+  -- The audit chain: queue an incremental verification from the newest
+  -- checkpoint (docs/audit.md, "Verification"), which kipd's verifier walks
+  -- in the background, so a changed row sealed since is found by the next
+  -- pass (hourly by default).
+  -- At most one waits at a time. Its finished predecessors are kept 30
+  -- days (the checkpoints they recorded stay); an auditor's full walks stay.
+  DELETE FROM kip.audit_verify_jobs j
+   WHERE j.mode = 'incremental' AND j.status = 'done' AND j.finished_at < p_at - interval '30 days';
+  INSERT INTO kip.audit_verify_jobs (mode)
+  SELECT 'incremental'
+   WHERE NOT EXISTS (SELECT 1 FROM kip.audit_verify_jobs j WHERE j.mode = 'incremental' AND j.status <> 'done');
   -- The statistics' fact tables (schema/functions/24_stats.sql), as of now.
   -- A refresh cut short by the statement timeout must not cost the events
   -- above: it is rolled back alone and goes on at the next pass.

@@ -201,6 +201,10 @@ ROUTES = {
     ("PUT", "/v1/me/password"): not_plan("the caller's own password"),
     ("GET", "/v1/audit"): not_plan("the audit log, for the auditor role only (test_audit.py); no plan content"),
     ("GET", "/v1/audit/verify"): not_plan("the hash chain check, for the auditor role only (test_audit.py)"),
+    ("POST", "/v1/audit/verify-jobs"): not_plan("queues the full walk of the hash chain, for the auditor role "
+                                                "only (test_audit.py)"),
+    ("GET", "/v1/audit/verify-jobs/{id}"): not_plan("a hash chain walk's progress and counts, for the auditor "
+                                                    "role only (test_audit.py)"),
     ("GET", "/v1/events"): not_plan("the live event stream: each event is filtered by kip.plan_access when "
                                     "it is sent (test_events_stream.py)"),
     ("GET", "/v1/stats"): not_plan("aggregate statistics, small cells suppressed, no plan or person; coordinators "

@@ -247,15 +247,22 @@ def test_verify_is_ok_on_a_clean_chain(coordinator, auditor, make_plan):
         coordinator.get(f"/v1/plans/{plan['id']}")
     result = _verify(auditor)
     assert result["ok"] is True, result
-    assert result["broken"] == 0 and result["first_broken"] is None
-    assert result["checked"] >= 6 and result["head"]["seq"] == result["checked"]
-    assert result["unsealed_overdue"] == 0
+    assert result["mode"] == "incremental" and result["broken"] == 0 and result["first_broken"] is None
+    assert result["checked"] >= 6 and result["unsealed_overdue"] == 0
+    # The next verification starts from the checkpoint this one recorded:
+    # it re-checks that link and walks only what was sealed since.
+    again = _verify(auditor)
+    assert again["ok"] is True, again
+    # (The daily pass's own verification may have moved it on meanwhile.)
+    assert again["from"]["seq"] >= result["head"]["seq"]
+    assert again["checked"] == again["head"]["seq"] - again["from"]["seq"] + 1
 
 
-def _fresh(kipd_factory, seal_ms="3600000"):
+def _fresh(kipd_factory, seal_ms="3600000", extra=()):
     """A kipd on its own database (tampering must not break the module's
-    chain), whose sealer stays out of the way: verify seals on demand."""
-    k = kipd_factory(extra_args=["--audit-seal-interval-ms", seal_ms])
+    chain), whose sealer stays out of the way (verify seals on demand) and
+    whose daily pass queues no verification of its own."""
+    k = kipd_factory(extra_args=["--audit-seal-interval-ms", seal_ms, "--daily-pass-interval-s", "0", *extra])
     admin = Api(k.url, k.admin_token(), name="admin")
     org = kiptest.create_org(admin)
     nurse = kiptest.create_user(admin, org, ["coordinator"])
@@ -263,48 +270,116 @@ def _fresh(kipd_factory, seal_ms="3600000"):
     return k, nurse, auditor
 
 
+def _seal(pg, db):
+    """Seal what is committed, as the sealer would, without recording a
+    checkpoint (a verification would)."""
+    pg.psql("SELECT kip.audit_seal()", db=db)
+
+
+def _full_walk(client, timeout=60):
+    """POST /v1/audit/verify-jobs and wait for the job's result."""
+    r = client.post("/v1/audit/verify-jobs")
+    assert r.status_code == 202, r.text
+    location = r.headers["Location"]
+    assert location == f"/v1/audit/verify-jobs/{r.json()['id']}" and r.json()["mode"] == "full"
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(location)
+        assert job.status_code == 200, job.text
+        job = job.json()
+        if job["status"] == "done":
+            assert job["result"]["mode"] == "full" and job["result"]["from"] is None, job
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+
+
+def _reads(nurse, plan, n):
+    for _ in range(n):
+        assert nurse.get(f"/v1/plans/{plan['id']}").status_code == 200
+
+
+def _read_ids(pg, db, plan):
+    return [int(r[0]) for r in _rows(pg, db, f"plan_id = '{plan['id']}' AND action = 'plan.read'")]
+
+
 def test_verify_reports_a_changed_row_then_a_deleted_one(pg, kipd_factory):
     k, nurse, auditor = _fresh(kipd_factory)
     plan = kiptest.create_plan(nurse)
-    for _ in range(4):
-        nurse.get(f"/v1/plans/{plan['id']}")
-    assert _verify(auditor)["ok"] is True
-    reads = [int(r[0]) for r in _rows(pg, k.db, f"plan_id = '{plan['id']}' AND action = 'plan.read'")]
-    changed, deleted = reads[1], reads[2]
-    # Someone with the owner's rights rewrites who read the plan...
+    _reads(nurse, plan, 2)
+    checkpoint = _verify(auditor)
+    assert checkpoint["ok"] is True, checkpoint
+    _reads(nurse, plan, 3)
+    _seal(pg, k.db)
+    changed, deleted = _read_ids(pg, k.db, plan)[3:5]
+    # Someone with the owner's rights rewrites who read the plan, after the
+    # checkpoint: the incremental verification finds it...
     pg.psql(f"UPDATE kip.audit SET user_id = '{uuid.uuid4()}' WHERE id = {changed}", db=k.db)
     result = _verify(auditor)
     assert result["ok"] is False and result["broken"] == 1, result
+    assert result["from"]["seq"] == checkpoint["head"]["seq"]
     assert result["first_broken"]["id"] == changed and result["first_broken"]["problem"] == "row_changed"
     assert result["first_broken"]["at"] is not None
-    # ...and when the row is put back as it was, the chain verifies again.
+    # ...and so does the full walk; a broken chain records no checkpoint.
+    job = _full_walk(auditor)
+    assert job["result"]["ok"] is False and job["result"]["first_broken"]["id"] == changed, job
+    assert _verify(auditor)["from"]["seq"] == checkpoint["head"]["seq"]
+    # When the row is put back as it was, the chain verifies again.
     pg.psql(f"UPDATE kip.audit SET user_id = '{nurse.user['id']}' WHERE id = {changed}", db=k.db)
     assert _verify(auditor)["ok"] is True
     pg.psql(f"DELETE FROM kip.audit WHERE id = {deleted}", db=k.db)
-    result = _verify(auditor)
+    # The row lies before the new checkpoint now: only the full walk sees it
+    # (docs/audit.md, "Verification").
+    assert _verify(auditor)["ok"] is True
+    job = _full_walk(auditor)
+    result = job["result"]
     assert result["ok"] is False and result["broken"] == 1, result
     assert result["first_broken"]["id"] == deleted and result["first_broken"]["problem"] == "row_deleted"
     assert result["first_broken"]["at"] is None
+    # The incremental answer names the failed full walk.
+    last_full = _verify(auditor)["last_full"]
+    assert last_full == {"id": job["id"], "finished_at": job["finished_at"], "ok": False, "broken": 1}
 
 
 def test_verify_reports_a_changed_or_deleted_seal(pg, kipd_factory):
     k, nurse, auditor = _fresh(kipd_factory)
     plan = kiptest.create_plan(nurse)
-    for _ in range(3):
-        nurse.get(f"/v1/plans/{plan['id']}")
-    assert _verify(auditor)["ok"] is True
-    seq = int(pg.psql("SELECT max(seq) - 2 FROM kip.audit_seal", db=k.db))
+    checkpoint = _verify(auditor)["head"]["seq"]
+    _reads(nurse, plan, 3)
+    _seal(pg, k.db)
+    seq = int(pg.psql("SELECT max(seq) - 1 FROM kip.audit_seal", db=k.db))
+    assert seq > checkpoint + 1
     pg.psql(f"UPDATE kip.audit_seal SET hash = sha256(hash) WHERE seq = {seq}", db=k.db)
     result = _verify(auditor)
     assert result["first_broken"]["seq"] == seq and result["first_broken"]["problem"] == "seal_changed", result
+    assert _full_walk(auditor)["result"]["first_broken"] == result["first_broken"]
     pg.psql(f"DELETE FROM kip.audit_seal WHERE seq = {seq - 1}", db=k.db)
     result = _verify(auditor)
     assert result["first_broken"]["seq"] == seq and result["first_broken"]["problem"] == "seal_missing", result
+    assert _full_walk(auditor)["result"]["first_broken"] == result["first_broken"]
+
+
+def test_verify_rechecks_the_checkpoint_link(pg, kipd_factory):
+    """A change to the checkpoint's own link (its seal row or its audit row)
+    is found by the incremental verification, which starts from it."""
+    k, nurse, auditor = _fresh(kipd_factory)
+    kiptest.create_plan(nurse)
+    head = _verify(auditor)["head"]
+    pg.psql(f"UPDATE kip.audit SET request_id = 'forged' WHERE id = {head['id']}", db=k.db)
+    result = _verify(auditor)
+    assert result["ok"] is False and result["from"]["seq"] == head["seq"], result
+    assert result["from"]["verified_by"] == auditor.user["id"] and result["from"]["mode"] == "incremental"
+    assert result["first_broken"]["seq"] == head["seq"] and result["first_broken"]["problem"] == "row_changed"
+    pg.psql(f"DELETE FROM kip.audit_seal WHERE seq = {head['seq']}", db=k.db)
+    result = _verify(auditor)
+    assert result["first_broken"]["seq"] == head["seq"] and result["first_broken"]["problem"] == "seal_missing"
+    assert _full_walk(auditor)["result"]["ok"] is False
 
 
 def test_rows_that_commit_late_are_sealed(pg, kipd_factory):
     """A row whose transaction commits after later rows were sealed is
-    sealed at the next pass, not skipped."""
+    sealed at the next pass, not skipped, and the checkpoint between does
+    not hide it from the next incremental verification."""
     k, nurse, auditor = _fresh(kipd_factory)
     plan = kiptest.create_plan(nurse)
     # Take an id, then let the sealer run past it before the row is visible.
@@ -316,18 +391,207 @@ def test_rows_that_commit_late_are_sealed(pg, kipd_factory):
     assert result["ok"] is True and result["unsealed"] <= 1, result   # (only verify's own row)
     items = auditor.get("/v1/audit", params={"action": "test.late"}).json()["items"]
     assert items[0]["id"] == late and items[0]["hash"]
+    assert _full_walk(auditor)["result"]["ok"] is True
 
 
 def test_unsealed_rows_beyond_the_grace_are_reported(pg, kipd_factory):
     k, nurse, auditor = _fresh(kipd_factory)
-    kiptest.create_plan(nurse)
+    plan = kiptest.create_plan(nurse)
+    # An id the sealer waits for, then gives up on (its gap forgotten), and a
+    # row slipped in under it, dated an hour back.
+    late = int(pg.psql("SELECT nextval('kip.audit_id_seq')", db=k.db))
+    nurse.get(f"/v1/plans/{plan['id']}")
     assert _verify(auditor)["ok"] is True
-    # A row slipped in under an id the sealer gave up on long ago.
-    pg.psql("INSERT INTO kip.audit (id, at, action, resource) VALUES (0, now() - interval '1 hour', "
+    pg.psql(f"DELETE FROM kip.audit_seal_gap WHERE audit_id = {late}", db=k.db)
+    pg.psql(f"INSERT INTO kip.audit (id, at, action, resource) VALUES ({late}, now() - interval '1 hour', "
             "'test.forged', 'test')", db=k.db)
     result = _verify(auditor)
     assert result["ok"] is False and result["broken"] == 0, result
+    assert result["unsealed_overdue"] == 1 and result["oldest_unsealed_overdue_id"] == late
+    # One under an id below every checkpoint is for the full walk to find.
+    pg.psql(f"DELETE FROM kip.audit WHERE id = {late}", db=k.db)
+    assert _verify(auditor)["ok"] is True
+    pg.psql("INSERT INTO kip.audit (id, at, action, resource) VALUES (0, now() - interval '1 hour', "
+            "'test.forged', 'test')", db=k.db)
+    assert _verify(auditor)["ok"] is True
+    result = _full_walk(auditor)["result"]
+    assert result["ok"] is False and result["broken"] == 0, result
     assert result["unsealed_overdue"] == 1 and result["oldest_unsealed_overdue_id"] == 0
+
+
+def test_verify_jobs_are_for_auditors_and_audited(pg, kipd, admin, coordinator, auditor):
+    for client in (admin, coordinator):
+        problem(client.post("/v1/audit/verify-jobs"), 403)
+    problem(admin.anonymous().post("/v1/audit/verify-jobs"), 401)
+    problem(auditor.post("/v1/audit/verify-jobs", params={"grace_seconds": "soon"}), 422, field="grace_seconds")
+    r = auditor.post("/v1/audit/verify-jobs")
+    assert r.status_code == 202, r.text
+    assert [row[1:] for row in _request_rows(pg, kipd.db, r)] == [("audit.verify_job", "", "audit")]
+    r2 = auditor.get(r.headers["Location"])
+    assert r2.status_code == 200 and r2.json()["id"] == r.json()["id"]
+    assert [row[1:] for row in _request_rows(pg, kipd.db, r2)] == [("audit.verify_job_read", "", "audit")]
+    for client in (admin, coordinator):
+        problem(client.get(r.headers["Location"]), 403)
+    problem(auditor.get(f"/v1/audit/verify-jobs/{uuid.uuid4()}"), 404)
+    problem(auditor.get("/v1/audit/verify-jobs/nope"), 404)
+
+
+def test_one_full_walk_at_a_time(pg, kipd_factory):
+    """While a full walk is queued, asking for one answers that job; a job
+    another kipd is stepping (its row locked) is left to it."""
+    k, nurse, auditor = _fresh(kipd_factory)
+    k.stop()
+    job_id = pg.psql("INSERT INTO kip.audit_verify_jobs (mode) VALUES ('full') RETURNING id", db=k.db).split()[0]
+    holder = subprocess.Popen(
+        [str(kiptest.PG_BINDIR / "psql"), "-h", str(pg.sockdir), "-U", "postgres", "-d", k.db, "-X", "-A", "-t",
+         "-q", "-v", "ON_ERROR_STOP=1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write(f"BEGIN;\nSELECT 'locked' FROM kip.audit_verify_jobs WHERE id = '{job_id}' "
+                           "FOR UPDATE;\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "locked"
+        k.start()
+        r = auditor.post("/v1/audit/verify-jobs")
+        assert r.status_code == 202 and r.json()["id"] == job_id, r.text
+        assert r.headers["Location"] == f"/v1/audit/verify-jobs/{job_id}"
+        time.sleep(1.5)   # a verifier tick or more: the locked job is skipped
+        assert auditor.get(r.headers["Location"]).json()["status"] == "queued"
+    finally:
+        holder.stdin.write("ROLLBACK;\n")
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    kiptest.wait_until(lambda: auditor.get(f"/v1/audit/verify-jobs/{job_id}").json()["status"] == "done", 30,
+                       interval=0.2, what="the job done once unlocked")
+    # Done, so the next request queues a new walk.
+    assert auditor.post("/v1/audit/verify-jobs").json()["id"] != job_id
+
+
+def test_the_daily_pass_advances_the_verification(pg, kipd_factory):
+    """The daily pass queues an incremental verification, which kipd walks
+    in the background: it records a checkpoint, and a row changed after the
+    last one is logged at error level within the day."""
+    k, nurse, auditor = _fresh(kipd_factory)
+    admin = Api(k.url, k.admin_token(), name="admin")
+    plan = kiptest.create_plan(nurse)
+    _reads(nurse, plan, 2)
+    _seal(pg, k.db)
+
+    def daily_job():
+        assert admin.post("/v1/admin/daily-pass").status_code == 200
+        deadline = time.monotonic() + 30
+        while pg.psql("SELECT count(*) FROM kip.audit_verify_jobs WHERE status <> 'done'", db=k.db) != "0":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        return pg.psql("SELECT result::text FROM kip.audit_verify_jobs WHERE mode = 'incremental' "
+                       "ORDER BY finished_at DESC LIMIT 1", db=k.db)
+
+    assert '"ok": true' in daily_job()
+    checkpoint = _verify(auditor)["from"]
+    assert checkpoint["mode"] == "incremental" and checkpoint["verified_by"] is None
+    _reads(nurse, plan, 2)
+    _seal(pg, k.db)
+    changed = _read_ids(pg, k.db, plan)[-1]
+    pg.psql(f"UPDATE kip.audit SET remote_addr = '10.6.6.6' WHERE id = {changed}", db=k.db)
+    assert '"ok": false' in daily_job()
+    errors = [rec for rec in k.log_records() if rec.get("msg") == "audit chain does NOT verify"]
+    assert len(errors) == 1 and errors[0]["level"] == "error", k.log_records()[-5:]
+    assert errors[0]["first_broken"]["id"] == changed and errors[0]["mode"] == "incremental"
+    # Its finished walks are forgotten after 30 days; the checkpoints stay.
+    checkpoints = pg.psql("SELECT count(*) FROM kip.audit_checkpoint", db=k.db)
+    pg.psql("UPDATE kip.audit_verify_jobs SET finished_at = now() - interval '31 days'", db=k.db)
+    daily_job()
+    assert pg.psql("SELECT count(*) FROM kip.audit_verify_jobs", db=k.db) == "1"
+    assert pg.psql("SELECT count(*) FROM kip.audit_checkpoint", db=k.db) == checkpoints
+
+
+# A log this long takes the old single statement past the statement timeout
+# used here, on any machine we run on (about 7 µs per link: ~1 s).
+BIG_LOG_ROWS = 150_000
+SMALL_TIMEOUT_MS = 400
+
+
+def _grow_log(pg, db, n):
+    """n sealed audit rows, made by SQL as the owner (as a long-used kipd
+    would have them), sealed under the sealer's lock."""
+    pg.psql(f"INSERT INTO kip.audit (at, action, resource, request_id) SELECT now() - interval '1 day', "
+            f"'test.bulk', 'test', 'bulk-' || g FROM generate_series(1, {n}) g;" + """DO $$
+DECLARE h bytea; n bigint; a kip.audit;
+        seqs bigint[] := '{}'; ids bigint[] := '{}'; prevs bytea[] := '{}'; hashes bytea[] := '{}';
+BEGIN
+  PERFORM pg_advisory_xact_lock(7305872417);
+  SELECT seq, hash INTO n, h FROM kip.audit_seal ORDER BY seq DESC LIMIT 1;
+  n := coalesce(n, 0);
+  h := coalesce(h, decode(repeat('00', 32), 'hex'));
+  FOR a IN SELECT * FROM kip.audit au
+            WHERE au.id > (SELECT coalesce(max(audit_id), 0) FROM kip.audit_seal) ORDER BY au.id LOOP
+    n := n + 1;
+    seqs := seqs || n; ids := ids || a.id; prevs := prevs || h;
+    h := kip.audit_link(h, a);
+    hashes := hashes || h;
+  END LOOP;
+  INSERT INTO kip.audit_seal (seq, audit_id, prev_hash, hash) SELECT * FROM unnest(seqs, ids, prevs, hashes);
+END $$""", db=db)
+
+
+def test_a_large_log_verifies_in_steps_under_a_short_statement_timeout(pg, kipd_factory):
+    k, nurse, auditor = _fresh(kipd_factory, seal_ms="1000",
+                               extra=["--statement-timeout-ms", str(SMALL_TIMEOUT_MS)])
+    kiptest.create_plan(nurse)
+    _grow_log(pg, k.db, BIG_LOG_ROWS)
+    # The old way, one statement over the whole chain, is cancelled...
+    with pytest.raises(RuntimeError) as e:
+        pg.psql(f"SET statement_timeout = {SMALL_TIMEOUT_MS}; SELECT kip.audit_verify()", db=k.db,
+                user=RUNTIME_ROLE)
+    assert "statement timeout" in str(e.value)
+    # ...while kipd, under the same timeout, walks it in steps.
+    started = time.monotonic()
+    result = _verify(auditor)
+    took = time.monotonic() - started
+    assert result["ok"] is True and result["checked"] > BIG_LOG_ROWS and result["from"] is None, result
+    print(f"incremental verify of {result['checked']} links from none: {took:.2f} s")
+    again = _verify(auditor)
+    assert again["ok"] is True and again["checked"] < 100, again
+    started = time.monotonic()
+    job = _full_walk(auditor)
+    print(f"full walk of {job['result']['checked']} links: {time.monotonic() - started:.2f} s, "
+          f"{job['steps']} steps")
+    assert job["result"]["ok"] is True and job["result"]["checked"] >= result["checked"], job
+    assert job["steps"] > 3
+    # A change anywhere in the long log is found by the full walk.
+    middle = int(pg.psql("SELECT audit_id FROM kip.audit_seal WHERE seq = 70000", db=k.db))
+    pg.psql(f"UPDATE kip.audit SET request_id = 'forged' WHERE id = {middle}", db=k.db)
+    result = _full_walk(auditor)["result"]
+    assert result["ok"] is False and result["first_broken"]["seq"] == 70000, result
+
+
+def test_a_full_walk_goes_on_after_a_restart_and_with_two_kipd(pg, kipd_factory):
+    k, nurse, auditor = _fresh(kipd_factory, extra=["--statement-timeout-ms", str(SMALL_TIMEOUT_MS)])
+    _grow_log(pg, k.db, BIG_LOG_ROWS // 2)
+    heads = int(pg.psql("SELECT max(seq) FROM kip.audit_seal", db=k.db))
+    # kipd stops in the middle of a walk: here three steps taken by hand,
+    # exactly as kipd's verifier takes them, as the runtime role.
+    k.stop()
+    job_id = pg.psql("INSERT INTO kip.audit_verify_jobs (mode, requested_by) "
+                     f"VALUES ('full', '{auditor.user['id']}') RETURNING id", db=k.db).split()[0]
+    for _ in range(3):
+        pg.psql(f"SET statement_timeout = {SMALL_TIMEOUT_MS}; SELECT kip.audit_verify_job_step(1000)",
+                db=k.db, user=RUNTIME_ROLE)
+    status, steps, checked = pg.psql(
+        f"SELECT status, steps, state->>'checked' FROM kip.audit_verify_jobs WHERE id = '{job_id}'",
+        db=k.db).split("|")
+    assert status == "running" and steps == "3" and 0 < int(checked) < heads
+    # Two kipd on the database: the job is finished once, from where it was.
+    k.start()
+    kipd_factory(extra_args=["--statement-timeout-ms", str(SMALL_TIMEOUT_MS), "--daily-pass-interval-s", "0",
+                             "--audit-seal-interval-ms", "3600000"], db=k.db, name="second")
+    deadline = time.monotonic() + 60
+    while (job := auditor.get(f"/v1/audit/verify-jobs/{job_id}").json())["status"] != "done":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["steps"] > 3 and job["result"]["ok"] is True, job
+    assert job["result"]["checked"] == heads == job["result"]["head"]["seq"], job
+    assert pg.psql(f"SELECT count(*) FROM kip.audit_checkpoint WHERE job_id = '{job_id}'", db=k.db) == "1"
 
 
 # ----------------------------------------------------- the citizen's access

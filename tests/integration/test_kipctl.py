@@ -8,6 +8,7 @@ password; the only secret ever printed is a new token, by `token create`.
 
 import json
 import os
+import re
 import pty
 import select
 import stat
@@ -386,6 +387,18 @@ def test_audit_verify(kipctl, make_org, admin):
     j = ok(kipctl("audit", "verify", "--json", "--grace-seconds", "60", token=auditor.token)).json()
     assert j["ok"] is True and j["checked"] >= 0
     api_error(kipctl("audit", "verify"), "HTTP 403")       # the admin is no auditor
+    # From the checkpoint the first verification recorded on.
+    j = ok(kipctl("audit", "verify", "--json", token=auditor.token)).json()
+    assert j["mode"] == "incremental" and j["from"]["seq"] >= 1
+    # --full: the whole chain, walked by kipd in the background, waited for.
+    r = ok(kipctl("audit", "verify", "--full", token=auditor.token))
+    assert re.search(r"^mode:\s+full$", r.out, re.M) and re.search(r"^steps:\s+[1-9]", r.out, re.M), r.out
+    j = ok(kipctl("audit", "verify", "--full", "--json", token=auditor.token)).json()
+    assert j["status"] == "done" and j["result"]["ok"] is True and j["result"]["mode"] == "full"
+    j = ok(kipctl("audit", "verify", "--full", "--no-wait", "--json", token=auditor.token)).json()
+    assert j["mode"] == "full" and kiptest.UUID_RE.match(j["id"])
+    usage_error(kipctl("audit", "verify", "--no-wait", token=auditor.token))
+    api_error(kipctl("audit", "verify", "--full"), "HTTP 403")
 
 
 # ------------------------------------------------------------ config file
