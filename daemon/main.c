@@ -337,6 +337,8 @@ static void kipd_log_cpr_rewrite(const cpr_store_result_t *r) {
 /* The owner's pool is closed once the CPR step is done: kipd serves as the
  * runtime role only (kipd_on_owner_pool_closed brings KIPD_EV_DONE). */
 static void kipd_keys_done(kipd_t *k) {
+  if (k->state == KIPD_STOPPING)
+    return;  /* the stop closes the owner's pool itself */
   if (k->owner_pool != NULL) {
     k->owner_closing = true;
     pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import subprocess
-import threading
+import time
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -251,3 +251,67 @@ def test_upgrade_leaves_no_clear_number_in_the_table_files(workroot, pg, new_db,
     k.stop()
     k.start()
     assert len(_info(k, "rewrote the CPR tables")) == 1
+
+
+def test_the_database_refuses_an_unbound_or_misbound_token(kipd_factory, pg):
+    """kip.cpr_check_sealed, which plan_create and plan_patch call: a write
+    of a version 1 token (a kipd from before the binding) or of a token
+    bound to another plan id is refused with 503; the right one passes."""
+    k = kipd_factory()
+    plan = kiptest.create_plan(_nurse(k))
+    enc, _ = _stored(pg, k.db, plan["id"])
+    other = "7f00aa11-22bb-4c33-8d44-55ee66ff7788"
+
+    def check(token, bound_to, plan_id):
+        return pg.psql("SELECT kip.cpr_check_sealed(jsonb_build_object('cpr', '010190-****', "
+                       f"'cpr_enc', {_sql_literal(token)}, 'cpr_plan_id', '{bound_to}'), '{plan_id}')", db=k.db)
+
+    assert check(enc, plan["id"], plan["id"]) == ""
+    for token, bound_to, plan_id in ((V1 + enc[len(V2):], plan["id"], plan["id"]),
+                                     (enc, other, plan["id"]), (enc, plan["id"], other)):
+        try:
+            check(token, bound_to, plan_id)
+        except RuntimeError as e:
+            assert "not sealed for this plan" in str(e), e
+        else:
+            raise AssertionError(f"accepted: {token[:14]!r} bound to {bound_to} for {plan_id}")
+
+
+def test_killed_while_resealing_leaves_nothing_half_done(kipd_factory, pg):
+    """kill -9 of kipd while it re-seals 30,000 version 1 tokens: the
+    transaction rolls back (every token still version 1 and still opening);
+    the next start re-seals them all."""
+    k = kipd_factory()
+    nurse = _nurse(k)
+    plan = kiptest.create_plan(nurse)
+    k.stop()
+    key_id, enc, mac = _current_key(k)
+    cpr = plan["citizen"]["cpr"]
+    token = _seal_v1(key_id, enc, cpr)        # version 1 is not bound: it opens in any row
+    index = hmac.new(mac, cpr.encode(), hashlib.sha256).hexdigest()
+    n = 30000
+    pg.psql("SET session_replication_role = replica; "
+            "INSERT INTO kip.plans (owner_organisation_id, coordinator_participant_id, citizen_name, citizen_cpr, "
+            "citizen_cpr_enc, citizen_cpr_hmac, reason) "
+            f"SELECT owner_organisation_id, gen_random_uuid(), 'Kopi', citizen_cpr, {_sql_literal(token)}, "
+            f"'{index}', 'Kopi' FROM kip.plans, generate_series(1, {n}) WHERE id = '{plan['id']}'", db=k.db)
+    v1_count = f"SELECT count(*) FROM kip.plans WHERE left(citizen_cpr_enc, 12) = {_sql_literal(V1)}"
+    assert pg.psql(v1_count, db=k.db) == str(n)
+
+    k.start(wait=False)
+    seen = False
+    deadline = time.monotonic() + 60
+    while not seen and time.monotonic() < deadline and k.proc.poll() is None:
+        # one of the re-seal's batch UPDATEs is running: kill now
+        seen = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%kip.plans p SET citizen_cpr_enc%' "
+                       "AND state = 'active' AND pid <> pg_backend_pid()", db=k.db) != "0"
+    assert seen, "the re-seal was not seen running"
+    k.kill()
+    assert pg.psql(v1_count, db=k.db) == str(n), "a killed re-seal must leave every row as it was"
+
+    k.start()
+    assert pg.psql(v1_count, db=k.db) == "0"
+    assert [r["count"] for r in _info(k, "re-sealed CPR numbers bound to their plan")] == [n]
+    some = pg.psql("SELECT id FROM kip.plans WHERE citizen_name = 'Kopi' LIMIT 1", db=k.db)
+    assert pg.psql(f"SELECT left(citizen_cpr_enc, 12) = {_sql_literal(V2)} FROM kip.plans WHERE id = '{some}'",
+                   db=k.db) == "t"
