@@ -81,7 +81,10 @@ def test_a_token_copied_to_another_plan_does_not_open(kipd_factory, pg):
     assert r.json()["citizen"]["cpr"] is None
     for c in (a["citizen"]["cpr"], a["citizen"]["cpr"].replace("-", "")):
         assert c not in r.text, "plan A's CPR number shown on plan B"
-    warned = _warnings(k, "a sealed CPR number could not be decrypted; answered null")
+    deadline = time.monotonic() + 10   # the log is read by a thread: wait for the line
+    while not (warned := _warnings(k, "a sealed CPR number could not be decrypted; answered null")) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [w["statement"] for w in warned] == ["plan_get"] and warned[0]["request_id"], k.log_tail()
     # the FHIR export of B reads the same way
     r = nurse.get(f"/v1/plans/{b['id']}/fhir")
