@@ -450,8 +450,9 @@ static void cpr_store__rewrite(cpr_store_t *s) {
 static void cpr_store__on_rewrite_result(cpr_store_t *s, int err, PGresult *res) {
   if (err != 0) {
     const char *why = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    if (s->step == CPR_STEP_RW_UNLOCK || s->step == CPR_STEP_RW_DONE || s->step == CPR_STEP_RW_CHECK ||
-        err == -ECONNRESET) {
+    /* A session lock outlives a failed statement: unlock unless the
+     * unlock itself failed or the connection is gone. */
+    if (s->step == CPR_STEP_RW_UNLOCK || err == -ECONNRESET || err == -ECANCELED) {
       if (s->rewrite_problem[0] == '\0')
         snprintf(s->rewrite_problem, sizeof(s->rewrite_problem), "the table rewrite failed (%s); %s",
                  why ? why : strerror(-err), CPR_STORE_REWRITE_BY_HAND);

@@ -318,3 +318,38 @@ def test_killed_while_resealing_leaves_nothing_half_done(kipd_factory, pg):
     some = pg.psql("SELECT id FROM kip.plans WHERE citizen_name = 'Kopi' LIMIT 1", db=k.db)
     assert pg.psql(f"SELECT left(citizen_cpr_enc, 12) = {_sql_literal(V2)} FROM kip.plans WHERE id = '{some}'",
                    db=k.db) == "t"
+
+
+def test_a_blocked_rewrite_does_not_stop_kipd(kipd_factory, pg):
+    """Another session holds a lock on kip.cpr_pending past the rewrite's
+    30-second lock timeout: kipd starts all the same, logs what to run, and
+    keeps the request; the next start rewrites."""
+    k = kipd_factory()
+    kiptest.create_plan(_nurse(k))
+    k.stop()
+    pg.psql("INSERT INTO kip.cpr_rewrite (reason) VALUES ('test')", db=k.db)
+    holder = subprocess.Popen([str(kiptest.PG_BINDIR / "psql"), "-h", str(pg.sockdir), "-U", "postgres", "-d", k.db,
+                               "-X", "-q", "-c", "BEGIN; LOCK TABLE kip.cpr_pending IN ACCESS SHARE MODE; "
+                               "SELECT pg_sleep(120)"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=dict(os.environ, PGAPPNAME="cpr-lock-holder"))
+    try:
+        deadline = time.monotonic() + 10
+        while pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                      "WHERE c.relname = 'cpr_pending' AND l.granted", db=k.db) == "0":
+            assert time.monotonic() < deadline, "the lock holder did not start"
+            time.sleep(0.05)
+        k.start(timeout=90)
+        warned = _warnings(k, "old row versions of the CPR tables are still on disk")
+        assert warned and "lock timeout" in warned[-1]["error"] and "VACUUM (FULL) kip.plans" in warned[-1]["error"], \
+            k.log_tail()
+        assert pg.psql("SELECT count(*) FROM kip.cpr_rewrite", db=k.db) == "1"
+        assert k.alive()
+    finally:
+        # the backend, not only psql: a sleeping backend does not notice its client is gone
+        pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cpr-lock-holder'")
+        holder.kill()
+        holder.wait()
+    k.stop()
+    k.start()
+    assert _info(k, "rewrote the CPR tables"), k.log_tail()
+    assert pg.psql("SELECT count(*) FROM kip.cpr_rewrite", db=k.db) == "0"
