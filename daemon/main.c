@@ -51,8 +51,9 @@
 typedef enum kipd_state_e {
   KIPD_STARTUP_CLUSTER,  /* the embedded PostgreSQL (with --db: only the conninfo) */
   KIPD_STARTUP_POOL,     /* the runtime role's pool, and the owner's for the migrations */
-  KIPD_STARTUP_MIGRATE,  /* the migrations as the owner; then the owner's pool is closed */
-  KIPD_STARTUP_KEYS,     /* the CPR keys against the database (or --rotate-key) */
+  KIPD_STARTUP_MIGRATE,  /* the migrations as the owner */
+  KIPD_STARTUP_KEYS,     /* the CPR keys against the database (or --rotate-key), the table
+                          * rewrite as the owner; then the owner's pool is closed */
   KIPD_STARTUP_ADMIN,    /* the bootstrap admin and its token file */
   KIPD_STARTUP_LISTEN,   /* the app, the HTTP listener, the daily pass and the sealer */
   KIPD_RUNNING,
@@ -77,7 +78,7 @@ typedef struct kipd_s {
   char *owner_conninfo;       /* the owner's, when it differs; NULL otherwise */
   cluster_t *cluster;
   pg_pool_t *pool;            /* the runtime role: serves every request */
-  pg_pool_t *owner_pool;      /* the owner role: migrations only, closed after them */
+  pg_pool_t *owner_pool;      /* the owner role: migrations and the CPR table rewrite, closed after */
   bool owner_closing;
   pg_pool_t *owner_pool_closed;
   api_t *api;                 /* the API layer's state (the calendar's time zone) */
@@ -193,7 +194,7 @@ static void kipd_on_owner_pool_closed(pg_pool_t *pool, void *data) {
   if (k->state == KIPD_STOPPING)
     kipd_stop_rest(k);
   else
-    kipd_on_event(k, KIPD_EV_DONE);  /* STARTUP_MIGRATE is over */
+    kipd_on_event(k, KIPD_EV_DONE);  /* STARTUP_MIGRATE (--rotate-key) or STARTUP_KEYS is over */
 }
 
 static void kipd_stop(kipd_t *k, int exit_code) {
@@ -307,9 +308,10 @@ static void kipd_on_migrated(void *data, int err, int applied, const char *messa
     kipd_stop(k, 0);
     return;
   }
-  if (k->owner_pool != NULL) {
-    /* The next states follow once the owner's connection is closed: kipd
-     * serves as the runtime role only (kipd_on_owner_pool_closed). */
+  /* The owner's pool stays open for the CPR table rewrite (STARTUP_KEYS).
+   * --rotate-key does not rewrite (the next start does), and must not keep
+   * a connection of its own that looks like a running kipd. */
+  if (k->cfg.rotate_key && k->owner_pool != NULL) {
     k->owner_closing = true;
     pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);
     return;
@@ -331,9 +333,31 @@ static int kipd_migrate(kipd_t *k) {
 
 /* ---- STARTUP_KEYS ---- */
 
-/* The CPR keys checked against the database, and pending numbers sealed
- * (app/cpr_store.h). */
-static void kipd_on_cpr_ready(void *data, int err, long count, const char *message) {
+/* What the CPR step did to the tables, for the log. */
+static void kipd_log_cpr_rewrite(const cpr_store_result_t *r) {
+  if (r->rewritten)
+    log_emit(LOG_INFO, "rewrote the CPR tables", json_pack("{s:s}", "tables", "kip.plans, kip.cpr_pending"));
+  if (r->rewrite_problem != NULL)
+    log_emit(LOG_WARN, "old row versions of the CPR tables are still on disk",
+             json_pack("{s:s}", "error", r->rewrite_problem));
+}
+
+/* The owner's pool is closed once the CPR step is done: kipd serves as the
+ * runtime role only (kipd_on_owner_pool_closed brings KIPD_EV_DONE). */
+static void kipd_keys_done(kipd_t *k) {
+  if (k->state == KIPD_STOPPING)
+    return;  /* the stop closes the owner's pool itself */
+  if (k->owner_pool != NULL) {
+    k->owner_closing = true;
+    pg_pool_close(k->owner_pool, kipd_on_owner_pool_closed, k);
+    return;
+  }
+  kipd_on_event(k, KIPD_EV_DONE);
+}
+
+/* The CPR keys checked against the database, pending numbers sealed,
+ * version 1 tokens re-sealed, the tables rewritten (app/cpr_store.h). */
+static void kipd_on_cpr_ready(void *data, int err, const cpr_store_result_t *r, const char *message) {
   kipd_t *k = data;
   if (err != 0) {
     log_emit(LOG_ERROR, "refusing to start: the CPR keys do not fit the database",
@@ -341,12 +365,19 @@ static void kipd_on_cpr_ready(void *data, int err, long count, const char *messa
     kipd_on_event(k, KIPD_EV_FAILED);
     return;
   }
-  if (count > 0)
-    log_emit(LOG_INFO, "sealed pending CPR numbers", json_pack("{s:i}", "count", (json_int_t)count));
-  kipd_on_event(k, KIPD_EV_DONE);
+  if (r->sealed > 0)
+    log_emit(LOG_INFO, "sealed pending CPR numbers", json_pack("{s:i}", "count", (json_int_t)r->sealed));
+  if (r->upgraded > 0)
+    log_emit(LOG_INFO, "re-sealed CPR numbers bound to their plan",
+             json_pack("{s:i}", "count", (json_int_t)r->upgraded));
+  if (r->unopened > 0)
+    log_emit(LOG_WARN, "CPR numbers that do not decrypt were left as they are; they read as null",
+             json_pack("{s:i}", "count", (json_int_t)r->unopened));
+  kipd_log_cpr_rewrite(r);
+  kipd_keys_done(k);
 }
 
-static void kipd_on_rotated(void *data, int err, long count, const char *message) {
+static void kipd_on_rotated(void *data, int err, const cpr_store_result_t *r, const char *message) {
   kipd_t *k = data;
   if (err != 0) {
     log_emit(LOG_ERROR, "key rotation failed", json_pack("{s:s, s:s}", "key_file", k->cfg.key_file,
@@ -356,15 +387,18 @@ static void kipd_on_rotated(void *data, int err, long count, const char *message
   }
   log_emit(LOG_INFO, "rotated the CPR key",
            json_pack("{s:s, s:s, s:i}", "key_file", k->cfg.key_file, "key_id",
-                     cpr_keyring_current(k->keyring)->id, "resealed", (json_int_t)count));
+                     cpr_keyring_current(k->keyring)->id, "resealed", (json_int_t)r->sealed));
+  kipd_log_cpr_rewrite(r);
   kipd_stop(k, 0);
 }
 
 /* On the runtime role's pool: the keys checked and pending numbers sealed,
- * or, with --rotate-key, everything re-encrypted. */
+ * then, on the owner's, the tables rewritten when that was asked for; or,
+ * with --rotate-key, everything re-encrypted (the next start rewrites). */
 static int kipd_check_keys(kipd_t *k) {
-  return k->cfg.rotate_key ? cpr_store_rotate(k->pool, k->cfg.key_file, k->keyring, kipd_on_rotated, k)
-                           : cpr_store_open(k->pool, k->cfg.key_file, &k->keyring, kipd_on_cpr_ready, k);
+  return k->cfg.rotate_key
+             ? cpr_store_rotate(k->pool, k->cfg.key_file, k->keyring, kipd_on_rotated, k)
+             : cpr_store_open(k->pool, k->owner_pool, k->cfg.key_file, &k->keyring, kipd_on_cpr_ready, k);
 }
 
 /* ---- STARTUP_ADMIN ---- */

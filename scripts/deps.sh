@@ -5,7 +5,8 @@ set -euo pipefail
 
 KIPD_BUILD_PACKAGES=(gcc pkg-config meson ninja-build libuv1-dev libpq-dev libjansson-dev libssl-dev libcurl4-openssl-dev
                      node-llhttp libical-dev libargon2-dev libsystemd-dev python3 postgresql-15 postgresql-client-15)
-KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-icalendar python3-prometheus-client procps
+KIPD_TEST_PACKAGES=(python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-icalendar python3-prometheus-client
+                    python3-cryptography procps
                     faketime libfaketime nginx-light)
 # tests/bench/run: wrk drives HTTP; pgbench and psql come with postgresql-client-15; auto_explain with
 # postgresql-contrib; perf for profiles; npm for the PostGraphile peer (tests/bench/peer).

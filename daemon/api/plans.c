@@ -124,9 +124,12 @@ static const pg_stmt_t plan_history = {"plan_history",
   "SELECT * FROM kip_api.plan_history($1::jsonb, $2::uuid, $3::jsonb)", 3};
 
 /* The CPR number never reaches the database in clear: kipd seals it
- * (AES-256-GCM) and adds its blind index (util/cpr_crypt.h). */
+ * (AES-256-GCM, bound to the plan's id) and adds its blind index
+ * (util/cpr_crypt.h). */
 static void plan_seal_handler(kreq_t *r) {
-  if (kreq_cpr_seal(r, json_object_get(r->body, "citizen")) != 0) {
+  /* PATCH /v1/plans/{id}: bound to the path's plan; POST: to a new id. */
+  const char *plan_id = r->match.n_params > 0 ? r->match.params[0] : NULL;
+  if (kreq_cpr_seal(r, json_object_get(r->body, "citizen"), plan_id) != 0) {
     kreq_problem(r, 500, "the CPR number could not be sealed", NULL, NULL);
     return;
   }

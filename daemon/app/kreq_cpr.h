@@ -11,10 +11,13 @@
 #include "util/error.h"
 
 /* Seal citizen.cpr (a normalised CPR number or null) for the database:
- * cpr becomes the mask ("010190-****"), cpr_enc the sealed token, cpr_hmac
- * the blind index (both null for a null cpr). No cpr member: nothing to do.
- * citizen is borrowed. Returns 0 or -errno (answer 500). */
-int kreq_cpr_seal(kreq_t *r, json_t *citizen) KIPD_MUST_CHECK;
+ * cpr becomes the mask ("010190-****"), cpr_enc the sealed token bound to
+ * the plan, cpr_hmac the blind index (both null for a null cpr), and
+ * cpr_plan_id the plan the token is bound to: plan_id (a uuid, borrowed),
+ * or with plan_id NULL (a new plan) a fresh id that kip_api.plan_create
+ * gives the plan. No cpr member: nothing to do. citizen is borrowed.
+ * Returns 0 or -errno (answer 500). */
+int kreq_cpr_seal(kreq_t *r, json_t *citizen, const char *plan_id) KIPD_MUST_CHECK;
 
 /* The blind index (hex) of a CPR-shaped search term, 10 digits or
  * DDMMYY-NNNN. Returns 0 or -EINVAL. */

@@ -435,19 +435,36 @@ int cpr_key_fingerprint(const cpr_key_t *k, char out[CPR_INDEX_LEN + 1]) {
 
 /* ---- sealing ---- */
 
-/* "kipd-cpr:1:<id>": the additional authenticated data. */
-static void cpr__aad(const char *id, char out[11 + CPR_KEY_ID_LEN + 1]) {
-  memcpy(out, CPR_TOKEN_PREFIX + 1, CPR_PREFIX_LEN - 1);
-  memcpy(out + CPR_PREFIX_LEN - 1, id, CPR_KEY_ID_LEN);
-  out[CPR_PREFIX_LEN - 1 + CPR_KEY_ID_LEN] = '\0';
+bool cpr_plan_id_valid(const char *s) {
+  if (s == NULL || strnlen(s, CPR_PLAN_ID_LEN + 1) != CPR_PLAN_ID_LEN)
+    return false;
+  for (int i = 0; i < CPR_PLAN_ID_LEN; i++) {
+    char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-')
+        return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
 }
 
-int cpr_seal(const cpr_key_t *k, const char *cpr, char out[CPR_TOKEN_MAX]) {
-  if (!cpr__is_cpr(cpr))
+/* The additional authenticated data: version 1 "kipd-cpr:1:<key id>",
+ * version 2 "kipd-cpr:2:<key id>:plan:<plan id>". */
+#define CPR_AAD_MAX (CPR_PREFIX_LEN + CPR_KEY_ID_LEN + 6 + CPR_PLAN_ID_LEN + 1)
+static size_t cpr__aad(int version, const char *id, const char *plan_id, char out[CPR_AAD_MAX]) {
+  int n = version == 1 ? snprintf(out, CPR_AAD_MAX, "kipd-cpr:1:%.16s", id)
+                       : snprintf(out, CPR_AAD_MAX, "kipd-cpr:2:%.16s:plan:%.36s", id, plan_id);
+  return (size_t)n;
+}
+
+int cpr_seal(const cpr_key_t *k, const char *plan_id, const char *cpr, char out[CPR_TOKEN_MAX]) {
+  if (!cpr__is_cpr(cpr) || !cpr_plan_id_valid(plan_id))
     return -EINVAL;
   unsigned char raw[CPR_RAW_LEN];
-  char aad[11 + CPR_KEY_ID_LEN + 1];
-  cpr__aad(k->id, aad);
+  char aad[CPR_AAD_MAX];
+  size_t aad_len = cpr__aad(2, k->id, plan_id, aad);
   int rc = -EIO, n = 0;
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   if (ctx == NULL)
@@ -457,7 +474,7 @@ int cpr_seal(const cpr_key_t *k, const char *cpr, char out[CPR_TOKEN_MAX]) {
   if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CPR_NONCE_LEN, NULL) != 1 ||
       EVP_EncryptInit_ex(ctx, NULL, NULL, k->enc, raw) != 1 ||
-      EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) != 1 ||
+      EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)aad_len) != 1 ||
       EVP_EncryptUpdate(ctx, raw + CPR_NONCE_LEN, &n, (const unsigned char *)cpr, CPR_PLAIN_LEN) != 1 ||
       n != CPR_PLAIN_LEN ||
       EVP_EncryptFinal_ex(ctx, raw + CPR_NONCE_LEN + n, &n) != 1 || n != 0 ||
@@ -474,21 +491,34 @@ out:
   return rc;
 }
 
-int cpr_token_key_id(const char *token, char out[CPR_KEY_ID_LEN + 1]) {
-  size_t len = strnlen(token, CPR_TOKEN_MAX);
-  if (len != CPR_TOKEN_LEN || memcmp(token, CPR_TOKEN_PREFIX, CPR_PREFIX_LEN) != 0 ||
-      !cpr__is_key_id(token + CPR_PREFIX_LEN, CPR_KEY_ID_LEN) ||
+int cpr_token_version(const char *token, size_t len) {
+  if (len != CPR_TOKEN_LEN || !cpr__is_key_id(token + CPR_PREFIX_LEN, CPR_KEY_ID_LEN) ||
       token[CPR_PREFIX_LEN + CPR_KEY_ID_LEN] != ':')
+    return -EINVAL;
+  if (memcmp(token, CPR_TOKEN_PREFIX, CPR_PREFIX_LEN) == 0)
+    return 2;
+  if (memcmp(token, CPR_TOKEN_PREFIX_V1, CPR_PREFIX_LEN) == 0)
+    return 1;
+  return -EINVAL;
+}
+
+int cpr_token_key_id(const char *token, char out[CPR_KEY_ID_LEN + 1]) {
+  if (cpr_token_version(token, strnlen(token, CPR_TOKEN_MAX)) < 0)
     return -EINVAL;
   memcpy(out, token + CPR_PREFIX_LEN, CPR_KEY_ID_LEN);
   out[CPR_KEY_ID_LEN] = '\0';
   return 0;
 }
 
-int cpr_open(const cpr_keyring_t *kr, const char *token, size_t len, char out[12]) {
-  if (len != CPR_TOKEN_LEN || memcmp(token, CPR_TOKEN_PREFIX, CPR_PREFIX_LEN) != 0 ||
-      !cpr__is_key_id(token + CPR_PREFIX_LEN, CPR_KEY_ID_LEN) ||
-      token[CPR_PREFIX_LEN + CPR_KEY_ID_LEN] != ':')
+/* Open a token of the given version (plan_id NULL for version 1). */
+static int cpr__open(const cpr_keyring_t *kr, int version, const char *plan_id, const char *token,
+                     size_t len, char out[12]) {
+  int found = cpr_token_version(token, len);
+  if (found < 0)
+    return -EBADMSG;
+  if (found != version)
+    return -EPROTO;
+  if (version == 2 && !cpr_plan_id_valid(plan_id))
     return -EBADMSG;
   char id[CPR_KEY_ID_LEN + 1];
   memcpy(id, token + CPR_PREFIX_LEN, CPR_KEY_ID_LEN);
@@ -499,8 +529,8 @@ int cpr_open(const cpr_keyring_t *kr, const char *token, size_t len, char out[12
   unsigned char raw[CPR_RAW_LEN];
   if (cpr__b64url_decode(token + CPR_PREFIX_LEN + CPR_KEY_ID_LEN + 1, CPR_B64_LEN, raw) != 0)
     return -EBADMSG;
-  char aad[11 + CPR_KEY_ID_LEN + 1];
-  cpr__aad(id, aad);
+  char aad[CPR_AAD_MAX];
+  size_t aad_len = cpr__aad(version, id, plan_id, aad);
   unsigned char plain[CPR_PLAIN_LEN + 16];
   int rc = -EBADMSG, n = 0, m = 0;
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -510,7 +540,7 @@ int cpr_open(const cpr_keyring_t *kr, const char *token, size_t len, char out[12
   if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CPR_NONCE_LEN, NULL) != 1 ||
       EVP_DecryptInit_ex(ctx, NULL, NULL, k->enc, raw) != 1 ||
-      EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) != 1 ||
+      EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)aad_len) != 1 ||
       EVP_DecryptUpdate(ctx, plain, &n, raw + CPR_NONCE_LEN, CPR_PLAIN_LEN) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CPR_TAG_LEN,
                           raw + CPR_NONCE_LEN + CPR_PLAIN_LEN) != 1 ||
@@ -526,6 +556,14 @@ out:
   OPENSSL_cleanse(plain, sizeof(plain));
   OPENSSL_cleanse(raw, sizeof(raw));
   return rc;
+}
+
+int cpr_open(const cpr_keyring_t *kr, const char *plan_id, const char *token, size_t len, char out[12]) {
+  return cpr__open(kr, 2, plan_id, token, len, out);
+}
+
+int cpr_open_v1(const cpr_keyring_t *kr, const char *token, size_t len, char out[12]) {
+  return cpr__open(kr, 1, NULL, token, len, out);
 }
 
 int cpr_blind_index(const cpr_key_t *k, const char *cpr, char out[CPR_INDEX_LEN + 1]) {
@@ -544,9 +582,12 @@ int cpr_blind_index(const cpr_key_t *k, const char *cpr, char out[CPR_INDEX_LEN 
 
 /* ---- responses ---- */
 
-/* The token as PostgreSQL and jansson write it in JSON text. */
-static const char cpr__json_marker[] = "\\u0001kipd-cpr:1:";
+/* The token as PostgreSQL and jansson write it in JSON text, any version. */
+static const char cpr__json_marker[] = "\\u0001kipd-cpr:";
 #define CPR_MARKER_LEN (sizeof(cpr__json_marker) - 1)
+/* "\u0001" is 6 characters in JSON: a bound token ("<token>:<plan id>") is
+ * this long between its quotes. */
+#define CPR_BOUND_JSON_LEN (6 + CPR_TOKEN_LEN - 1 + 1 + CPR_PLAN_ID_LEN)
 
 bool cpr_json_has_token(const char *json, size_t len) {
   return memmem(json, len, cpr__json_marker, CPR_MARKER_LEN) != NULL;
@@ -563,40 +604,53 @@ static bool cpr__unescaped_quote(const char *json, size_t i) {
   return bs % 2 == 0;
 }
 
+static bool cpr__token_char(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+         c == '_' || c == ':';
+}
+
+/* Open a bound token as it appears in JSON (at points at its "\u0001",
+ * n characters up to the closing quote). */
+static int cpr__open_json(const cpr_keyring_t *kr, const char *at, size_t n, char out[12]) {
+  if (n != CPR_BOUND_JSON_LEN || at[6 + CPR_TOKEN_LEN - 1] != ':')
+    return -EBADMSG;
+  char token[CPR_TOKEN_MAX], plan_id[CPR_PLAN_ID_LEN + 1];
+  token[0] = '\x01';
+  memcpy(token + 1, at + 6, CPR_TOKEN_LEN - 1);
+  memcpy(plan_id, at + 6 + CPR_TOKEN_LEN, CPR_PLAN_ID_LEN);
+  plan_id[CPR_PLAN_ID_LEN] = '\0';
+  return cpr_open(kr, plan_id, token, CPR_TOKEN_LEN, out);
+}
+
 int cpr_json_reveal(const cpr_keyring_t *kr, const char *json, size_t len, arena_t *arena,
                     char **out, size_t *out_len, int *failed) {
-  /* Each replacement is shorter than the token it replaces. */
+  /* Each replacement is shorter than the text it replaces. */
   char *buf = arena_alloc(arena, len + 1);
   if (buf == NULL)
     return -ENOMEM;
   size_t o = 0, i = 0;
   *failed = 0;
-  const size_t body_len = CPR_TOKEN_LEN - 1; /* the token after its U+0001 */
   while (i < len) {
     const char *hit = memmem(json + i, len - i, cpr__json_marker, CPR_MARKER_LEN);
     if (hit == NULL)
       break;
     size_t at = (size_t)(hit - json);
-    size_t end = at + 6 + body_len; /* "\u0001" is 6 characters */
-    /* A whole string: an opening quote right before, a closing one right
-     * after, and only token characters between. Anything else is copied. */
-    bool whole = at >= i + 1 && cpr__unescaped_quote(json, at - 1) && end < len && json[end] == '"';
-    for (size_t j = at + 6; whole && j < end; j++) {
-      char c = json[j];
-      whole = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              c == '-' || c == '_' || c == ':';
-    }
+    /* A whole string: an opening quote right before, then only token
+     * characters (at most a bound token's length) up to the closing
+     * quote. Anything else is copied. */
+    size_t end = at + CPR_MARKER_LEN;
+    while (end < len && end - at <= CPR_BOUND_JSON_LEN && cpr__token_char(json[end]))
+      end++;
+    bool whole = at >= i + 1 && cpr__unescaped_quote(json, at - 1) && end < len && json[end] == '"' &&
+                 end - at <= CPR_BOUND_JSON_LEN;
     if (!whole) {
       memcpy(buf + o, json + i, at + 1 - i);
       o += at + 1 - i;
       i = at + 1;
       continue;
     }
-    char token[CPR_TOKEN_MAX];
-    token[0] = '\x01';
-    memcpy(token + 1, json + at + 6, body_len);
     char cpr[12];
-    int rc = cpr_open(kr, token, CPR_TOKEN_LEN, cpr);
+    int rc = cpr__open_json(kr, json + at, end - at, cpr);
     /* Copy up to the opening quote, then the replacement. */
     memcpy(buf + o, json + i, at - 1 - i);
     o += at - 1 - i;

@@ -20,6 +20,18 @@ AS $function$
   SELECT CASE WHEN p_cpr IS NULL THEN NULL ELSE left(p_cpr, 6) || '-****' END
 $function$;
 
+-- A sealed CPR number as a reply carries it: the token and the id of the
+-- plan row it was read from, "<token>:<plan id>". kipd opens the token
+-- with that plan id (the AES-GCM additional data), so a token copied into
+-- another plan's row does not open there (docs/cpr-encryption.md).
+CREATE FUNCTION kip.cpr_bound(p_enc text, p_plan_id uuid)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT p_enc || ':' || p_plan_id::text
+$function$;
+
 CREATE FUNCTION kip.organisation_doc(o kip.organisations)
  RETURNS jsonb
  LANGUAGE sql
@@ -228,8 +240,8 @@ BEGIN
 END
 $function$;
 
--- The plan document: the sealed token where the CPR number goes; kipd
--- decrypts it in the response.
+-- The plan document: the sealed token, bound to the row's id, where the
+-- CPR number goes; kipd decrypts it in the response.
 CREATE FUNCTION kip.plan_doc(p kip.plans)
  RETURNS json
  LANGUAGE plpgsql
@@ -238,7 +250,7 @@ AS $function$
 BEGIN
   RETURN (SELECT json_build_object(
     'id', p.id, 'version', p.version, 'status', p.status,
-    'citizen', json_build_object('name', p.citizen_name, 'cpr', p.citizen_cpr_enc,
+    'citizen', json_build_object('name', p.citizen_name, 'cpr', kip.cpr_bound(p.citizen_cpr_enc, p.id),
                                  'birth_date', p.citizen_birth_date, 'phone', p.citizen_phone,
                                  'address', p.citizen_address,
                                  'preferred_language', p.citizen_preferred_language),

@@ -36,7 +36,8 @@ AS $function$
 $function$;
 
 -- plan_create stores the mask, the token and the blind index kipd
--- sent in place of citizen.cpr.
+-- sent in place of citizen.cpr. The token is bound to the plan id kipd
+-- chose (citizen.cpr_plan_id), which the plan gets.
 CREATE FUNCTION kip_api.plan_create(p_ctx jsonb, p_body jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql
@@ -46,18 +47,20 @@ DECLARE
   v_cit jsonb := p_body->'citizen';
   v_coord jsonb := coalesce(p_body->'coordinator', '{}');
   v_pid uuid := gen_random_uuid();
+  v_plan_id uuid := CASE WHEN v_cit->>'cpr_enc' IS NOT NULL THEN (v_cit->>'cpr_plan_id')::uuid
+                         ELSE gen_random_uuid() END;
   p kip.plans;
   v_other uuid;
   v_warnings jsonb := '[]';
 BEGIN
   PERFORM kip.require_role(u, ARRAY['coordinator', 'integration'],
                            'only coordinators and integrations create plans');
-  PERFORM kip.cpr_check_sealed(v_cit);
-  INSERT INTO kip.plans (owner_organisation_id, coordinator_participant_id, citizen_name,
+  PERFORM kip.cpr_check_sealed(v_cit, v_plan_id);
+  INSERT INTO kip.plans (id, owner_organisation_id, coordinator_participant_id, citizen_name,
                          citizen_cpr, citizen_cpr_enc, citizen_cpr_hmac, citizen_birth_date, citizen_phone, citizen_address,
                          citizen_preferred_language, reason, goals, needs, follow_up_date,
                          approved_at, created_by)
-  VALUES (u.organisation_id, v_pid, v_cit->>'name', v_cit->>'cpr', v_cit->>'cpr_enc', v_cit->>'cpr_hmac',
+  VALUES (v_plan_id, u.organisation_id, v_pid, v_cit->>'name', v_cit->>'cpr', v_cit->>'cpr_enc', v_cit->>'cpr_hmac',
           (v_cit->>'birth_date')::date, v_cit->>'phone', v_cit->>'address',
           v_cit->>'preferred_language', coalesce(p_body->>'reason', ''),
           kip.goals_normalise(p_body->'goals'), kip.needs_normalise(p_body->'needs'),
@@ -208,7 +211,7 @@ DECLARE
   v_fields jsonb;
 BEGIN
   PERFORM kip.check_version(p_ctx, p.version);
-  PERFORM kip.cpr_check_sealed(v_cit);
+  PERFORM kip.cpr_check_sealed(v_cit, p.id);
   IF v_status <> p.status THEN
     IF v_status = 'closed' THEN
       PERFORM kip.fail(422, 'not_allowed_transition', 'status', 'close a plan with POST /v1/plans/{id}/close');
@@ -311,16 +314,23 @@ $function$;
 
 -- A write must carry a token sealed under the database's current key. A
 -- kipd still running with the old key after kipd --rotate-key gets 503
--- here instead of writing what the key file can no longer open.
-CREATE FUNCTION kip.cpr_check_sealed(p_citizen jsonb)
+-- here instead of writing what the key file can no longer open. The token
+-- must be of the current version (bound to its plan, "kipd-cpr:2") and
+-- bound to this plan: a kipd from before the binding gets 503 too.
+CREATE FUNCTION kip.cpr_check_sealed(p_citizen jsonb, p_plan_id uuid)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-  IF p_citizen ? 'cpr' AND p_citizen->>'cpr' IS NOT NULL
-     AND split_part(p_citizen->>'cpr_enc', ':', 3) IS DISTINCT FROM
+  IF p_citizen ? 'cpr' AND p_citizen->>'cpr' IS NOT NULL THEN
+    IF split_part(p_citizen->>'cpr_enc', ':', 3) IS DISTINCT FROM
          (SELECT id FROM kip.cpr_keys WHERE is_current) THEN
-    PERFORM kip.fail(503, NULL, NULL, 'the CPR key was rotated; restart kipd');
+      PERFORM kip.fail(503, NULL, NULL, 'the CPR key was rotated; restart kipd');
+    END IF;
+    IF left(p_citizen->>'cpr_enc', 12) IS DISTINCT FROM E'\x01kipd-cpr:2:'
+       OR p_plan_id IS NULL OR p_citizen->>'cpr_plan_id' IS DISTINCT FROM p_plan_id::text THEN
+      PERFORM kip.fail(503, NULL, NULL, 'the CPR number is not sealed for this plan; restart kipd');
+    END IF;
   END IF;
 END
 $function$;

@@ -240,7 +240,8 @@ BEGIN
     'resourceType', 'Patient',
     'id', v_patient,
     'identifier', CASE WHEN p.citizen_cpr_enc IS NOT NULL THEN json_build_array(json_build_object(
-        'use', 'official', 'system', 'urn:oid:1.2.208.176.1.2', 'value', p.citizen_cpr_enc)) END,
+        'use', 'official', 'system', 'urn:oid:1.2.208.176.1.2',
+        'value', kip.cpr_bound(p.citizen_cpr_enc, p.id))) END,
     'active', p.status <> 'closed',
     'name', json_build_array(json_build_object('use', 'official', 'text', p.citizen_name)),
     'telecom', kip.fhir_telecom(p.citizen_phone, NULL),

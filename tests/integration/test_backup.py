@@ -140,7 +140,7 @@ def test_backup_while_writing_and_restore(workroot):
                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
         assert sql.returncode == 0, sql.stderr
         text = sql.stdout
-        assert b"kip.plans" in text and b"kipd-cpr:1:" in text, "the dump holds no sealed CPR number"
+        assert b"kip.plans" in text and b"kipd-cpr:2:" in text, "the dump holds no sealed CPR number"
         key_file = data / "cpr.key"
         for secret in _key_strings(key_file):
             assert secret not in raw and secret not in text, "key material in the backup"

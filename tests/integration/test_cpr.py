@@ -12,7 +12,7 @@ import pytest
 import kiptest
 from kiptest import Api, Kipd, problem
 
-TOKEN_PREFIX = "\x01kipd-cpr:1:"
+TOKEN_PREFIX = "\x01kipd-cpr:2:"
 
 
 def _dump(pg, db):
@@ -146,7 +146,7 @@ def test_dump_holds_no_cpr_number(kipd_factory, pg):
         nurse.get(f"/v1/plans/{plan['id']}")
         nurse.post("/v1/plans/search", json={"q": used[-1]})
     dump = _dump(pg, k.db)
-    assert "citizen_cpr_enc" in dump and dump.count("kipd-cpr:1:") >= 40
+    assert "citizen_cpr_enc" in dump and dump.count("kipd-cpr:2:") >= 40
     _no_cpr(dump, used)
     k.stop()
 
