@@ -494,6 +494,9 @@ def test_the_daily_pass_advances_the_verification(pg, kipd_factory):
     changed = _read_ids(pg, k.db, plan)[-1]
     pg.psql(f"UPDATE kip.audit SET remote_addr = '10.6.6.6' WHERE id = {changed}", db=k.db)
     assert '"ok": false' in daily_job()
+    # kipd logs when the step's answer reaches it, just after the job's row commits.
+    kiptest.wait_until(lambda: any(rec.get("msg") == "audit chain does NOT verify" for rec in k.log_records()),
+                       10, interval=0.2, what="the error logged")
     errors = [rec for rec in k.log_records() if rec.get("msg") == "audit chain does NOT verify"]
     assert len(errors) == 1 and errors[0]["level"] == "error", k.log_records()[-5:]
     assert errors[0]["first_broken"]["id"] == changed and errors[0]["mode"] == "incremental"
