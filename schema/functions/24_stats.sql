@@ -51,6 +51,7 @@ AS $function$
 DECLARE
   v_plans uuid[];
   v_mark timestamptz := now() - interval '1 minute';
+  v_table text;
 BEGIN
   PERFORM pg_advisory_xact_lock(7305872417);
   SELECT coalesce(array_agg(id), '{}') INTO v_plans FROM (
@@ -113,58 +114,240 @@ BEGIN
     LEFT JOIN kip.organisations ro ON ro.id = rp.organisation_id
    WHERE a.due_date IS NOT NULL;
 
+  -- The summary rows that count nothing any more (see kip.stats_sum_trigger).
+  FOREACH v_table IN ARRAY ARRAY['stats_sum_plans', 'stats_owners', 'stats_persons', 'stats_sum_meetings',
+                                 'stats_sum_days', 'stats_sum_days_sector', 'stats_sum_actions',
+                                 'stats_sum_action_parts'] LOOP
+    EXECUTE format('DELETE FROM kip.%I t WHERE %s', v_table, (kip.stats_sum_shape(v_table)).empty);
+  END LOOP;
+
   UPDATE kip.stats_state SET refreshed_at = now();
   RETURN cardinality(v_plans);
 END
 $function$;
 
--- GET /v1/stats. Query (checked by kipd): from, to (dates, inclusive,
--- Copenhagen days; from <= to, at most 1,827 days), organisation (uuid),
--- group_by (month | quarter | organisation | sector; default month).
--- A coordinator sees their own organisation only (another one: 403); an
--- analyst sees any organisation, or all of them without `organisation`.
--- Nobody else (403). One audit row stats.read, with no plan.
---
--- Body: {from, to, group_by, organisation: {id, name, sector} | null,
--- as_of (today), groups: [{key, label}], activity: [row], closed: [row],
--- actions_by_area: [row], actions_by_sector: [row]}, every table's rows in
--- order and its total row last (key null). The definitions of every column
--- are in docs/statistics.md.
-CREATE FUNCTION kip_api.stats(p_ctx jsonb, p_query jsonb)
- RETURNS kip.reply
+-- The summary of the fact tables (schema/migrations/020_stats_summary.sql):
+-- statement triggers on the three fact tables add what a statement
+-- inserted and take away what it deleted, in the same transaction, so the
+-- summary always equals a recount of the facts (kip.stats_sum_check). The
+-- counts of each summary, over a relation r (the rows of a fact table with
+-- sgn +1 or -1), are kip.stats_sum_sql(table); the migration's first fill
+-- is the same counts with sgn 1 over the whole fact table.
+CREATE FUNCTION kip.stats_sum_sql(p_table text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT CASE p_table
+  WHEN 'stats_sum_plans' THEN $q$
+    SELECT org, sector, month, sum(started)::int AS started, sum(started_gp)::int AS started_gp,
+           sum(started_jobcenter)::int AS started_jobcenter, sum(started_addiction)::int AS started_addiction,
+           sum(ended)::int AS ended, sum(ended_gp)::int AS ended_gp, sum(ended_jobcenter)::int AS ended_jobcenter,
+           sum(ended_addiction)::int AS ended_addiction, sum(closed)::int AS closed,
+           sum(completed)::int AS completed, sum(transferred)::int AS transferred, sum(declined)::int AS declined,
+           sum(consent_withdrawn)::int AS consent_withdrawn, sum(deceased)::int AS deceased,
+           sum(moved)::int AS moved, sum(other)::int AS other
+      FROM (
+        SELECT r.org, r.sector, date_trunc('month', r.started AT TIME ZONE 'Europe/Copenhagen')::date AS month,
+               r.sgn AS started, r.sgn * r.with_gp::int AS started_gp, r.sgn * r.with_jobcenter::int AS started_jobcenter,
+               r.sgn * r.with_addiction::int AS started_addiction, 0 AS ended, 0 AS ended_gp, 0 AS ended_jobcenter,
+               0 AS ended_addiction, 0 AS closed, 0 AS completed, 0 AS transferred, 0 AS declined,
+               0 AS consent_withdrawn, 0 AS deceased, 0 AS moved, 0 AS other
+          FROM r
+         WHERE r.started IS NOT NULL
+           AND (r.closed_at IS NULL OR (r.closed_at AT TIME ZONE 'Europe/Copenhagen')::date
+                                       >= (r.started AT TIME ZONE 'Europe/Copenhagen')::date)
+        UNION ALL
+        SELECT r.org, r.sector, date_trunc('month', r.closed_at AT TIME ZONE 'Europe/Copenhagen')::date,
+               0, 0, 0, 0, r.sgn * n.normal, r.sgn * n.normal * r.with_gp::int,
+               r.sgn * n.normal * r.with_jobcenter::int, r.sgn * n.normal * r.with_addiction::int,
+               r.sgn, r.sgn * (r.close_reason = 'completed')::int, r.sgn * (r.close_reason = 'transferred')::int,
+               r.sgn * (r.close_reason = 'declined')::int, r.sgn * (r.close_reason = 'consent_withdrawn')::int,
+               r.sgn * (r.close_reason = 'deceased')::int, r.sgn * (r.close_reason = 'moved')::int,
+               r.sgn * (r.close_reason = 'other')::int
+          FROM r
+         CROSS JOIN LATERAL (SELECT coalesce(r.started IS NOT NULL
+                                    AND (r.closed_at AT TIME ZONE 'Europe/Copenhagen')::date
+                                        >= (r.started AT TIME ZONE 'Europe/Copenhagen')::date, false)::int AS normal) n
+         WHERE r.closed_at IS NOT NULL
+      ) c
+     GROUP BY org, sector, month $q$
+  WHEN 'stats_sum_meetings' THEN $q$
+    SELECT r.org, r.sector, date_trunc('month', r.starts_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
+           coalesce(sum(r.sgn) FILTER (WHERE r.status = 'held'), 0)::int AS held,
+           coalesce(sum(r.sgn) FILTER (WHERE r.status = 'cancelled'), 0)::int AS cancelled,
+           coalesce(sum(r.sgn) FILTER (WHERE r.status = 'held' AND r.citizen_attended), 0)::int AS attended
+      FROM r
+     WHERE r.status IN ('held', 'cancelled')
+     GROUP BY 1, 2, 3 $q$
+  WHEN 'stats_sum_days' THEN $q$
+    SELECT r.org, r.sector, date_trunc('month', r.starts_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
+           d.kind, d.days, sum(r.sgn)::int AS n
+      FROM r
+     CROSS JOIN LATERAL (VALUES ('first', r.days_from_consent), ('interval', r.days_from_previous)) d(kind, days)
+     WHERE d.days IS NOT NULL
+     GROUP BY 1, 2, 3, 4, 5 $q$
+  WHEN 'stats_sum_days_sector' THEN $q$
+    SELECT r.sector, date_trunc('month', r.starts_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
+           d.kind, d.days, sum(r.sgn)::int AS n
+      FROM r
+     CROSS JOIN LATERAL (VALUES ('first', r.days_from_consent), ('interval', r.days_from_previous)) d(kind, days)
+     WHERE d.days IS NOT NULL
+     GROUP BY 1, 2, 3, 4 $q$
+  WHEN 'stats_sum_actions' THEN $q$
+    SELECT r.org, r.sector, date_trunc('month', r.due_date)::date AS month,
+           coalesce(sum(r.sgn) FILTER (WHERE r.status = 'done'), 0)::int AS done,
+           coalesce(sum(r.sgn) FILTER (WHERE r.status = 'done' AND r.completed_on <= r.due_date), 0)::int AS on_time,
+           coalesce(sum(r.sgn) FILTER (WHERE r.status <> 'done'), 0)::int AS open
+      FROM r
+     WHERE r.status <> 'cancelled'
+     GROUP BY 1, 2, 3 $q$
+  WHEN 'stats_sum_action_parts' THEN $q$
+    SELECT date_trunc('month', r.due_date)::date AS month, r.area, r.party_sector,
+           coalesce(sum(r.sgn) FILTER (WHERE r.status = 'done'), 0)::int AS done,
+           coalesce(sum(r.sgn) FILTER (WHERE r.status = 'done' AND r.completed_on <= r.due_date), 0)::int AS on_time,
+           coalesce(sum(r.sgn) FILTER (WHERE r.status <> 'done'), 0)::int AS open
+      FROM r
+     WHERE r.status <> 'cancelled'
+     GROUP BY 1, 2, 3 $q$
+  WHEN 'stats_owners' THEN $q$
+    SELECT r.org, r.sector, sum(r.sgn)::int AS plans FROM r GROUP BY 1, 2 $q$
+  WHEN 'stats_persons' THEN $q$
+    SELECT r.person, sum(r.sgn)::int AS plans FROM r GROUP BY 1 $q$
+  END
+$function$;
+
+-- Each summary table: its key columns, its counters, and the condition
+-- under which a row counts nothing (it is then deleted).
+CREATE FUNCTION kip.stats_sum_shape(p_table text, OUT keys text[], OUT counters text[], OUT empty text)
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT k, c, e FROM (VALUES
+    ('stats_sum_plans', ARRAY['org', 'sector', 'month'],
+     ARRAY['started', 'started_gp', 'started_jobcenter', 'started_addiction', 'ended', 'ended_gp',
+           'ended_jobcenter', 'ended_addiction', 'closed', 'completed', 'transferred', 'declined',
+           'consent_withdrawn', 'deceased', 'moved', 'other'],
+     't.started = 0 AND t.ended = 0 AND t.closed = 0'),
+    ('stats_sum_meetings', ARRAY['org', 'sector', 'month'], ARRAY['held', 'cancelled', 'attended'],
+     't.held = 0 AND t.cancelled = 0'),
+    ('stats_sum_days', ARRAY['org', 'sector', 'month', 'kind', 'days'], ARRAY['n'], 't.n = 0'),
+    ('stats_sum_days_sector', ARRAY['sector', 'month', 'kind', 'days'], ARRAY['n'], 't.n = 0'),
+    ('stats_sum_actions', ARRAY['org', 'sector', 'month'], ARRAY['done', 'on_time', 'open'],
+     't.done = 0 AND t.open = 0'),
+    ('stats_sum_action_parts', ARRAY['month', 'area', 'party_sector'], ARRAY['done', 'on_time', 'open'],
+     't.done = 0 AND t.open = 0'),
+    ('stats_owners', ARRAY['org', 'sector'], ARRAY['plans'], 't.plans = 0'),
+    ('stats_persons', ARRAY['person'], ARRAY['plans'], 't.plans = 0')) v(t, k, c, e)
+   WHERE t = p_table
+$function$;
+
+-- The statement triggers: add the counts of the rows a statement inserted
+-- (sgn +1) and take away those of the rows it deleted (sgn -1). A row that
+-- comes to count nothing stays until kip.stats_refresh() deletes such rows
+-- at its end (a refresh first takes a plan's counts away, then adds them
+-- back). The transition tables old_rows and new_rows are seen only by this
+-- function's own (dynamic) SQL.
+CREATE FUNCTION kip.stats_sum_trigger()
+ RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
 DECLARE
-  u kip.users := kip.begin_request(p_ctx);
-  v_today date := kip.today();
-  v_to date := coalesce((p_query->>'to')::date, v_today);
-  v_from date := coalesce((p_query->>'from')::date, (v_to - interval '1 year')::date + 1);
-  v_group_by text := coalesce(p_query->>'group_by', 'month');
-  v_org uuid := (p_query->>'organisation')::uuid;
+  v_source text := CASE TG_OP
+    WHEN 'INSERT' THEN 'SELECT n.*, 1 AS sgn FROM new_rows n'
+    WHEN 'DELETE' THEN 'SELECT o.*, -1 AS sgn FROM old_rows o'
+    ELSE 'SELECT o.*, -1 AS sgn FROM old_rows o UNION ALL SELECT n.*, 1 FROM new_rows n' END;
+  v_table text;
+  v_counts text;
+  sh record;
+BEGIN
+  FOREACH v_table IN ARRAY CASE TG_TABLE_NAME
+      WHEN 'stats_plans' THEN ARRAY['stats_sum_plans', 'stats_owners', 'stats_persons']
+      WHEN 'stats_meetings' THEN ARRAY['stats_sum_meetings', 'stats_sum_days', 'stats_sum_days_sector']
+      ELSE ARRAY['stats_sum_actions', 'stats_sum_action_parts'] END LOOP
+    sh := kip.stats_sum_shape(v_table);
+    v_counts := format('WITH r AS (%s) %s', v_source, kip.stats_sum_sql(v_table));
+    EXECUTE format('INSERT INTO kip.%I AS t SELECT * FROM (%s) c ON CONFLICT (%s) DO UPDATE SET %s',
+                   v_table, v_counts, array_to_string(sh.keys, ', '),
+                   (SELECT string_agg(format('%I = t.%I + excluded.%I', c, c, c), ', ')
+                      FROM unnest(sh.counters) c));
+  END LOOP;
+  RETURN NULL;
+END
+$function$;
+
+CREATE TRIGGER stats_plans_sum_insert AFTER INSERT ON kip.stats_plans
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kip.stats_sum_trigger();
+CREATE TRIGGER stats_plans_sum_delete AFTER DELETE ON kip.stats_plans
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kip.stats_sum_trigger();
+CREATE TRIGGER stats_plans_sum_update AFTER UPDATE ON kip.stats_plans
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kip.stats_sum_trigger();
+CREATE TRIGGER stats_meetings_sum_insert AFTER INSERT ON kip.stats_meetings
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kip.stats_sum_trigger();
+CREATE TRIGGER stats_meetings_sum_delete AFTER DELETE ON kip.stats_meetings
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kip.stats_sum_trigger();
+CREATE TRIGGER stats_meetings_sum_update AFTER UPDATE ON kip.stats_meetings
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kip.stats_sum_trigger();
+CREATE TRIGGER stats_actions_sum_insert AFTER INSERT ON kip.stats_actions
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kip.stats_sum_trigger();
+CREATE TRIGGER stats_actions_sum_delete AFTER DELETE ON kip.stats_actions
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kip.stats_sum_trigger();
+CREATE TRIGGER stats_actions_sum_update AFTER UPDATE ON kip.stats_actions
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kip.stats_sum_trigger();
+
+-- The rows where a summary table differs from a recount of the facts
+-- (none when all is well): {table, row, recount} per difference; rows that
+-- count nothing are left out on both sides. For the tests, and for an
+-- operator who doubts the figures.
+CREATE FUNCTION kip.stats_sum_check()
+ RETURNS SETOF jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_table text;
+  v_fact text;
+  sh record;
+  v_on text;
+BEGIN
+  FOREACH v_table IN ARRAY ARRAY['stats_sum_plans', 'stats_owners', 'stats_persons', 'stats_sum_meetings',
+                                 'stats_sum_days', 'stats_sum_days_sector', 'stats_sum_actions',
+                                 'stats_sum_action_parts'] LOOP
+    sh := kip.stats_sum_shape(v_table);
+    v_fact := CASE WHEN v_table IN ('stats_sum_plans', 'stats_owners', 'stats_persons') THEN 'stats_plans'
+                   WHEN v_table IN ('stats_sum_meetings', 'stats_sum_days', 'stats_sum_days_sector') THEN 'stats_meetings'
+                   ELSE 'stats_actions' END;
+    v_on := (SELECT string_agg(format('t.%I = c.%I', k, k), ' AND ') FROM unnest(sh.keys) k);
+    RETURN QUERY EXECUTE format(
+      'WITH c AS (SELECT * FROM (WITH r AS (SELECT f.*, 1 AS sgn FROM kip.%I f) %s) x WHERE NOT (%s)), '
+      '     t AS (SELECT * FROM kip.%I t WHERE NOT (%s)) '
+      'SELECT jsonb_build_object(''table'', %L, ''row'', to_jsonb(t), ''recount'', to_jsonb(c)) '
+      '  FROM t FULL JOIN c ON %s WHERE t IS DISTINCT FROM c::kip.%I',
+      v_fact, kip.stats_sum_sql(v_table), replace(sh.empty, 't.', 'x.'), v_table, sh.empty, v_table, v_on,
+      v_table);
+  END LOOP;
+END
+$function$;
+
+-- The figures from the fact rows: for one organisation (p_org), where it
+-- is an index range over that organisation's rows, and for the tests, which
+-- compare kip.stats_body_summary with it. The body of GET /v1/stats without
+-- its from, to, group_by, organisation and as_of.
+CREATE FUNCTION kip.stats_body_facts(p_from date, p_to date, p_today date, p_group_by text, p_org uuid)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ STABLE
+ SET jit TO off
+AS $function$
+DECLARE
+  v_today date := p_today;
+  v_to date := p_to;
+  v_from date := p_from;
+  v_group_by text := p_group_by;
+  v_org uuid := p_org;
   v_lo timestamptz := v_from::timestamp AT TIME ZONE 'Europe/Copenhagen';
   v_hi timestamptz := (v_to + 1)::timestamp AT TIME ZONE 'Europe/Copenhagen';
-  v_org_doc jsonb;
   v_body jsonb;
 BEGIN
-  IF u.roles && ARRAY['analyst'] THEN
-    NULL;
-  ELSIF u.roles && ARRAY['coordinator'] THEN
-    IF v_org IS NOT NULL AND v_org <> u.organisation_id THEN
-      PERFORM kip.fail(403, 'forbidden', 'organisation',
-                       'a coordinator sees the statistics of their own organisation only');
-    END IF;
-    v_org := u.organisation_id;
-  ELSE
-    PERFORM kip.fail(403, 'forbidden', 'Authorization', 'the statistics are for coordinators and analysts');
-  END IF;
-  IF v_org IS NOT NULL THEN
-    SELECT jsonb_build_object('id', o.id, 'name', o.name, 'sector', o.sector) INTO v_org_doc
-      FROM kip.organisations o WHERE o.id = v_org;
-    IF v_org_doc IS NULL THEN
-      PERFORM kip.fail(422, 'not_found', 'organisation', 'no such organisation');
-    END IF;
-  END IF;
-
   WITH
   plans AS (
     SELECT sp.*, o.name AS org_name FROM kip.stats_plans sp JOIN kip.organisations o ON o.id = sp.org
@@ -315,6 +498,480 @@ BEGIN
         LEFT JOIN by_sector b ON b.key IS NOT DISTINCT FROM k.key),
     'refreshed_at', (SELECT refreshed_at FROM kip.stats_state))
   INTO v_body;
+  RETURN v_body;
+END
+$function$;
+
+-- The figures of every organisation (no `organisation`), from the summary:
+-- the same body as kip.stats_body_facts for p_org NULL, which the tests
+-- compare it with. A whole month of the period that does not hold p_today
+-- is read from the summary; the days of the other months (a period's
+-- partial first and last month, and today's month, where whether an open
+-- action counts depends on the day) from the fact rows. Active plans are
+-- not additive over months: a plan counts in every span it is active in.
+-- They are counted as S(hi) - C(lo): the plans started before the span's
+-- end less those closed before its start (for plans not closed on a day
+-- before the one they started, S and C are month sums of the summary up to
+-- the cut's month plus the fact rows of that month before the cut); the
+-- few plans closed before they started are counted from the facts.
+-- Distinct citizens: a citizen with one plan counts once where the plan
+-- counts, so citizens_active = plans_active - the active plans of citizens
+-- with more than one plan + those citizens counted distinctly from the facts
+-- (kip.stats_persons names them).
+CREATE FUNCTION kip.stats_body_summary(p_from date, p_to date, p_today date, p_group_by text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ STABLE
+ SET jit TO off
+AS $function$
+DECLARE
+  v_group_by text := p_group_by;
+  v_lo timestamptz := p_from::timestamp AT TIME ZONE 'Europe/Copenhagen';
+  v_hi timestamptz := (p_to + 1)::timestamp AT TIME ZONE 'Europe/Copenhagen';
+  v_body jsonb;
+BEGIN
+  WITH
+  months AS (
+    SELECT m::date AS month,
+           m::date >= p_from AND (m + interval '1 month')::date <= p_to + 1
+             AND NOT (m::date <= p_today AND p_today < (m + interval '1 month')::date) AS whole,
+           greatest(m::date, p_from) AS lo_day, least((m + interval '1 month')::date, p_to + 1) AS hi_day
+      FROM generate_series(date_trunc('month', p_from::timestamp), p_to::timestamp, interval '1 month') m
+  ),
+  whole AS (SELECT month FROM months WHERE whole),
+  whole_range AS (SELECT min(month) AS first, max(month) AS last FROM whole),
+  -- The days read from the facts: [lo_day, hi_day), as Copenhagen times [lo, hi).
+  edges AS (
+    SELECT lo_day, hi_day, lo_day::timestamp AT TIME ZONE 'Europe/Copenhagen' AS lo,
+           hi_day::timestamp AT TIME ZONE 'Europe/Copenhagen' AS hi
+      FROM months WHERE NOT whole
+  ),
+  owners AS (
+    SELECT s.org, s.sector, o.name AS org_name
+      FROM kip.stats_owners s JOIN kip.organisations o ON o.id = s.org WHERE s.plans > 0
+  ),
+  groups AS (
+    SELECT row_number() OVER (ORDER BY g.ord, g.label, g.key) AS ord, g.key, g.label, g.lo, g.hi
+      FROM (
+        SELECT 0 AS ord, to_char(m, 'YYYY-MM') AS key, to_char(m, 'YYYY-MM') AS label,
+               greatest(v_lo, m::timestamp AT TIME ZONE 'Europe/Copenhagen') AS lo,
+               least(v_hi, (m + interval '1 month')::timestamp AT TIME ZONE 'Europe/Copenhagen') AS hi
+          FROM generate_series(date_trunc('month', p_from::timestamp), p_to::timestamp, interval '1 month') m
+         WHERE v_group_by = 'month'
+        UNION ALL
+        SELECT 0, to_char(q, 'YYYY-"Q"Q'), to_char(q, 'YYYY-"Q"Q'),
+               greatest(v_lo, q::timestamp AT TIME ZONE 'Europe/Copenhagen'),
+               least(v_hi, (q + interval '3 months')::timestamp AT TIME ZONE 'Europe/Copenhagen')
+          FROM generate_series(date_trunc('quarter', p_from::timestamp), p_to::timestamp, interval '3 months') q
+         WHERE v_group_by = 'quarter'
+        UNION ALL
+        SELECT DISTINCT 0, ow.org::text, ow.org_name, v_lo, v_hi FROM owners ow WHERE v_group_by = 'organisation'
+        UNION ALL
+        SELECT DISTINCT 0, ow.sector, ow.sector, v_lo, v_hi FROM owners ow WHERE v_group_by = 'sector'
+        UNION ALL
+        SELECT 1, NULL, NULL, v_lo, v_hi
+      ) g
+  ),
+  -- Each group's span as days and months, and its scope: '*' for every
+  -- organisation, else the organisation's id or the sector.
+  spans AS (
+    SELECT g.key, g.lo, g.hi, (g.lo AT TIME ZONE 'Europe/Copenhagen')::date AS lo_day,
+           (g.hi AT TIME ZONE 'Europe/Copenhagen')::date AS hi_day,
+           date_trunc('month', g.lo AT TIME ZONE 'Europe/Copenhagen')::date AS lo_month,
+           date_trunc('month', g.hi AT TIME ZONE 'Europe/Copenhagen')::date AS hi_month,
+           CASE WHEN g.key IS NOT NULL AND v_group_by IN ('organisation', 'sector') THEN g.key ELSE '*' END AS scope
+      FROM groups g
+  ),
+  -- Started and ended plans per scope and month, over all time.
+  plan_months AS (
+    SELECT CASE WHEN grouping(x.scope) = 1 THEN '*' ELSE x.scope END AS scope, x.month,
+           sum(x.started) AS started, sum(x.started_gp) AS started_gp,
+           sum(x.started_jobcenter) AS started_jobcenter, sum(x.started_addiction) AS started_addiction,
+           sum(x.ended) AS ended, sum(x.ended_gp) AS ended_gp, sum(x.ended_jobcenter) AS ended_jobcenter,
+           sum(x.ended_addiction) AS ended_addiction
+      FROM (SELECT CASE v_group_by WHEN 'organisation' THEN s.org::text WHEN 'sector' THEN s.sector END AS scope, s.*
+              FROM kip.stats_sum_plans s WHERE s.started <> 0 OR s.ended <> 0) x
+     GROUP BY GROUPING SETS ((x.scope, x.month), (x.month))
+  ),
+  -- The fact rows of a cut's month before the cut (only p_from and p_to + 1
+  -- may fall inside a month): plans started (s) or ended (e) there.
+  cuts AS (
+    SELECT c.day, date_trunc('month', c.day::timestamp)::timestamp AT TIME ZONE 'Europe/Copenhagen' AS mlo,
+           c.day::timestamp AT TIME ZONE 'Europe/Copenhagen' AS lo
+      FROM (VALUES (p_from), (p_to + 1)) c(day)
+  ),
+  cut_plans AS (
+    SELECT c.day, p.org, p.sector, 1 AS s, 0 AS e, p.with_gp, p.with_jobcenter, p.with_addiction
+      FROM cuts c JOIN kip.stats_plans p ON p.started >= c.mlo AND p.started < c.lo
+     WHERE p.closed_at IS NULL OR (p.closed_at AT TIME ZONE 'Europe/Copenhagen')::date
+                                  >= (p.started AT TIME ZONE 'Europe/Copenhagen')::date
+    UNION ALL
+    SELECT c.day, p.org, p.sector, 0, 1, p.with_gp, p.with_jobcenter, p.with_addiction
+      FROM cuts c JOIN kip.stats_plans p ON p.closed_at >= c.mlo AND p.closed_at < c.lo
+     WHERE (p.closed_at AT TIME ZONE 'Europe/Copenhagen')::date >= (p.started AT TIME ZONE 'Europe/Copenhagen')::date
+  ),
+  cut_counts AS (
+    SELECT CASE WHEN grouping(x.scope) = 1 THEN '*' ELSE x.scope END AS scope, x.day,
+           sum(x.s) AS started, sum(x.s) FILTER (WHERE x.with_gp) AS started_gp,
+           sum(x.s) FILTER (WHERE x.with_jobcenter) AS started_jobcenter,
+           sum(x.s) FILTER (WHERE x.with_addiction) AS started_addiction,
+           sum(x.e) AS ended, sum(x.e) FILTER (WHERE x.with_gp) AS ended_gp,
+           sum(x.e) FILTER (WHERE x.with_jobcenter) AS ended_jobcenter,
+           sum(x.e) FILTER (WHERE x.with_addiction) AS ended_addiction
+      FROM (SELECT CASE v_group_by WHEN 'organisation' THEN c.org::text WHEN 'sector' THEN c.sector END AS scope, c.*
+              FROM cut_plans c) x
+     GROUP BY GROUPING SETS ((x.scope, x.day), (x.day))
+  ),
+  -- S and C at each span's ends, from the summary's months before the cut.
+  prefix AS (
+    SELECT sp.key,
+           sum(pm.started) FILTER (WHERE pm.month < sp.hi_month) AS s_hi,
+           sum(pm.started_gp) FILTER (WHERE pm.month < sp.hi_month) AS s_hi_gp,
+           sum(pm.started_jobcenter) FILTER (WHERE pm.month < sp.hi_month) AS s_hi_jobcenter,
+           sum(pm.started_addiction) FILTER (WHERE pm.month < sp.hi_month) AS s_hi_addiction,
+           sum(pm.started) FILTER (WHERE pm.month < sp.lo_month) AS s_lo,
+           sum(pm.ended) FILTER (WHERE pm.month < sp.lo_month) AS c_lo,
+           sum(pm.ended_gp) FILTER (WHERE pm.month < sp.lo_month) AS c_lo_gp,
+           sum(pm.ended_jobcenter) FILTER (WHERE pm.month < sp.lo_month) AS c_lo_jobcenter,
+           sum(pm.ended_addiction) FILTER (WHERE pm.month < sp.lo_month) AS c_lo_addiction
+      FROM spans sp JOIN plan_months pm ON pm.scope = sp.scope AND pm.month < sp.hi_month
+     GROUP BY sp.key
+  ),
+  -- The plans counted from the facts: those of citizens with more than one
+  -- plan (shared) and those closed on a day before they started (skewed).
+  direct AS (
+    SELECT p.org, p.sector, p.person, p.started, p.closed_at, p.with_gp, p.with_jobcenter, p.with_addiction,
+           true AS shared, p.skewed
+      FROM kip.stats_persons pp JOIN kip.stats_plans p ON p.person = pp.person
+     WHERE pp.plans > 1 AND p.started IS NOT NULL
+    UNION ALL
+    SELECT p.org, p.sector, p.person, p.started, p.closed_at, p.with_gp, p.with_jobcenter, p.with_addiction,
+           false, true
+      FROM kip.stats_plans p
+     WHERE p.skewed
+       AND NOT EXISTS (SELECT 1 FROM kip.stats_persons pp WHERE pp.person = p.person AND pp.plans > 1)
+  ),
+  direct_scoped AS (
+    SELECT '*' AS scope, d.* FROM direct d
+    UNION ALL
+    SELECT kip.stats_key(v_group_by, NULL, d.org, d.sector), d.* FROM direct d
+     WHERE v_group_by IN ('organisation', 'sector')
+  ),
+  -- Per span: the active plans of citizens with several plans, and those
+  -- citizens (one hash aggregate over (span, citizen)); and the skewed plans.
+  shared_counts AS (
+    SELECT y.key, sum(y.plans) AS shared_active, count(*) AS shared_citizens
+      FROM (SELECT sp.key, d.person, count(*) AS plans
+              FROM spans sp
+              JOIN direct_scoped d ON d.scope = sp.scope AND d.started < sp.hi
+                                  AND (d.closed_at IS NULL OR d.closed_at >= sp.lo)
+             WHERE d.shared
+             GROUP BY sp.key, d.person) y
+     GROUP BY y.key
+  ),
+  skewed_counts AS (
+    SELECT sp.key, count(*) AS skewed_active, count(*) FILTER (WHERE d.started >= sp.lo) AS skewed_started,
+           count(*) FILTER (WHERE d.with_gp) AS skewed_gp,
+           count(*) FILTER (WHERE d.with_jobcenter) AS skewed_jobcenter,
+           count(*) FILTER (WHERE d.with_addiction) AS skewed_addiction
+      FROM spans sp
+      JOIN direct_scoped d ON d.scope = sp.scope AND d.started < sp.hi
+                          AND (d.closed_at IS NULL OR d.closed_at >= sp.lo)
+     WHERE d.skewed
+     GROUP BY sp.key
+  ),
+  direct_counts AS (
+    SELECT sp.key, coalesce(sh.shared_active, 0) AS shared_active, coalesce(sh.shared_citizens, 0) AS shared_citizens,
+           sk.skewed_active, sk.skewed_started, sk.skewed_gp, sk.skewed_jobcenter, sk.skewed_addiction
+      FROM spans sp
+      LEFT JOIN shared_counts sh ON sh.key IS NOT DISTINCT FROM sp.key
+      LEFT JOIN skewed_counts sk ON sk.key IS NOT DISTINCT FROM sp.key
+  ),
+  active AS (
+    SELECT sp.key,
+           a.plans_active - coalesce(dc.shared_active, 0) + coalesce(dc.shared_citizens, 0) AS citizens_active,
+           a.plans_active,
+           coalesce(pf.s_hi, 0) + coalesce(ch.started, 0) - coalesce(pf.s_lo, 0) - coalesce(cl.started, 0)
+             + coalesce(dc.skewed_started, 0) AS plans_started,
+           coalesce(pf.s_hi_gp, 0) + coalesce(ch.started_gp, 0) - coalesce(pf.c_lo_gp, 0)
+             - coalesce(cl.ended_gp, 0) + coalesce(dc.skewed_gp, 0) AS plans_with_gp,
+           coalesce(pf.s_hi_jobcenter, 0) + coalesce(ch.started_jobcenter, 0) - coalesce(pf.c_lo_jobcenter, 0)
+             - coalesce(cl.ended_jobcenter, 0) + coalesce(dc.skewed_jobcenter, 0) AS plans_with_jobcenter,
+           coalesce(pf.s_hi_addiction, 0) + coalesce(ch.started_addiction, 0) - coalesce(pf.c_lo_addiction, 0)
+             - coalesce(cl.ended_addiction, 0) + coalesce(dc.skewed_addiction, 0) AS plans_with_addiction
+      FROM spans sp
+      LEFT JOIN prefix pf ON pf.key IS NOT DISTINCT FROM sp.key
+      LEFT JOIN cut_counts ch ON ch.scope = sp.scope AND ch.day = sp.hi_day
+      LEFT JOIN cut_counts cl ON cl.scope = sp.scope AND cl.day = sp.lo_day
+      LEFT JOIN direct_counts dc ON dc.key IS NOT DISTINCT FROM sp.key
+     CROSS JOIN LATERAL (SELECT coalesce(pf.s_hi, 0) + coalesce(ch.started, 0) - coalesce(pf.c_lo, 0)
+                                - coalesce(cl.ended, 0) + coalesce(dc.skewed_active, 0) AS plans_active) a
+  ),
+  -- Meetings: whole months from the summary, the other days from the facts.
+  meeting_units AS (
+    SELECT kip.stats_key(v_group_by, s.month::timestamp AT TIME ZONE 'Europe/Copenhagen', s.org, s.sector) AS key,
+           s.held, s.cancelled, s.attended
+      FROM whole_range wr JOIN kip.stats_sum_meetings s ON s.month BETWEEN wr.first AND wr.last
+      JOIN whole w ON w.month = s.month
+    UNION ALL
+    SELECT kip.stats_key(v_group_by, f.month::timestamp AT TIME ZONE 'Europe/Copenhagen', f.org, f.sector),
+           f.held, f.cancelled, f.attended
+      FROM (SELECT m.org, m.sector, date_trunc('month', m.starts_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
+                   count(*) FILTER (WHERE m.status = 'held') AS held,
+                   count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled,
+                   count(*) FILTER (WHERE m.status = 'held' AND m.citizen_attended) AS attended
+              FROM edges e JOIN kip.stats_meetings m ON m.starts_at >= e.lo AND m.starts_at < e.hi
+             WHERE m.status IN ('held', 'cancelled')
+             GROUP BY 1, 2, 3) f
+  ),
+  meeting_sums AS (
+    SELECT u.key, sum(u.held) AS held, sum(u.cancelled) AS cancelled, sum(u.attended) AS attended
+      FROM meeting_units u GROUP BY GROUPING SETS ((u.key), ())
+  ),
+  -- An overdue outcome depends on the clock: from the facts.
+  overdue AS (
+    SELECT x.key, count(*) AS n
+      FROM (SELECT kip.stats_key(v_group_by, m.starts_at, m.org, m.sector) AS key FROM kip.stats_meetings m
+             WHERE m.status = 'planned' AND m.starts_at >= v_lo AND m.starts_at < v_hi AND m.ends_at < now()) x
+     GROUP BY GROUPING SETS ((x.key), ())
+  ),
+  -- The day histograms, and from them the exact percentile_cont: the value
+  -- at 0-based position i is the smallest day whose running count exceeds
+  -- i; between two positions PostgreSQL interpolates lo + f * (hi - lo).
+  day_units AS (
+    SELECT u.key, u.kind, u.days, sum(u.n) AS n
+      FROM (
+        SELECT s.org::text AS key, s.kind, s.days, s.n
+          FROM whole_range wr JOIN kip.stats_sum_days s ON s.month BETWEEN wr.first AND wr.last
+          JOIN whole w ON w.month = s.month
+         WHERE v_group_by = 'organisation'
+        UNION ALL
+        SELECT kip.stats_key(v_group_by, s.month::timestamp AT TIME ZONE 'Europe/Copenhagen', NULL, s.sector),
+               s.kind, s.days, s.n
+          FROM whole_range wr JOIN kip.stats_sum_days_sector s ON s.month BETWEEN wr.first AND wr.last
+          JOIN whole w ON w.month = s.month
+         WHERE v_group_by <> 'organisation'
+        UNION ALL
+        SELECT kip.stats_key(v_group_by, f.month::timestamp AT TIME ZONE 'Europe/Copenhagen', f.org, f.sector),
+               f.kind, f.days, f.n
+          FROM (SELECT m.org, m.sector, date_trunc('month', m.starts_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
+                       d.kind, d.days, count(*) AS n
+                  FROM edges e JOIN kip.stats_meetings m ON m.starts_at >= e.lo AND m.starts_at < e.hi
+                 CROSS JOIN LATERAL (VALUES ('first', m.days_from_consent), ('interval', m.days_from_previous))
+                         d(kind, days)
+                 WHERE d.days IS NOT NULL
+                 GROUP BY 1, 2, 3, 4, 5) f
+      ) u
+     GROUP BY GROUPING SETS ((u.key, u.kind, u.days), (u.kind, u.days))
+  ),
+  day_running AS (
+    SELECT d.key, d.kind, d.days,
+           sum(d.n) OVER (PARTITION BY d.key, d.kind ORDER BY d.days) AS upto,
+           sum(d.n) OVER (PARTITION BY d.key, d.kind) AS total
+      FROM day_units d
+  ),
+  day_stats AS (
+    SELECT r.key, r.kind, max(r.total) AS n,
+           min(r.days) FILTER (WHERE r.upto > floor(0.5::float8 * (r.total - 1))) AS m1,
+           min(r.days) FILTER (WHERE r.upto > ceil(0.5::float8 * (r.total - 1))) AS m2,
+           min(r.days) FILTER (WHERE r.upto > floor(0.9::float8 * (r.total - 1))) AS p1,
+           min(r.days) FILTER (WHERE r.upto > ceil(0.9::float8 * (r.total - 1))) AS p2
+      FROM day_running r GROUP BY r.key, r.kind
+  ),
+  percentiles AS (
+    SELECT s.key, s.kind, s.n,
+           s.m1::float8 + ((0.5::float8 * (s.n - 1)::float8 - floor(0.5::float8 * (s.n - 1)::float8))
+                           * (s.m2::float8 - s.m1::float8)) AS median,
+           s.p1::float8 + ((0.9::float8 * (s.n - 1)::float8 - floor(0.9::float8 * (s.n - 1)::float8))
+                           * (s.p2::float8 - s.p1::float8)) AS p90
+      FROM day_stats s
+  ),
+  meeting_counts AS (
+    SELECT k.key,
+           coalesce(ms.held, 0) AS meetings_held,
+           coalesce(ms.cancelled, 0) AS meetings_cancelled,
+           coalesce(od.n, 0) AS meetings_outcome_overdue,
+           coalesce(ms.attended, 0) AS meetings_citizen_attended,
+           coalesce(f.n, 0) AS first_meeting_plans,
+           f.median AS first_meeting_median_days,
+           f.p90 AS first_meeting_p90_days,
+           coalesce(i.n, 0) AS meeting_intervals,
+           i.median AS meeting_interval_median_days
+      FROM (SELECT key FROM meeting_sums UNION SELECT key FROM overdue) k
+      LEFT JOIN meeting_sums ms ON ms.key IS NOT DISTINCT FROM k.key
+      LEFT JOIN overdue od ON od.key IS NOT DISTINCT FROM k.key
+      LEFT JOIN percentiles f ON f.key IS NOT DISTINCT FROM k.key AND f.kind = 'first'
+      LEFT JOIN percentiles i ON i.key IS NOT DISTINCT FROM k.key AND i.kind = 'interval'
+  ),
+  -- Actions: a whole month before today's counts its open actions as due,
+  -- one after it does not. The facts of the other days are read twice,
+  -- grouped as each table needs them.
+  action_counts AS (
+    SELECT x.key, sum(x.due) AS actions_due, sum(x.on_time) AS actions_on_time
+      FROM (SELECT kip.stats_key(v_group_by, u.month::timestamp AT TIME ZONE 'Europe/Copenhagen', u.org, u.sector)
+                     AS key, u.due, u.on_time
+              FROM (SELECT s.org, s.sector, s.month, s.done + CASE WHEN s.month < p_today THEN s.open ELSE 0 END AS due,
+                           s.on_time
+                      FROM whole_range wr JOIN kip.stats_sum_actions s ON s.month BETWEEN wr.first AND wr.last
+                      JOIN whole w ON w.month = s.month
+                    UNION ALL
+                    SELECT a.org, a.sector, date_trunc('month', a.due_date)::date, count(*),
+                           count(*) FILTER (WHERE a.status = 'done' AND a.completed_on <= a.due_date)
+                      FROM edges e JOIN kip.stats_actions a ON a.due_date >= e.lo_day AND a.due_date < e.hi_day
+                     WHERE a.status <> 'cancelled' AND (a.status = 'done' OR a.due_date < p_today)
+                     GROUP BY 1, 2, 3) u) x
+     GROUP BY GROUPING SETS ((x.key), ())
+  ),
+  part_units AS (
+    SELECT s.area, s.party_sector, s.done + CASE WHEN s.month < p_today THEN s.open ELSE 0 END AS due, s.on_time
+      FROM whole_range wr JOIN kip.stats_sum_action_parts s ON s.month BETWEEN wr.first AND wr.last
+      JOIN whole w ON w.month = s.month
+    UNION ALL
+    SELECT a.area, a.party_sector, count(*), count(*) FILTER (WHERE a.status = 'done' AND a.completed_on <= a.due_date)
+      FROM edges e JOIN kip.stats_actions a ON a.due_date >= e.lo_day AND a.due_date < e.hi_day
+     WHERE a.status <> 'cancelled' AND (a.status = 'done' OR a.due_date < p_today)
+     GROUP BY 1, 2
+  ),
+  by_area AS (
+    SELECT x.area AS key, sum(x.due) AS actions_due, sum(x.on_time) AS actions_on_time
+      FROM part_units x GROUP BY GROUPING SETS ((x.area), ())
+  ),
+  by_sector AS (
+    SELECT x.party_sector AS key, sum(x.due) AS actions_due, sum(x.on_time) AS actions_on_time
+      FROM part_units x GROUP BY GROUPING SETS ((x.party_sector), ())
+  ),
+  closed AS (
+    SELECT x.key, sum(x.closed) AS closed, sum(x.completed) AS completed, sum(x.transferred) AS transferred,
+           sum(x.declined) AS declined, sum(x.consent_withdrawn) AS consent_withdrawn,
+           sum(x.deceased) AS deceased, sum(x.moved) AS moved, sum(x.other) AS other
+      FROM (
+        SELECT kip.stats_key(v_group_by, s.month::timestamp AT TIME ZONE 'Europe/Copenhagen', s.org, s.sector) AS key,
+               s.closed, s.completed, s.transferred, s.declined, s.consent_withdrawn, s.deceased, s.moved, s.other
+          FROM whole_range wr JOIN kip.stats_sum_plans s ON s.month BETWEEN wr.first AND wr.last
+      JOIN whole w ON w.month = s.month
+         WHERE s.closed <> 0
+        UNION ALL
+        SELECT kip.stats_key(v_group_by, f.month::timestamp AT TIME ZONE 'Europe/Copenhagen', f.org, f.sector),
+               f.closed, f.completed, f.transferred, f.declined, f.consent_withdrawn, f.deceased, f.moved, f.other
+          FROM (SELECT p.org, p.sector, date_trunc('month', p.closed_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
+                       count(*) AS closed, count(*) FILTER (WHERE p.close_reason = 'completed') AS completed,
+                       count(*) FILTER (WHERE p.close_reason = 'transferred') AS transferred,
+                       count(*) FILTER (WHERE p.close_reason = 'declined') AS declined,
+                       count(*) FILTER (WHERE p.close_reason = 'consent_withdrawn') AS consent_withdrawn,
+                       count(*) FILTER (WHERE p.close_reason = 'deceased') AS deceased,
+                       count(*) FILTER (WHERE p.close_reason = 'moved') AS moved,
+                       count(*) FILTER (WHERE p.close_reason = 'other') AS other
+                  FROM edges e JOIN kip.stats_plans p ON p.closed_at >= e.lo AND p.closed_at < e.hi
+                 GROUP BY 1, 2, 3) f
+      ) x
+     GROUP BY GROUPING SETS ((x.key), ())
+  )
+  SELECT jsonb_build_object(
+    'groups', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', g.key, 'label', g.label) ORDER BY g.ord), '[]')
+                 FROM groups g WHERE g.key IS NOT NULL),
+    'activity', (SELECT jsonb_agg(jsonb_build_object(
+        'key', g.key, 'label', g.label,
+        'meetings_held', coalesce(mc.meetings_held, 0),
+        'meetings_cancelled', coalesce(mc.meetings_cancelled, 0),
+        'meetings_outcome_overdue', coalesce(mc.meetings_outcome_overdue, 0),
+        'meetings_citizen_attended', coalesce(mc.meetings_citizen_attended, 0),
+        'citizens_active', coalesce(ac.citizens_active, 0),
+        'plans_active', coalesce(ac.plans_active, 0),
+        'plans_started', coalesce(ac.plans_started, 0),
+        'first_meeting_plans', coalesce(mc.first_meeting_plans, 0),
+        'first_meeting_median_days', mc.first_meeting_median_days,
+        'first_meeting_p90_days', mc.first_meeting_p90_days,
+        'meeting_intervals', coalesce(mc.meeting_intervals, 0),
+        'meeting_interval_median_days', mc.meeting_interval_median_days,
+        'actions_due', coalesce(at.actions_due, 0),
+        'actions_on_time', coalesce(at.actions_on_time, 0),
+        'plans_with_gp', coalesce(ac.plans_with_gp, 0),
+        'plans_with_jobcenter', coalesce(ac.plans_with_jobcenter, 0),
+        'plans_with_addiction', coalesce(ac.plans_with_addiction, 0)) ORDER BY g.ord)
+        FROM groups g
+        LEFT JOIN active ac ON ac.key IS NOT DISTINCT FROM g.key
+        LEFT JOIN meeting_counts mc ON mc.key IS NOT DISTINCT FROM g.key
+        LEFT JOIN action_counts at ON at.key IS NOT DISTINCT FROM g.key),
+    'closed', (SELECT jsonb_agg(jsonb_build_object(
+        'key', g.key, 'label', g.label,
+        'completed', coalesce(cl.completed, 0), 'transferred', coalesce(cl.transferred, 0),
+        'declined', coalesce(cl.declined, 0), 'consent_withdrawn', coalesce(cl.consent_withdrawn, 0),
+        'deceased', coalesce(cl.deceased, 0), 'moved', coalesce(cl.moved, 0),
+        'other', coalesce(cl.other, 0), 'closed', coalesce(cl.closed, 0)) ORDER BY g.ord)
+        FROM groups g LEFT JOIN closed cl ON cl.key IS NOT DISTINCT FROM g.key),
+    'actions_by_area', (SELECT jsonb_agg(jsonb_build_object(
+        'key', k.key, 'label', k.key, 'actions_due', coalesce(b.actions_due, 0),
+        'actions_on_time', coalesce(b.actions_on_time, 0)) ORDER BY k.n)
+        FROM (SELECT key, n FROM unnest(ARRAY['substances', 'somatic_health', 'mental_health', 'housing',
+                'finances', 'employment', 'crime', 'family_children', 'network', 'other', NULL])
+                WITH ORDINALITY AS t(key, n)) k
+        LEFT JOIN by_area b ON b.key IS NOT DISTINCT FROM k.key),
+    'actions_by_sector', (SELECT jsonb_agg(jsonb_build_object(
+        'key', k.key, 'label', k.key, 'actions_due', coalesce(b.actions_due, 0),
+        'actions_on_time', coalesce(b.actions_on_time, 0)) ORDER BY k.n)
+        FROM (SELECT key, n FROM unnest(ARRAY['region_hospital', 'region_psychiatry', 'municipality_jobcenter',
+                'municipality_social', 'municipality_addiction', 'general_practice', 'civil_society',
+                'private', 'other', 'citizen', 'relative', 'none', NULL])
+                WITH ORDINALITY AS t(key, n)) k
+        LEFT JOIN by_sector b ON b.key IS NOT DISTINCT FROM k.key),
+    'refreshed_at', (SELECT refreshed_at FROM kip.stats_state))
+  INTO v_body;
+  RETURN v_body;
+END
+$function$;
+
+-- GET /v1/stats. Query (checked by kipd): from, to (dates, inclusive,
+-- Copenhagen days; from <= to, at most 1,827 days), organisation (uuid),
+-- group_by (month | quarter | organisation | sector; default month).
+-- A coordinator sees their own organisation only (another one: 403); an
+-- analyst sees any organisation, or all of them without `organisation`.
+-- Nobody else (403). One audit row stats.read, with no plan.
+--
+-- Body: {from, to, group_by, organisation: {id, name, sector} | null,
+-- as_of (today), groups: [{key, label}], activity: [row], closed: [row],
+-- actions_by_area: [row], actions_by_sector: [row]}, every table's rows in
+-- order and its total row last (key null). The definitions of every column
+-- are in docs/statistics.md.
+CREATE FUNCTION kip_api.stats(p_ctx jsonb, p_query jsonb)
+ RETURNS kip.reply
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  u kip.users := kip.begin_request(p_ctx);
+  v_today date := kip.today();
+  v_to date := coalesce((p_query->>'to')::date, v_today);
+  v_from date := coalesce((p_query->>'from')::date, (v_to - interval '1 year')::date + 1);
+  v_group_by text := coalesce(p_query->>'group_by', 'month');
+  v_org uuid := (p_query->>'organisation')::uuid;
+  v_org_doc jsonb;
+  v_body jsonb;
+BEGIN
+  IF u.roles && ARRAY['analyst'] THEN
+    NULL;
+  ELSIF u.roles && ARRAY['coordinator'] THEN
+    IF v_org IS NOT NULL AND v_org <> u.organisation_id THEN
+      PERFORM kip.fail(403, 'forbidden', 'organisation',
+                       'a coordinator sees the statistics of their own organisation only');
+    END IF;
+    v_org := u.organisation_id;
+  ELSE
+    PERFORM kip.fail(403, 'forbidden', 'Authorization', 'the statistics are for coordinators and analysts');
+  END IF;
+  IF v_org IS NOT NULL THEN
+    SELECT jsonb_build_object('id', o.id, 'name', o.name, 'sector', o.sector) INTO v_org_doc
+      FROM kip.organisations o WHERE o.id = v_org;
+    IF v_org_doc IS NULL THEN
+      PERFORM kip.fail(422, 'not_found', 'organisation', 'no such organisation');
+    END IF;
+  END IF;
+
+  -- Every organisation: the summary (kip.stats_body_summary); one: its
+  -- fact rows, an index range (kip.stats_body_facts). The same figures.
+  IF v_org IS NULL THEN
+    v_body := kip.stats_body_summary(v_from, v_to, v_today, v_group_by);
+  ELSE
+    v_body := kip.stats_body_facts(v_from, v_to, v_today, v_group_by, v_org);
+  END IF;
 
   PERFORM kip.audit('stats.read', NULL, 'stats');
   RETURN kip.ok(jsonb_build_object('from', v_from, 'to', v_to, 'group_by', v_group_by,

@@ -31,7 +31,9 @@ Psychiatry P (region_psychiatry), 10 plans, consent 30 days ago:
 
 import csv
 import io
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +41,8 @@ import kiptest
 from kiptest import Api, problem
 
 SUPPRESSED = {"value": None, "suppressed": True}
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 
 
 def _ok(r, status=(200, 201)):
@@ -451,3 +455,116 @@ def test_figures_follow_the_daily_pass(world, admin):
     assert total["meetings_held"] == 5 and total["meeting_intervals"] == SUPPRESSED   # 4 intervals of 1 day
     assert total["first_meeting_plans"] == SUPPRESSED and total["first_meeting_median_days"] == SUPPRESSED
     assert total["plans_active"] == 11
+
+
+# ------------------------------------------------- the summary (issue 15)
+
+def _sql(pg, kipd, script, timeout=300):
+    """Run a psql script (several statements, one session) as the owner on
+    the module's database; return its output lines."""
+    r = subprocess.run([str(kiptest.PG_BINDIR / "psql"), "-h", str(pg.sockdir), "-U", "postgres", "-d", kipd.db,
+                        "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"],
+                       input=script, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return [line for line in r.stdout.splitlines() if line.strip()]
+
+
+def _compare(line):
+    cases, differ, which, check = line.split(";")
+    return int(cases), int(differ), which, int(check)
+
+
+def test_the_summary_answers_exactly_as_the_facts(world, pg, kipd):
+    """Every organisation's figures come from the summary (whole months) and
+    the fact rows (partial and current months). On a rich fixture (7
+    organisations, 700 plans, 2,500 meetings, 5,000 actions over 2.5 years,
+    citizens with several plans, plans closed before they started, times
+    around midnight and DST) every grouping over 13 periods must give the
+    same body as the facts alone, and the summary must equal a recount.
+    Then one summary cell is made wrong: both checks must see it."""
+    fixture = (HERE / "stats_fixture.sql").read_text()
+    compare = (HERE / "stats_compare.sql").read_text()
+    out = _sql(pg, kipd, "BEGIN;\n" + fixture + compare + """
+        UPDATE kip.stats_sum_meetings SET held = held + 1
+         WHERE (org, sector, month) = (SELECT org, sector, month FROM kip.stats_sum_meetings
+                                        WHERE month = date_trunc('month', kip.today() - 200)::date
+                                        ORDER BY held DESC LIMIT 1);
+        """ + compare + "ROLLBACK;\n")
+    cases, differ, which, check = _compare(out[-2])
+    assert cases == 52 and differ == 0 and check == 0, which
+    cases, differ, which, check = _compare(out[-1])
+    assert differ > 0 and check == 1, "a wrong summary cell went unnoticed"
+    assert "month" in which and "organisation" in which
+
+
+def test_migration_020_fills_the_summary(world, pg, kipd):
+    """An upgraded database gets its summary from migration 020's first fill
+    (no function exists while migrations run): run that part of the file
+    over the rich fixture and compare with the recount."""
+    fill = (ROOT / "schema" / "migrations" / "020_stats_summary.sql").read_text()
+    fill = fill[fill.index("-- The first fill"):]
+    fixture = (HERE / "stats_fixture.sql").read_text()
+    out = _sql(pg, kipd, "BEGIN;\n" + fixture + """
+        TRUNCATE kip.stats_sum_plans, kip.stats_sum_meetings, kip.stats_sum_days, kip.stats_sum_days_sector,
+                 kip.stats_sum_actions, kip.stats_sum_action_parts, kip.stats_owners, kip.stats_persons;
+        """ + fill + """
+        SELECT (SELECT count(*) FROM kip.stats_sum_check()) || ';' || (SELECT count(*) FROM kip.stats_sum_plans)
+               || ';' || (SELECT count(*) FROM kip.stats_sum_days_sector)
+               || ';' || (SELECT count(*) FROM kip.stats_persons WHERE plans > 1);
+        ROLLBACK;
+        """)
+    check, plans, days, shared = map(int, out[-1].split(";"))
+    assert check == 0 and plans > 100 and days > 100 and shared > 10
+
+
+def _int(cell):
+    return None if cell == SUPPRESSED else cell
+
+
+def test_the_daily_pass_keeps_the_summary_exact(world, admin, pg, kipd):
+    """Writes reach the summary through the daily pass's refresh (its
+    statement triggers), exactly: 5 meetings held in the psychiatry add 5 to
+    every organisation's figures, in the psychiatry's sector and in the
+    month they were held, and one plan. (Last: it changes P.)"""
+    analyst, nurse_p = world["analyst"], world["nurse_p"]
+    before = {g: _stats(analyst, group_by=g) for g in ("sector", "month")}
+    plan = _plan(nurse_p, 20)
+    days = (15, 14, 13, 12, 11)
+    for d in days:
+        _held(nurse_p, plan, d)
+    same = _stats(analyst, group_by="sector")
+    assert same["activity"] == before["sector"]["activity"], "read from the summary, not the live tables"
+    _ok(admin.post("/v1/admin/daily-pass"))
+    after = {g: _stats(analyst, group_by=g) for g in ("sector", "month")}
+
+    b, a = before["sector"]["activity"], after["sector"]["activity"]
+    assert a["total"]["meetings_held"] == b["total"]["meetings_held"] + 5
+    assert a["total"]["plans_active"] == b["total"]["plans_active"] + 1
+    assert a["total"]["plans_started"] == b["total"]["plans_started"] + 1
+    assert a["total"]["citizens_active"] == b["total"]["citizens_active"] + 1
+    rows_b = {r["key"]: r for r in b["rows"]}
+    rows_a = {r["key"]: r for r in a["rows"]}
+    held_b = _int(rows_b["region_psychiatry"]["meetings_held"])
+    if held_b is not None:
+        assert rows_a["region_psychiatry"]["meetings_held"] == held_b + 5
+    # Another sector's counts stay (suppression may hide other cells now).
+    for col, cell in rows_b["region_hospital"].items():
+        if _int(cell) is not None and _int(rows_a["region_hospital"][col]) is not None:
+            assert rows_a["region_hospital"][col] == cell, col
+
+    months_b = {r["key"]: r for r in before["month"]["activity"]["rows"]}
+    months_a = {r["key"]: r for r in after["month"]["activity"]["rows"]}
+    held_in = {}
+    for d in days:
+        k = kiptest.cph(-d, 10).strftime("%Y-%m")
+        held_in[k] = held_in.get(k, 0) + 1
+    for k, n in held_in.items():
+        if _int(months_b[k]["meetings_held"]) is not None and months_a[k]["meetings_held"] != SUPPRESSED:
+            assert months_a[k]["meetings_held"] == months_b[k]["meetings_held"] + n, k
+    assert after["month"]["activity"]["total"]["meetings_held"] == \
+        before["month"]["activity"]["total"]["meetings_held"] + 5
+
+    # The summary equals a recount, and answers as the facts, on this data too.
+    compare = (HERE / "stats_compare.sql").read_text()
+    cases, differ, which, check = _compare(_sql(pg, kipd, compare)[-1])
+    assert differ == 0 and check == 0, which
