@@ -1,7 +1,7 @@
 /* test-pg: db/ against a real PostgreSQL 15 (cluster_start into a temp dir).
  *
  * Covers the pool (prepared statements, errors, transactions, queue limits,
- * statement_timeout, close), sessions, migrations (concurrent runs, checksum
+ * statement_timeout, close), pg_tick (a statement on a timer), sessions, migrations (concurrent runs, checksum
  * changes, failing files) and the embedded cluster (kill -9 of the
  * postmaster, automatic restart, reconnect, stale postmaster, stop).
  * KIPD_TEST_PG_BINDIR gives the PostgreSQL binaries.
@@ -24,6 +24,7 @@
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "db/pg_pool.h"
+#include "db/pg_tick.h"
 #include "tap.h"
 
 static uv_loop_t loop;
@@ -844,6 +845,89 @@ static pid_t start_stray_postmaster(const char *bindir, const char *data_dir) {
   return -1;
 }
 
+/* ---- pg_tick: a statement on a timer ------------------------------------------------ */
+
+typedef struct tick_state_s {
+  int answers;          /* answers to the timed statement */
+  int again_until;      /* ask for an immediate rerun while answers < this */
+  int max_in_flight;    /* answers seen while another was in flight: must stay 0 */
+  int in_flight;
+  int side_answers;
+  int side_err;
+  bool closed;
+  bool late;            /* a callback after closed */
+} tick_state_t;
+
+static bool tick_on_result(void *data, int err, PGresult *res) {
+  tick_state_t *st = data;
+  if (st->closed)
+    st->late = true;
+  if (err == 0 && PQntuples(res) == 1)
+    st->answers++;
+  return st->answers < st->again_until;
+}
+
+static void tick_on_side(void *data, int err, PGresult *res) {
+  tick_state_t *st = data;
+  (void)res;
+  if (st->closed)
+    st->late = true;
+  st->side_answers++;
+  st->side_err = err;
+}
+
+static void tick_on_closed(void *data) {
+  ((tick_state_t *)data)->closed = true;
+}
+
+static bool tick_answers_3(void *p) {
+  return ((tick_state_t *)p)->answers >= 3;
+}
+
+static bool tick_answers_4(void *p) {
+  return ((tick_state_t *)p)->answers >= 4;
+}
+
+static void test_tick(pg_pool_t *pool) {
+  /* Reruns at once while the callback asks, without waiting for the timer
+   * (an hour here). */
+  tick_state_t st = {.again_until = 3};
+  pg_tick_t *t = NULL;
+  tap_is_int(pg_tick_new(&loop, pool, &st_one, NULL, 0, 3600 * 1000, tick_on_result, &st, &t), 0,
+             "pg_tick_new");
+  tap_ok(wait_for(tick_answers_3, &st, 5000), "tick: the first run at 0 ms, then again at once");
+  uv_update_time(&loop);
+  uint64_t until = uv_now(&loop) + 200;
+  while (uv_now(&loop) < until)
+    uv_run(&loop, UV_RUN_NOWAIT), uv_update_time(&loop);
+  tap_is_int(st.answers, 3, "tick: no rerun once the callback says no, before the interval");
+  pg_tick_run(t);
+  pg_tick_run(t);   /* in flight: not sent twice */
+  tap_ok(wait_for(tick_answers_4, &st, 5000), "tick: pg_tick_run sends it");
+  until = uv_now(&loop) + 300;
+  while (uv_now(&loop) < until)
+    uv_run(&loop, UV_RUN_NOWAIT), uv_update_time(&loop);
+  tap_is_int(st.answers, 4, "tick: a second pg_tick_run while in flight sends nothing");
+  tap_ok(pg_tick_sent_ns(t) > 0, "tick: the send time is kept");
+  /* A side statement in flight holds the close back. */
+  static const char *const sleep_params[2] = {"0.3", NULL};
+  tap_is_int(pg_tick_exec(t, &st_sleep, sleep_params, tick_on_side, &st), 0, "tick: a side statement");
+  pg_tick_close(t, tick_on_closed, &st);
+  tap_ok(!st.closed, "tick: not closed while the side statement runs");
+  tap_ok(wait_for(flag_set, &st.closed, 5000), "tick: closed after it");
+  tap_is_int(st.side_answers, 1, "tick: the side statement answered once");
+  tap_is_int(st.side_err, 0, "tick: and without error");
+  tap_ok(!st.late, "tick: no callback after the close callback");
+
+  /* The timer: every 30 ms. */
+  tick_state_t timed = {.again_until = 0};
+  tap_is_int(pg_tick_new(&loop, pool, &st_one, NULL, 30, 30, tick_on_result, &timed, &t), 0,
+             "pg_tick_new with an interval");
+  tap_ok(wait_for(tick_answers_3, &timed, 5000), "tick: the timer sends it again and again");
+  pg_tick_close(t, tick_on_closed, &timed);
+  tap_ok(wait_for(flag_set, &timed.closed, 5000), "tick: closed");
+}
+
 int main(void) {
   const char *bindir = getenv("KIPD_TEST_PG_BINDIR");
   if (bindir == NULL || bindir[0] == '\0')
@@ -888,6 +972,7 @@ int main(void) {
   test_parent_dir(bindir);
   test_session(pool);
   test_exec(pool);
+  test_tick(pool);
   char small_conninfo[700];
   snprintf(small_conninfo, sizeof(small_conninfo), "%s options='-c work_mem=12MB'", conninfo);
   pg_pool_t *small = new_pool(small_conninfo, 1, 1, 200, 1000, 50, 1000);
