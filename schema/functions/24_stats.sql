@@ -518,6 +518,10 @@ $function$;
 -- counts, so citizens_active = plans_active - the active plans of citizens
 -- with more than one plan + those citizens counted distinctly from the facts
 -- (kip.stats_persons names them).
+-- Per-group results are matched on coalesce(key, '') (no key is ever '';
+-- the total row's key is null), not IS NOT DISTINCT FROM, which can only be
+-- joined by nested loops: with 1,001 groups (by organisation) those took
+-- about 1,000,000 comparisons per join (docs/performance.md).
 CREATE FUNCTION kip.stats_body_summary(p_from date, p_to date, p_today date, p_group_by text)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -684,8 +688,8 @@ BEGIN
     SELECT sp.key, coalesce(sh.shared_active, 0) AS shared_active, coalesce(sh.shared_citizens, 0) AS shared_citizens,
            sk.skewed_active, sk.skewed_started, sk.skewed_gp, sk.skewed_jobcenter, sk.skewed_addiction
       FROM spans sp
-      LEFT JOIN shared_counts sh ON sh.key IS NOT DISTINCT FROM sp.key
-      LEFT JOIN skewed_counts sk ON sk.key IS NOT DISTINCT FROM sp.key
+      LEFT JOIN shared_counts sh ON coalesce(sh.key, '') = coalesce(sp.key, '')
+      LEFT JOIN skewed_counts sk ON coalesce(sk.key, '') = coalesce(sp.key, '')
   ),
   active AS (
     SELECT sp.key,
@@ -700,10 +704,10 @@ BEGIN
            coalesce(pf.s_hi_addiction, 0) + coalesce(ch.started_addiction, 0) - coalesce(pf.c_lo_addiction, 0)
              - coalesce(cl.ended_addiction, 0) + coalesce(dc.skewed_addiction, 0) AS plans_with_addiction
       FROM spans sp
-      LEFT JOIN prefix pf ON pf.key IS NOT DISTINCT FROM sp.key
+      LEFT JOIN prefix pf ON coalesce(pf.key, '') = coalesce(sp.key, '')
       LEFT JOIN cut_counts ch ON ch.scope = sp.scope AND ch.day = sp.hi_day
       LEFT JOIN cut_counts cl ON cl.scope = sp.scope AND cl.day = sp.lo_day
-      LEFT JOIN direct_counts dc ON dc.key IS NOT DISTINCT FROM sp.key
+      LEFT JOIN direct_counts dc ON coalesce(dc.key, '') = coalesce(sp.key, '')
      CROSS JOIN LATERAL (SELECT coalesce(pf.s_hi, 0) + coalesce(ch.started, 0) - coalesce(pf.c_lo, 0)
                                 - coalesce(cl.ended, 0) + coalesce(dc.skewed_active, 0) AS plans_active) a
   ),
@@ -798,10 +802,10 @@ BEGIN
            coalesce(i.n, 0) AS meeting_intervals,
            i.median AS meeting_interval_median_days
       FROM (SELECT key FROM meeting_sums UNION SELECT key FROM overdue) k
-      LEFT JOIN meeting_sums ms ON ms.key IS NOT DISTINCT FROM k.key
-      LEFT JOIN overdue od ON od.key IS NOT DISTINCT FROM k.key
-      LEFT JOIN percentiles f ON f.key IS NOT DISTINCT FROM k.key AND f.kind = 'first'
-      LEFT JOIN percentiles i ON i.key IS NOT DISTINCT FROM k.key AND i.kind = 'interval'
+      LEFT JOIN meeting_sums ms ON coalesce(ms.key, '') = coalesce(k.key, '')
+      LEFT JOIN overdue od ON coalesce(od.key, '') = coalesce(k.key, '')
+      LEFT JOIN percentiles f ON coalesce(f.key, '') = coalesce(k.key, '') AND f.kind = 'first'
+      LEFT JOIN percentiles i ON coalesce(i.key, '') = coalesce(k.key, '') AND i.kind = 'interval'
   ),
   -- Actions: a whole month before today's counts its open actions as due,
   -- one after it does not. The facts of the other days are read twice,
@@ -889,23 +893,23 @@ BEGIN
         'plans_with_jobcenter', coalesce(ac.plans_with_jobcenter, 0),
         'plans_with_addiction', coalesce(ac.plans_with_addiction, 0)) ORDER BY g.ord)
         FROM groups g
-        LEFT JOIN active ac ON ac.key IS NOT DISTINCT FROM g.key
-        LEFT JOIN meeting_counts mc ON mc.key IS NOT DISTINCT FROM g.key
-        LEFT JOIN action_counts at ON at.key IS NOT DISTINCT FROM g.key),
+        LEFT JOIN active ac ON coalesce(ac.key, '') = coalesce(g.key, '')
+        LEFT JOIN meeting_counts mc ON coalesce(mc.key, '') = coalesce(g.key, '')
+        LEFT JOIN action_counts at ON coalesce(at.key, '') = coalesce(g.key, '')),
     'closed', (SELECT jsonb_agg(jsonb_build_object(
         'key', g.key, 'label', g.label,
         'completed', coalesce(cl.completed, 0), 'transferred', coalesce(cl.transferred, 0),
         'declined', coalesce(cl.declined, 0), 'consent_withdrawn', coalesce(cl.consent_withdrawn, 0),
         'deceased', coalesce(cl.deceased, 0), 'moved', coalesce(cl.moved, 0),
         'other', coalesce(cl.other, 0), 'closed', coalesce(cl.closed, 0)) ORDER BY g.ord)
-        FROM groups g LEFT JOIN closed cl ON cl.key IS NOT DISTINCT FROM g.key),
+        FROM groups g LEFT JOIN closed cl ON coalesce(cl.key, '') = coalesce(g.key, '')),
     'actions_by_area', (SELECT jsonb_agg(jsonb_build_object(
         'key', k.key, 'label', k.key, 'actions_due', coalesce(b.actions_due, 0),
         'actions_on_time', coalesce(b.actions_on_time, 0)) ORDER BY k.n)
         FROM (SELECT key, n FROM unnest(ARRAY['substances', 'somatic_health', 'mental_health', 'housing',
                 'finances', 'employment', 'crime', 'family_children', 'network', 'other', NULL])
                 WITH ORDINALITY AS t(key, n)) k
-        LEFT JOIN by_area b ON b.key IS NOT DISTINCT FROM k.key),
+        LEFT JOIN by_area b ON coalesce(b.key, '') = coalesce(k.key, '')),
     'actions_by_sector', (SELECT jsonb_agg(jsonb_build_object(
         'key', k.key, 'label', k.key, 'actions_due', coalesce(b.actions_due, 0),
         'actions_on_time', coalesce(b.actions_on_time, 0)) ORDER BY k.n)
@@ -913,7 +917,7 @@ BEGIN
                 'municipality_social', 'municipality_addiction', 'general_practice', 'civil_society',
                 'private', 'other', 'citizen', 'relative', 'none', NULL])
                 WITH ORDINALITY AS t(key, n)) k
-        LEFT JOIN by_sector b ON b.key IS NOT DISTINCT FROM k.key),
+        LEFT JOIN by_sector b ON coalesce(b.key, '') = coalesce(k.key, '')),
     'refreshed_at', (SELECT refreshed_at FROM kip.stats_state))
   INTO v_body;
   RETURN v_body;
