@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import time
 
+import pytest
+
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import kiptest
@@ -320,6 +322,7 @@ def test_killed_while_resealing_leaves_nothing_half_done(kipd_factory, pg):
                    db=k.db) == "t"
 
 
+@pytest.mark.pg_timer   # the rewrite's lock_timeout ends a lock wait; see docs/testing.md
 def test_a_blocked_rewrite_does_not_stop_kipd(kipd_factory, pg):
     """Another session holds a lock on kip.cpr_pending past the rewrite's
     30-second lock timeout: kipd starts all the same, logs what to run, and
