@@ -8,8 +8,8 @@
 
 #include "util/validate.h"
 
-#define CPR_STORE_LOCK "7305872416"   /* pg_advisory_xact_lock: one of these at a time */
-#define CPR_STORE_REWRITE_LOCK "7305872417" /* pg_try_advisory_lock: one table rewrite at a time */
+#define CPR_STORE_LOCK "7305872420"   /* pg_advisory_xact_lock: one of these at a time */
+#define CPR_STORE_REWRITE_LOCK "7305872421" /* pg_try_advisory_lock: one table rewrite at a time */
 #define CPR_STORE_BATCH "2000"        /* rows per statement */
 
 typedef enum {

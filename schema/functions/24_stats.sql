@@ -53,7 +53,7 @@ DECLARE
   v_mark timestamptz := now() - interval '1 minute';
   v_table text;
 BEGIN
-  PERFORM pg_advisory_xact_lock(7305872417);
+  PERFORM pg_advisory_xact_lock(7305872419);
   SELECT coalesce(array_agg(id), '{}') INTO v_plans FROM (
     SELECT p.id FROM kip.plans p LEFT JOIN kip.stats_plans sp ON sp.plan_id = p.id
      WHERE sp.plan_id IS NULL OR p.updated_at >= sp.refreshed_at

@@ -459,14 +459,47 @@ def test_figures_follow_the_daily_pass(world, admin):
 
 # ------------------------------------------------- the summary (issue 15)
 
-def _sql(pg, kipd, script, timeout=300):
+def _sql(pg, db, script, timeout=120):
     """Run a psql script (several statements, one session) as the owner on
-    the module's database; return its output lines."""
-    r = subprocess.run([str(kiptest.PG_BINDIR / "psql"), "-h", str(pg.sockdir), "-U", "postgres", "-d", kipd.db,
-                        "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"],
-                       input=script, capture_output=True, text=True, timeout=timeout)
+    database `db`; return its output lines. Under libfaketime PostgreSQL's
+    lock_timeout and deadlock check never fire (docs/testing.md), so a lock
+    wait would outlive a killed psql and keep its locks, stalling whatever
+    comes next: on a timeout the database's other backends are listed with
+    their locks, then terminated, and the test fails with that list."""
+    psql = [str(kiptest.PG_BINDIR / "psql"), "-h", str(pg.sockdir), "-U", "postgres", "-d", db,
+            "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"]
+    try:
+        r = subprocess.run(psql, input=script, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        who = subprocess.run(psql, capture_output=True, text=True, timeout=30, input="""
+            SELECT a.pid, a.state, a.wait_event_type, a.wait_event, pg_blocking_pids(a.pid),
+                   (SELECT string_agg(l.mode || ' ' || coalesce(l.relation::regclass::text, l.locktype)
+                                      || CASE WHEN l.granted THEN '' ELSE ' (waiting)' END, ', ')
+                      FROM pg_locks l WHERE l.pid = a.pid), left(a.query, 120)
+              FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid();
+            SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+               AND a.application_name = 'psql';
+            """)
+        raise AssertionError(f"psql took over {timeout} s; the database's backends:\n{who.stdout}{who.stderr}")
     assert r.returncode == 0, r.stderr
     return [line for line in r.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def scratch_db(pg, new_db, workroot):
+    """A database of its own, migrated by `kipd --migrate-only`, with no kipd
+    serving it: the rich fixture is written and rolled back there, away from
+    the module's kipd and its background statements (sealer, verifier,
+    daily pass)."""
+    db = new_db()
+    r = subprocess.run([str(kiptest.KIPD_BIN), "--migrate-only", "--db", pg.url(db),
+                        "--schema-dir", str(kiptest.SCHEMA_DIR),
+                        "--admin-token-file", str(workroot / kiptest.unique("stats-token-")),
+                        "--key-file", str(workroot / kiptest.unique("stats-key-"))],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return db
 
 
 def _compare(line):
@@ -474,7 +507,7 @@ def _compare(line):
     return int(cases), int(differ), which, int(check)
 
 
-def test_the_summary_answers_exactly_as_the_facts(world, pg, kipd):
+def test_the_summary_answers_exactly_as_the_facts(pg, scratch_db):
     """Every organisation's figures come from the summary (whole months) and
     the fact rows (partial and current months). On a rich fixture (7
     organisations, 700 plans, 2,500 meetings, 5,000 actions over 2.5 years,
@@ -484,7 +517,7 @@ def test_the_summary_answers_exactly_as_the_facts(world, pg, kipd):
     Then one summary cell is made wrong: both checks must see it."""
     fixture = (HERE / "stats_fixture.sql").read_text()
     compare = (HERE / "stats_compare.sql").read_text()
-    out = _sql(pg, kipd, "BEGIN;\n" + fixture + compare + """
+    out = _sql(pg, scratch_db, "BEGIN;\n" + fixture + compare + """
         UPDATE kip.stats_sum_meetings SET held = held + 1
          WHERE (org, sector, month) = (SELECT org, sector, month FROM kip.stats_sum_meetings
                                         WHERE month = date_trunc('month', kip.today() - 200)::date
@@ -497,16 +530,19 @@ def test_the_summary_answers_exactly_as_the_facts(world, pg, kipd):
     assert "month" in which and "organisation" in which
 
 
-def test_migration_020_fills_the_summary(world, pg, kipd):
+def test_migration_020_fills_the_summary(pg, scratch_db):
     """An upgraded database gets its summary from migration 020's first fill
     (no function exists while migrations run): run that part of the file
     over the rich fixture and compare with the recount."""
     fill = (ROOT / "schema" / "migrations" / "020_stats_summary.sql").read_text()
     fill = fill[fill.index("-- The first fill"):]
     fixture = (HERE / "stats_fixture.sql").read_text()
-    out = _sql(pg, kipd, "BEGIN;\n" + fixture + """
-        TRUNCATE kip.stats_sum_plans, kip.stats_sum_meetings, kip.stats_sum_days, kip.stats_sum_days_sector,
-                 kip.stats_sum_actions, kip.stats_sum_action_parts, kip.stats_owners, kip.stats_persons;
+    # DELETE, not TRUNCATE: no ACCESS EXCLUSIVE lock to wait on an autovacuum
+    # (which a waiter cancels only from its deadlock check, a timer).
+    out = _sql(pg, scratch_db, "BEGIN;\n" + fixture + """
+        DELETE FROM kip.stats_sum_plans; DELETE FROM kip.stats_sum_meetings; DELETE FROM kip.stats_sum_days;
+        DELETE FROM kip.stats_sum_days_sector; DELETE FROM kip.stats_sum_actions;
+        DELETE FROM kip.stats_sum_action_parts; DELETE FROM kip.stats_owners; DELETE FROM kip.stats_persons;
         """ + fill + """
         SELECT (SELECT count(*) FROM kip.stats_sum_check()) || ';' || (SELECT count(*) FROM kip.stats_sum_plans)
                || ';' || (SELECT count(*) FROM kip.stats_sum_days_sector)
@@ -566,5 +602,5 @@ def test_the_daily_pass_keeps_the_summary_exact(world, admin, pg, kipd):
 
     # The summary equals a recount, and answers as the facts, on this data too.
     compare = (HERE / "stats_compare.sql").read_text()
-    cases, differ, which, check = _compare(_sql(pg, kipd, compare)[-1])
+    cases, differ, which, check = _compare(_sql(pg, kipd.db, compare)[-1])
     assert differ == 0 and check == 0, which
