@@ -8,6 +8,7 @@
  * their complements (util/disclosure) over all tables at once, and only then
  * computes the rates and shows the medians. The definitions and the rules
  * are in docs/statistics.md. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -137,7 +138,9 @@ static const stats_table_t stats_tables[STATS_N_TABLES] = {
  * actions due and done on time) is one cell and suppressed alike. */
 typedef struct stats_s {
   json_t *answer;                       /* borrowed: the SQL body */
-  json_t *rows[STATS_N_TABLES];         /* borrowed: each table's rows, total last */
+  json_t *rows[STATS_N_TABLES];         /* borrowed: each table's rows (arrays), total last */
+  size_t *at[STATS_N_TABLES];           /* [col] -> index in a row's array; SIZE_MAX: not in SQL */
+  size_t key_at[STATS_N_TABLES], label_at[STATS_N_TABLES];
   size_t n_rows[STATS_N_TABLES];
   size_t n_cols[STATS_N_TABLES];
   size_t *index[STATS_N_TABLES];        /* [row * n_cols + col] -> cell; SIZE_MAX for RATE/DAYS */
@@ -157,16 +160,32 @@ static size_t stats__col(const stats_table_t *t, const char *name) {
 }
 
 static void stats__free(stats_t *s) {
-  for (int t = 0; t < STATS_N_TABLES; t++)
+  for (int t = 0; t < STATS_N_TABLES; t++) {
     free(s->index[t]);
+    free(s->at[t]);
+  }
   free(s->cells);
   free(s->rels);
   free(s->parts);
 }
 
-static long long stats__int(json_t *row, const char *name) {
-  json_t *v = json_object_get(row, name);
+/* A row's value of column `at` (SIZE_MAX: none), borrowed or NULL. */
+static json_t *stats__get(json_t *row, size_t at) { return at == SIZE_MAX ? NULL : json_array_get(row, at); }
+
+static long long stats__int(json_t *row, size_t at) {
+  json_t *v = stats__get(row, at);
   return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+/* The position of `name` in a table's column names, or SIZE_MAX. */
+static size_t stats__at(json_t *names, const char *name) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(names, i, v) {
+    if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+      return i;
+  }
+  return SIZE_MAX;
 }
 
 static int stats__add_rel(stats_t *s, size_t whole, const size_t *parts, size_t n) {
@@ -189,6 +208,14 @@ static int stats__build(stats_t *s, json_t *answer) {
     s->n_rows[t] = json_array_size(s->rows[t]);
     while (tab->cols[s->n_cols[t]].name != NULL)
       s->n_cols[t]++;
+    json_t *names = json_object_get(json_object_get(answer, "columns"), tab->name);
+    s->at[t] = malloc(s->n_cols[t] * sizeof(size_t));
+    if (!json_is_array(names) || s->at[t] == NULL)
+      return s->at[t] == NULL ? -ENOMEM : -EINVAL;
+    s->key_at[t] = stats__at(names, "key");
+    s->label_at[t] = stats__at(names, "label");
+    for (size_t c = 0; c < s->n_cols[t]; c++)
+      s->at[t][c] = stats__at(names, tab->cols[c].name);
     size_t n_rels = 0;
     while (tab->rels[n_rels].whole != NULL)
       n_rels++;
@@ -229,7 +256,7 @@ static int stats__build(stats_t *s, json_t *answer) {
           }
         }
         *slot = s->n_cells++;
-        s->cells[*slot] = (disclosure_cell_t){.value = stats__int(row, col->name),
+        s->cells[*slot] = (disclosure_cell_t){.value = stats__int(row, s->at[t][c]),
                                               .hidden = col->kind == STATS_HIDDEN};
       }
     }
@@ -297,7 +324,7 @@ static stats_state_t stats__value(const stats_t *s, int t, size_t r, size_t c, d
   }
   if (col->kind == STATS_DAYS) {
     const disclosure_cell_t *n = &s->cells[s->index[t][r * nc + stats__col(tab, col->num)]];
-    json_t *v = json_object_get(row, col->name);
+    json_t *v = stats__get(row, s->at[t][c]);
     if (n->suppressed || (n->value > 0 && n->value < STATS_THRESHOLD))
       return STATS_SUPPRESSED;
     if (n->value == 0 || !json_is_number(v))
@@ -324,45 +351,101 @@ static stats_state_t stats__value(const stats_t *s, int t, size_t r, size_t c, d
   return STATS_SHOWN;
 }
 
-/* The JSON answer: new reference, or NULL. */
-static json_t *stats__json(const stats_t *s) {
-  json_t *doc = json_object();
+/* One JSON value as compact text (a borrowed jansson value: the strings of
+ * the answer, escaped by jansson). */
+static void stats__put(FILE *out, json_t *v) {
+  if (v == NULL)
+    fputs("null", out);
+  else
+    json_dumpf(v, out, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* One published value as JSON text: an integer, a number with up to
+ * `decimals` digits (no trailing zeros beyond the first: 0.409, 1.0, 12.5),
+ * null, or {"value": null, "suppressed": true}. */
+static void stats__put_value(FILE *out, stats_state_t st, double v, int decimals) {
+  if (st == STATS_SUPPRESSED) {
+    fputs("{\"value\":null,\"suppressed\":true}", out);
+    return;
+  }
+  if (st == STATS_NONE) {
+    fputs("null", out);
+    return;
+  }
+  if (decimals == 0) {
+    fprintf(out, "%lld", (long long)v);
+    return;
+  }
+  char num[64];
+  int n = snprintf(num, sizeof(num), "%.*f", decimals, v);
+  while (n > 2 && num[n - 1] == '0' && num[n - 2] != '.')
+    num[--n] = '\0';
+  fputs(num, out);
+}
+
+/* The JSON answer, written as text straight from the cells: building it as
+ * jansson objects and encoding them took about 40 ms by organisation (1,001
+ * rows of 17 values; docs/performance.md). The keys come in the order of
+ * docs/statistics.md: the header, the suppression rule, then each table as
+ * {rows, total}. New text in *text (free()), its length in *len; 0 or
+ * -ENOMEM. */
+static int stats__json(const stats_t *s, char **text, size_t *len) {
+  *text = NULL;
+  *len = 0;
+  FILE *out = open_memstream(text, len);
+  if (out == NULL)
+    return -ENOMEM;
   const char *keys[] = {"from", "to", "group_by", "organisation", "as_of", "refreshed_at", "groups", NULL};
-  for (size_t i = 0; keys[i] != NULL; i++)
-    json_object_set(doc, keys[i], json_object_get(s->answer, keys[i]));
-  json_object_set_new(doc, "suppression", json_pack("{s:i, s:s}", "threshold", STATS_THRESHOLD,
-                                                    "rule", "complementary"));
+  fputc('{', out);
+  for (size_t i = 0; keys[i] != NULL; i++) {
+    fprintf(out, "\"%s\":", keys[i]);
+    stats__put(out, json_object_get(s->answer, keys[i]));
+    fputc(',', out);
+  }
+  fprintf(out, "\"suppression\":{\"threshold\":%d,\"rule\":\"complementary\"}", STATS_THRESHOLD);
   for (int t = 0; t < STATS_N_TABLES; t++) {
     const stats_table_t *tab = &stats_tables[t];
-    json_t *rows = json_array();
-    json_t *total = NULL;
+    fprintf(out, ",\"%s\":{\"rows\":[", tab->name);
     for (size_t r = 0; r < s->n_rows[t]; r++) {
       json_t *src = json_array_get(s->rows[t], r);
-      json_t *row = json_object();
       bool is_total = r == s->n_rows[t] - 1;
-      if (!is_total) {
-        json_object_set(row, "key", json_object_get(src, "key"));
-        json_object_set(row, "label", json_object_get(src, "label"));
+      bool first = true;
+      if (is_total)
+        fputs("],\"total\":{", out);
+      else {
+        fputs(r == 0 ? "{\"key\":" : ",{\"key\":", out);
+        stats__put(out, stats__get(src, s->key_at[t]));
+        fputs(",\"label\":", out);
+        stats__put(out, stats__get(src, s->label_at[t]));
+        first = false;
       }
       for (size_t c = 0; c < s->n_cols[t]; c++) {
         if (tab->cols[c].kind == STATS_HIDDEN)
           continue;
-        double v;
+        double v = 0;
         int decimals;
         stats_state_t st = stats__value(s, t, r, c, &v, &decimals);
-        json_t *j = st == STATS_SUPPRESSED ? json_pack("{s:n, s:b}", "value", "suppressed", 1)
-                  : st == STATS_NONE ? json_null()
-                  : decimals == 0 ? json_integer((json_int_t)v) : json_real(v);
-        json_object_set_new(row, tab->cols[c].name, j);
+        fprintf(out, first ? "\"%s\":" : ",\"%s\":", tab->cols[c].name);
+        first = false;
+        stats__put_value(out, st, v, decimals);
       }
-      if (is_total)
-        total = row;
-      else
-        json_array_append_new(rows, row);
+      fputc('}', out);
     }
-    json_object_set_new(doc, tab->name, json_pack("{s:o, s:o}", "rows", rows, "total", total));
+    fputc('}', out);
   }
-  return doc;
+  fputc('}', out);
+  if (ferror(out)) {
+    fclose(out);
+    free(*text);
+    *text = NULL;
+    return -ENOMEM;
+  }
+  if (fclose(out) != 0) {
+    free(*text);
+    *text = NULL;
+    return -ENOMEM;
+  }
+  return 0;
 }
 
 /* The CSV answer: each table as a block (a line naming it, a header, its
@@ -386,8 +469,8 @@ static int stats__csv(const stats_t *s, char **text, size_t *len) {
     for (size_t r = 0; r < s->n_rows[t]; r++) {
       json_t *src = json_array_get(s->rows[t], r);
       bool is_total = r == s->n_rows[t] - 1;
-      csv_text(&c, is_total ? "total" : json_string_value(json_object_get(src, "key")));
-      csv_text(&c, is_total ? "total" : json_string_value(json_object_get(src, "label")));
+      csv_text(&c, is_total ? "total" : json_string_value(stats__get(src, s->key_at[t])));
+      csv_text(&c, is_total ? "total" : json_string_value(stats__get(src, s->label_at[t])));
       for (size_t k = 0; k < s->n_cols[t]; k++) {
         if (tab->cols[k].kind == STATS_HIDDEN)
           continue;
@@ -473,14 +556,17 @@ static void stats_done(kreq_t *r, const kreq_row_t *row) {
     free(text);
     return;
   }
-  json_t *doc = stats__json(&s);
+  char *text = NULL;
+  size_t len = 0;
+  rc = stats__json(&s, &text, &len);
   stats__free(&s);
   json_decref(answer);
-  if (doc == NULL) {
+  if (rc != 0) {
     kreq_problem(r, 500, "could not build the statistics", NULL, NULL);
     return;
   }
-  kreq_reply_json(r, 200, doc, vary, 1);
+  kreq_reply_raw(r, 200, "application/json; charset=utf-8", text, len, vary, 1);
+  free(text);
 }
 
 /* ---------------------------------------------------------------- route */
