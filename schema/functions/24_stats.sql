@@ -126,20 +126,15 @@ BEGIN
 END
 $function$;
 
--- The summary of the fact tables (schema/migrations/020_stats_summary.sql):
--- statement triggers on the three fact tables add what a statement
--- inserted and take away what it deleted, in the same transaction, so the
--- summary always equals a recount of the facts (kip.stats_sum_check). The
--- counts of each summary, over a relation r (the rows of a fact table with
--- sgn +1 or -1), are kip.stats_sum_sql(table); the migration's first fill
--- is the same counts with sgn 1 over the whole fact table.
-CREATE FUNCTION kip.stats_sum_sql(p_table text)
+-- The counts of kip.stats_sum_plans over r (kip.stats_sum_sql): its own
+-- function, since kip.stats_owners' totals are the same counts summed over
+-- the months.
+CREATE FUNCTION kip.stats_sum_plans_sql()
  RETURNS text
  LANGUAGE sql
  IMMUTABLE
 AS $function$
-  SELECT CASE p_table
-  WHEN 'stats_sum_plans' THEN $q$
+  SELECT $q$
     SELECT org, sector, month, sum(started)::int AS started, sum(started_gp)::int AS started_gp,
            sum(started_jobcenter)::int AS started_jobcenter, sum(started_addiction)::int AS started_addiction,
            sum(ended)::int AS ended, sum(ended_gp)::int AS ended_gp, sum(ended_jobcenter)::int AS ended_jobcenter,
@@ -172,6 +167,22 @@ AS $function$
          WHERE r.closed_at IS NOT NULL
       ) c
      GROUP BY org, sector, month $q$
+$function$;
+
+-- The summary of the fact tables (schema/migrations/020_stats_summary.sql):
+-- statement triggers on the three fact tables add what a statement
+-- inserted and take away what it deleted, in the same transaction, so the
+-- summary always equals a recount of the facts (kip.stats_sum_check). The
+-- counts of each summary, over a relation r (the rows of a fact table with
+-- sgn +1 or -1), are kip.stats_sum_sql(table); the migration's first fill
+-- is the same counts with sgn 1 over the whole fact table.
+CREATE FUNCTION kip.stats_sum_sql(p_table text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT CASE p_table
+  WHEN 'stats_sum_plans' THEN kip.stats_sum_plans_sql()
   WHEN 'stats_sum_meetings' THEN $q$
     SELECT r.org, r.sector, date_trunc('month', r.starts_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
            coalesce(sum(r.sgn) FILTER (WHERE r.status = 'held'), 0)::int AS held,
@@ -210,8 +221,22 @@ AS $function$
       FROM r
      WHERE r.status <> 'cancelled'
      GROUP BY 1, 2, 3 $q$
+  -- Per owner: its plans, and the all-time sums of stats_sum_plans' started
+  -- and ended counts (migration 025).
   WHEN 'stats_owners' THEN $q$
-    SELECT r.org, r.sector, sum(r.sgn)::int AS plans FROM r GROUP BY 1, 2 $q$
+    SELECT o.org, o.sector, sum(o.plans)::int AS plans, sum(o.started)::int AS started,
+           sum(o.started_gp)::int AS started_gp, sum(o.started_jobcenter)::int AS started_jobcenter,
+           sum(o.started_addiction)::int AS started_addiction, sum(o.ended)::int AS ended,
+           sum(o.ended_gp)::int AS ended_gp, sum(o.ended_jobcenter)::int AS ended_jobcenter,
+           sum(o.ended_addiction)::int AS ended_addiction
+      FROM (SELECT r.org, r.sector, r.sgn AS plans, 0 AS started, 0 AS started_gp, 0 AS started_jobcenter,
+                   0 AS started_addiction, 0 AS ended, 0 AS ended_gp, 0 AS ended_jobcenter, 0 AS ended_addiction
+              FROM r
+            UNION ALL
+            SELECT p.org, p.sector, 0, p.started, p.started_gp, p.started_jobcenter, p.started_addiction,
+                   p.ended, p.ended_gp, p.ended_jobcenter, p.ended_addiction
+              FROM ($q$ || kip.stats_sum_plans_sql() || $q$) p) o
+     GROUP BY 1, 2 $q$
   WHEN 'stats_persons' THEN $q$
     SELECT r.person, sum(r.sgn)::int AS plans FROM r GROUP BY 1 $q$
   END
@@ -237,7 +262,10 @@ AS $function$
      't.done = 0 AND t.open = 0'),
     ('stats_sum_action_parts', ARRAY['month', 'area', 'party_sector'], ARRAY['done', 'on_time', 'open'],
      't.done = 0 AND t.open = 0'),
-    ('stats_owners', ARRAY['org', 'sector'], ARRAY['plans'], 't.plans = 0'),
+    ('stats_owners', ARRAY['org', 'sector'],
+     ARRAY['plans', 'started', 'started_gp', 'started_jobcenter', 'started_addiction', 'ended', 'ended_gp',
+           'ended_jobcenter', 'ended_addiction'],
+     't.plans = 0'),
     ('stats_persons', ARRAY['person'], ARRAY['plans'], 't.plans = 0')) v(t, k, c, e)
    WHERE t = p_table
 $function$;
@@ -616,15 +644,25 @@ BEGIN
            CASE WHEN g.key IS NOT NULL AND v_group_by IN ('organisation', 'sector') THEN g.key ELSE '*' END AS scope
       FROM groups g
   ),
-  -- Started and ended plans per month, over all time, of every organisation.
-  plan_months AS (
+  -- Started and ended plans of every organisation per month, from the
+  -- period's first month on, and over all time (kip.stats_owners' totals).
+  plan_tail AS (
     SELECT s.month, sum(s.started) AS started, sum(s.started_gp) AS started_gp,
            sum(s.started_jobcenter) AS started_jobcenter, sum(s.started_addiction) AS started_addiction,
            sum(s.ended) AS ended, sum(s.ended_gp) AS ended_gp, sum(s.ended_jobcenter) AS ended_jobcenter,
            sum(s.ended_addiction) AS ended_addiction
-      FROM kip.stats_sum_plans s WHERE s.started <> 0 OR s.ended <> 0
+      FROM kip.stats_sum_plans s WHERE s.month >= v_lo_month AND (s.started <> 0 OR s.ended <> 0)
      GROUP BY s.month
   ),
+  plan_total AS (
+    SELECT coalesce(sum(o.started), 0) AS started, coalesce(sum(o.started_gp), 0) AS started_gp,
+           coalesce(sum(o.started_jobcenter), 0) AS started_jobcenter,
+           coalesce(sum(o.started_addiction), 0) AS started_addiction, coalesce(sum(o.ended), 0) AS ended,
+           coalesce(sum(o.ended_gp), 0) AS ended_gp, coalesce(sum(o.ended_jobcenter), 0) AS ended_jobcenter,
+           coalesce(sum(o.ended_addiction), 0) AS ended_addiction
+      FROM kip.stats_owners o
+  ),
+
   -- The fact rows of a cut's month before the cut (only p_from and p_to + 1
   -- may fall inside a month): plans started (s) or ended (e) there.
   cuts AS (
@@ -655,37 +693,52 @@ BEGIN
      GROUP BY GROUPING SETS ((x.scope, x.day), (x.day))
   ),
   -- S and C at each span's ends, from the summary's months before the cut:
-  -- for every organisation from the sums per month; for one organisation or
-  -- sector (whose spans are all the period) in one pass over its rows.
+  -- the all-time totals (kip.stats_owners) less the months from the cut on,
+  -- so that only the months from the period's start are read, however many
+  -- years kipd holds. For every organisation from the sums per month; for
+  -- one organisation or sector (whose spans are all the period) in one pass
+  -- over its rows.
   prefix AS (
     SELECT sp.key,
-           sum(pm.started) FILTER (WHERE pm.month < sp.hi_month) AS s_hi,
-           sum(pm.started_gp) FILTER (WHERE pm.month < sp.hi_month) AS s_hi_gp,
-           sum(pm.started_jobcenter) FILTER (WHERE pm.month < sp.hi_month) AS s_hi_jobcenter,
-           sum(pm.started_addiction) FILTER (WHERE pm.month < sp.hi_month) AS s_hi_addiction,
-           sum(pm.started) FILTER (WHERE pm.month < sp.lo_month) AS s_lo,
-           sum(pm.ended) FILTER (WHERE pm.month < sp.lo_month) AS c_lo,
-           sum(pm.ended_gp) FILTER (WHERE pm.month < sp.lo_month) AS c_lo_gp,
-           sum(pm.ended_jobcenter) FILTER (WHERE pm.month < sp.lo_month) AS c_lo_jobcenter,
-           sum(pm.ended_addiction) FILTER (WHERE pm.month < sp.lo_month) AS c_lo_addiction
-      FROM spans sp JOIN plan_months pm ON pm.month < sp.hi_month
+           t.started - coalesce(sum(pm.started) FILTER (WHERE pm.month >= sp.hi_month), 0) AS s_hi,
+           t.started_gp - coalesce(sum(pm.started_gp) FILTER (WHERE pm.month >= sp.hi_month), 0) AS s_hi_gp,
+           t.started_jobcenter - coalesce(sum(pm.started_jobcenter) FILTER (WHERE pm.month >= sp.hi_month), 0)
+             AS s_hi_jobcenter,
+           t.started_addiction - coalesce(sum(pm.started_addiction) FILTER (WHERE pm.month >= sp.hi_month), 0)
+             AS s_hi_addiction,
+           t.started - coalesce(sum(pm.started), 0) AS s_lo,
+           t.ended - coalesce(sum(pm.ended), 0) AS c_lo,
+           t.ended_gp - coalesce(sum(pm.ended_gp), 0) AS c_lo_gp,
+           t.ended_jobcenter - coalesce(sum(pm.ended_jobcenter), 0) AS c_lo_jobcenter,
+           t.ended_addiction - coalesce(sum(pm.ended_addiction), 0) AS c_lo_addiction
+      FROM spans sp CROSS JOIN plan_total t
+      LEFT JOIN plan_tail pm ON pm.month >= sp.lo_month
      WHERE sp.scope = '*'
-     GROUP BY sp.key
+     GROUP BY sp.key, t.started, t.started_gp, t.started_jobcenter, t.started_addiction, t.ended, t.ended_gp,
+              t.ended_jobcenter, t.ended_addiction
     UNION ALL
     SELECT sp.key, x.s_hi, x.s_hi_gp, x.s_hi_jobcenter, x.s_hi_addiction, x.s_lo, x.c_lo, x.c_lo_gp,
            x.c_lo_jobcenter, x.c_lo_addiction
-      FROM (SELECT CASE v_group_by WHEN 'organisation' THEN pm.org::text ELSE pm.sector END AS scope,
-                   sum(pm.started) FILTER (WHERE pm.month < v_hi_month) AS s_hi,
-                   sum(pm.started_gp) FILTER (WHERE pm.month < v_hi_month) AS s_hi_gp,
-                   sum(pm.started_jobcenter) FILTER (WHERE pm.month < v_hi_month) AS s_hi_jobcenter,
-                   sum(pm.started_addiction) FILTER (WHERE pm.month < v_hi_month) AS s_hi_addiction,
-                   sum(pm.started) FILTER (WHERE pm.month < v_lo_month) AS s_lo,
-                   sum(pm.ended) FILTER (WHERE pm.month < v_lo_month) AS c_lo,
-                   sum(pm.ended_gp) FILTER (WHERE pm.month < v_lo_month) AS c_lo_gp,
-                   sum(pm.ended_jobcenter) FILTER (WHERE pm.month < v_lo_month) AS c_lo_jobcenter,
-                   sum(pm.ended_addiction) FILTER (WHERE pm.month < v_lo_month) AS c_lo_addiction
-              FROM kip.stats_sum_plans pm
-             WHERE v_group_by IN ('organisation', 'sector') AND pm.month < v_hi_month
+      FROM (SELECT u.scope, sum(u.s_hi) AS s_hi, sum(u.s_hi_gp) AS s_hi_gp, sum(u.s_hi_jobcenter) AS s_hi_jobcenter,
+                   sum(u.s_hi_addiction) AS s_hi_addiction, sum(u.s_lo) AS s_lo, sum(u.c_lo) AS c_lo,
+                   sum(u.c_lo_gp) AS c_lo_gp, sum(u.c_lo_jobcenter) AS c_lo_jobcenter,
+                   sum(u.c_lo_addiction) AS c_lo_addiction
+              FROM (SELECT CASE v_group_by WHEN 'organisation' THEN o.org::text ELSE o.sector END AS scope,
+                           o.started AS s_hi, o.started_gp AS s_hi_gp, o.started_jobcenter AS s_hi_jobcenter,
+                           o.started_addiction AS s_hi_addiction, o.started AS s_lo, o.ended AS c_lo,
+                           o.ended_gp AS c_lo_gp, o.ended_jobcenter AS c_lo_jobcenter,
+                           o.ended_addiction AS c_lo_addiction
+                      FROM kip.stats_owners o
+                     WHERE v_group_by IN ('organisation', 'sector')
+                    UNION ALL
+                    SELECT CASE v_group_by WHEN 'organisation' THEN pm.org::text ELSE pm.sector END,
+                           CASE WHEN pm.month >= v_hi_month THEN -pm.started ELSE 0 END,
+                           CASE WHEN pm.month >= v_hi_month THEN -pm.started_gp ELSE 0 END,
+                           CASE WHEN pm.month >= v_hi_month THEN -pm.started_jobcenter ELSE 0 END,
+                           CASE WHEN pm.month >= v_hi_month THEN -pm.started_addiction ELSE 0 END,
+                           -pm.started, -pm.ended, -pm.ended_gp, -pm.ended_jobcenter, -pm.ended_addiction
+                      FROM kip.stats_sum_plans pm
+                     WHERE v_group_by IN ('organisation', 'sector') AND pm.month >= v_lo_month) u
              GROUP BY 1) x
       JOIN spans sp ON sp.scope = x.scope
   ),

@@ -530,12 +530,15 @@ def test_the_summary_answers_exactly_as_the_facts(pg, scratch_db):
     assert "month" in which and "organisation" in which
 
 
-def test_migration_020_fills_the_summary(pg, scratch_db):
-    """An upgraded database gets its summary from migration 020's first fill
-    (no function exists while migrations run): run that part of the file
+def test_migrations_020_and_025_fill_the_summary(pg, scratch_db):
+    """An upgraded database gets its summary from the first fills of
+    migrations 020 (the monthly sums) and 025 (the owners' all-time totals;
+    no function exists while migrations run): run those parts of the files
     over the rich fixture and compare with the recount."""
-    fill = (ROOT / "schema" / "migrations" / "020_stats_summary.sql").read_text()
-    fill = fill[fill.index("-- The first fill"):]
+    fill = ""
+    for name in ("020_stats_summary.sql", "025_stats_owner_totals.sql"):
+        text = (ROOT / "schema" / "migrations" / name).read_text()
+        fill += text[text.index("-- The first fill"):]
     fixture = (HERE / "stats_fixture.sql").read_text()
     # DELETE, not TRUNCATE: no ACCESS EXCLUSIVE lock to wait on an autovacuum
     # (which a waiter cancels only from its deadlock check, a timer).
