@@ -812,6 +812,22 @@ BEGIN
      CROSS JOIN LATERAL (SELECT coalesce(pf.s_hi, 0) + coalesce(ch.started, 0) - coalesce(pf.c_lo, 0)
                                 - coalesce(cl.ended, 0) + coalesce(dc.skewed_active, 0) AS plans_active) a
   ),
+  -- The fact rows of the days not read from the summary, read once for
+  -- both tables that need them: meetings held or cancelled (only a held
+  -- meeting has days from consent or from the previous one), and actions
+  -- that count as due.
+  edge_meetings AS MATERIALIZED (
+    SELECT m.org, m.sector, date_trunc('month', m.starts_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
+           m.status, m.citizen_attended, m.days_from_consent, m.days_from_previous
+      FROM edges e JOIN kip.stats_meetings m ON m.starts_at >= e.lo AND m.starts_at < e.hi
+     WHERE m.status IN ('held', 'cancelled')
+  ),
+  edge_actions AS MATERIALIZED (
+    SELECT a.org, a.sector, date_trunc('month', a.due_date)::date AS month, a.area, a.party_sector,
+           a.status = 'done' AND a.completed_on <= a.due_date AS on_time
+      FROM edges e JOIN kip.stats_actions a ON a.due_date >= e.lo_day AND a.due_date < e.hi_day
+     WHERE a.status <> 'cancelled' AND (a.status = 'done' OR a.due_date < p_today)
+  ),
   -- Meetings: whole months from the summary, the other days from the facts.
   meeting_units AS (
     SELECT kip.stats_key(v_group_by, s.month::timestamp AT TIME ZONE 'Europe/Copenhagen', s.org, s.sector) AS key,
@@ -821,12 +837,11 @@ BEGIN
     UNION ALL
     SELECT kip.stats_key(v_group_by, f.month::timestamp AT TIME ZONE 'Europe/Copenhagen', f.org, f.sector),
            f.held, f.cancelled, f.attended
-      FROM (SELECT m.org, m.sector, date_trunc('month', m.starts_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
+      FROM (SELECT m.org, m.sector, m.month,
                    count(*) FILTER (WHERE m.status = 'held') AS held,
                    count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled,
                    count(*) FILTER (WHERE m.status = 'held' AND m.citizen_attended) AS attended
-              FROM edges e JOIN kip.stats_meetings m ON m.starts_at >= e.lo AND m.starts_at < e.hi
-             WHERE m.status IN ('held', 'cancelled')
+              FROM edge_meetings m
              GROUP BY 1, 2, 3) f
   ),
   meeting_sums AS (
@@ -864,9 +879,8 @@ BEGIN
         UNION ALL
         SELECT kip.stats_key(v_group_by, f.month::timestamp AT TIME ZONE 'Europe/Copenhagen', f.org, f.sector),
                f.kind, f.days, f.n
-          FROM (SELECT m.org, m.sector, date_trunc('month', m.starts_at AT TIME ZONE 'Europe/Copenhagen')::date AS month,
-                       d.kind, d.days, count(*) AS n
-                  FROM edges e JOIN kip.stats_meetings m ON m.starts_at >= e.lo AND m.starts_at < e.hi
+          FROM (SELECT m.org, m.sector, m.month, d.kind, d.days, count(*) AS n
+                  FROM edge_meetings m
                  CROSS JOIN LATERAL (VALUES ('first', m.days_from_consent), ('interval', m.days_from_previous))
                          d(kind, days)
                  WHERE d.days IS NOT NULL
@@ -913,10 +927,8 @@ BEGIN
                       FROM whole_range wr JOIN kip.stats_sum_actions s ON s.month BETWEEN wr.first AND wr.last
                       JOIN whole w ON w.month = s.month
                     UNION ALL
-                    SELECT a.org, a.sector, date_trunc('month', a.due_date)::date, count(*),
-                           count(*) FILTER (WHERE a.status = 'done' AND a.completed_on <= a.due_date)
-                      FROM edges e JOIN kip.stats_actions a ON a.due_date >= e.lo_day AND a.due_date < e.hi_day
-                     WHERE a.status <> 'cancelled' AND (a.status = 'done' OR a.due_date < p_today)
+                    SELECT a.org, a.sector, a.month, count(*), count(*) FILTER (WHERE a.on_time)
+                      FROM edge_actions a
                      GROUP BY 1, 2, 3) u) x
      GROUP BY GROUPING SETS ((x.key), ())
   ),
@@ -925,9 +937,8 @@ BEGIN
       FROM whole_range wr JOIN kip.stats_sum_action_parts s ON s.month BETWEEN wr.first AND wr.last
       JOIN whole w ON w.month = s.month
     UNION ALL
-    SELECT a.area, a.party_sector, count(*), count(*) FILTER (WHERE a.status = 'done' AND a.completed_on <= a.due_date)
-      FROM edges e JOIN kip.stats_actions a ON a.due_date >= e.lo_day AND a.due_date < e.hi_day
-     WHERE a.status <> 'cancelled' AND (a.status = 'done' OR a.due_date < p_today)
+    SELECT a.area, a.party_sector, count(*), count(*) FILTER (WHERE a.on_time)
+      FROM edge_actions a
      GROUP BY 1, 2
   ),
   by_area AS (
