@@ -576,13 +576,18 @@ $function$;
 -- loops: with 1,001 groups (by organisation) those took about 1,000,000
 -- comparisons per join (docs/performance.md). One generic plan per
 -- session (plan_cache_mode): planning this statement for every call took
--- longer than running parts of it.
+-- longer than running parts of it. work_mem 1MB: the generic plan expects
+-- up to a million rows where there are thousands, and each hash aggregate
+-- then zeroes a table as large as work_mem allows (16 MB in the benchmark's
+-- cluster; a quarter of the CPU profile was memset and page faults). Every
+-- table here has at most some 60,000 groups (five years by organisation).
 CREATE FUNCTION kip.stats_body_summary(p_from date, p_to date, p_today date, p_group_by text)
  RETURNS json
  LANGUAGE plpgsql
  STABLE
  SET jit TO off
  SET plan_cache_mode TO force_generic_plan
+ SET work_mem TO '1MB'
 AS $function$
 DECLARE
   v_group_by text := p_group_by;
