@@ -185,11 +185,23 @@ $function$;
 -- are often recorded afterwards), or an invitee who is a user is invited to
 -- another planned meeting at an overlapping time (windows considered). The
 -- other meeting is not named: it may lie in a plan the caller cannot see.
+-- The overlap is looked up from the user's participants to the planned
+-- meetings of their plans (meetings_plan_planned, migration 023) that start
+-- in the window where an overlap is possible: a meeting lasts at most 1440
+-- minutes (its CHECK), and an invitee's window lies inside its meeting and
+-- the invitee is a participant of the meeting's plan (both kept by
+-- kip.meeting_set_invitees, the only writer of meeting_invitees). Before
+-- issue 12 it read every invitation the user ever had (2/3 of an outcome's
+-- time). PL/pgSQL RETURN (SELECT ...): one statement planned once per
+-- session. Of several overlapping meetings the earliest is named, and of
+-- those starting together the one ending first.
 CREATE FUNCTION kip.meeting_warnings(m kip.meetings, p_prefix text DEFAULT ''::text)
  RETURNS jsonb
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
+BEGIN
+  RETURN (
   SELECT coalesce(jsonb_agg(w ORDER BY ord), '[]'::jsonb) FROM (
     SELECT -1 AS ord, kip.warning('starts_in_past', p_prefix || 'starts_at', NULL,
              format('the meeting starts in the past (%s, Copenhagen time); it is recorded as given',
@@ -204,16 +216,19 @@ AS $function$
       CROSS JOIN LATERAL (
         SELECT coalesce(i2.window_start, m2.starts_at) AS s,
                coalesce(i2.window_end, kip.meeting_ends_at(m2)) AS e
-          FROM kip.meeting_invitees i2
-          JOIN kip.participants pa2 ON pa2.id = i2.participant_id
-          JOIN kip.meetings m2 ON m2.id = i2.meeting_id
-         WHERE pa2.user_id = pa.user_id AND m2.id <> m.id AND m2.status = 'planned'
+          FROM kip.participants pa2
+          JOIN kip.meetings m2 ON m2.plan_id = pa2.plan_id AND m2.status = 'planned'
+           AND m2.starts_at < coalesce(i.window_end, kip.meeting_ends_at(m))
+           AND m2.starts_at > coalesce(i.window_start, m.starts_at) - interval '1440 minutes'
+          JOIN kip.meeting_invitees i2 ON i2.meeting_id = m2.id AND i2.participant_id = pa2.id
+         WHERE pa2.user_id = pa.user_id AND m2.id <> m.id
            AND tstzrange(coalesce(i2.window_start, m2.starts_at),
                          coalesce(i2.window_end, kip.meeting_ends_at(m2)))
                && tstzrange(coalesce(i.window_start, m.starts_at),
                             coalesce(i.window_end, kip.meeting_ends_at(m)))
-         ORDER BY 1 LIMIT 1) o
-     WHERE i.meeting_id = m.id AND m.status = 'planned' AND pa.user_id IS NOT NULL) x
+         ORDER BY 1, 2 LIMIT 1) o
+     WHERE i.meeting_id = m.id AND m.status = 'planned' AND pa.user_id IS NOT NULL) x);
+END
 $function$;
 
 -- Create a planned meeting from a body {starts_at, duration_minutes?,
