@@ -14,10 +14,11 @@
 -- meetings still planned.
 CREATE INDEX meetings_plan_planned ON kip.meetings (plan_id, starts_at) WHERE status = 'planned';
 
--- GET /v1/me/actions (kip_api.my_actions, issue 12 scenario 2) starts from
--- the caller's participants (200-400 for a busy caseworker) and needs only
--- their ids to reach the actions: with the id in the index this is an
--- index-only scan instead of one heap page per participant. It serves every
--- lookup by user_id that participants_user served, so that one goes.
-CREATE INDEX participants_user_id ON kip.participants (user_id, id);
+-- The caller's participants by user id, from the index alone (an index-only
+-- scan instead of one heap page per participant): GET /v1/me/actions
+-- (kip_api.my_actions, scenario 2: 200-400 participants for a busy
+-- caseworker) needs their ids, and the overlap check above needs their ids
+-- and plans. It serves every lookup by user_id that participants_user
+-- served, so that one goes.
+CREATE INDEX participants_user_id ON kip.participants (user_id, id) INCLUDE (plan_id);
 DROP INDEX kip.participants_user;
