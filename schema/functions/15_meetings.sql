@@ -161,24 +161,29 @@ END
 $function$;
 
 -- The current invitees as an invitee list, windows moved by p_shift and
--- dropped when they no longer fit p_starts_at + p_duration.
+-- dropped when they no longer fit p_starts_at + p_duration. PL/pgSQL
+-- RETURN (SELECT ...): planned once per session (as SQL it was planned on
+-- every call, issue 12).
 CREATE FUNCTION kip.meeting_invitee_list(p_meeting_id uuid, p_shift interval, p_starts_at timestamp with time zone, p_duration integer, p_active_only boolean)
  RETURNS jsonb
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-           'participant_id', i.participant_id, 'mode', i.mode,
-           'window_start', CASE WHEN fits THEN i.window_start + p_shift END,
-           'window_end', CASE WHEN fits THEN i.window_end + p_shift END)) ORDER BY i.position), '[]'::jsonb)
-    FROM kip.meeting_invitees i
-    JOIN kip.participants pa ON pa.id = i.participant_id
-    CROSS JOIN LATERAL (SELECT
-           coalesce(i.window_start + p_shift >= p_starts_at, true)
-       AND coalesce(i.window_end + p_shift <= p_starts_at + p_duration * interval '1 minute', true)
-       AND coalesce(i.window_start + p_shift < p_starts_at + p_duration * interval '1 minute', true)
-       AND coalesce(i.window_end + p_shift > p_starts_at, true) AS fits) f
-   WHERE i.meeting_id = p_meeting_id AND (NOT p_active_only OR pa.left_at IS NULL)
+BEGIN
+  RETURN (
+    SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+             'participant_id', i.participant_id, 'mode', i.mode,
+             'window_start', CASE WHEN fits THEN i.window_start + p_shift END,
+             'window_end', CASE WHEN fits THEN i.window_end + p_shift END)) ORDER BY i.position), '[]'::jsonb)
+      FROM kip.meeting_invitees i
+      JOIN kip.participants pa ON pa.id = i.participant_id
+      CROSS JOIN LATERAL (SELECT
+             coalesce(i.window_start + p_shift >= p_starts_at, true)
+         AND coalesce(i.window_end + p_shift <= p_starts_at + p_duration * interval '1 minute', true)
+         AND coalesce(i.window_start + p_shift < p_starts_at + p_duration * interval '1 minute', true)
+         AND coalesce(i.window_end + p_shift > p_starts_at, true) AS fits) f
+     WHERE i.meeting_id = p_meeting_id AND (NOT p_active_only OR pa.left_at IS NULL));
+END
 $function$;
 
 -- Warnings for a written meeting: it starts in the past (allowed: meetings
@@ -239,17 +244,21 @@ $function$;
 -- citizen_not_invited: an explicit invitee list (p_invitees, as sent; NULL
 -- when the client sent none and kipd chose the invitees) that leaves out
 -- the plan's citizen while they take part in the plan. An array of 0 or 1.
+-- PL/pgSQL RETURN (SELECT ...), planned once per session (issue 12).
 CREATE FUNCTION kip.meeting_citizen_warnings(m kip.meetings, p_invitees jsonb, p_prefix text DEFAULT ''::text)
  RETURNS jsonb
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT coalesce(jsonb_agg(kip.warning('citizen_not_invited', p_prefix || 'invitees', pa.id,
-                    format('the citizen (%s) is not invited', pa.name))), '[]'::jsonb)
-    FROM kip.participants pa
-   WHERE p_invitees IS NOT NULL AND jsonb_typeof(p_invitees) = 'array'
-     AND pa.plan_id = m.plan_id AND pa.kind = 'citizen' AND pa.left_at IS NULL
-     AND NOT EXISTS (SELECT 1 FROM kip.meeting_invitees i WHERE i.meeting_id = m.id AND i.participant_id = pa.id)
+BEGIN
+  RETURN (
+    SELECT coalesce(jsonb_agg(kip.warning('citizen_not_invited', p_prefix || 'invitees', pa.id,
+                      format('the citizen (%s) is not invited', pa.name))), '[]'::jsonb)
+      FROM kip.participants pa
+     WHERE p_invitees IS NOT NULL AND jsonb_typeof(p_invitees) = 'array'
+       AND pa.plan_id = m.plan_id AND pa.kind = 'citizen' AND pa.left_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM kip.meeting_invitees i WHERE i.meeting_id = m.id AND i.participant_id = pa.id));
+END
 $function$;
 
 CREATE FUNCTION kip.meeting_insert(p_ctx jsonb, u kip.users, p kip.plans, b jsonb, p_prefix text, p_base kip.meetings DEFAULT NULL::kip.meetings)
