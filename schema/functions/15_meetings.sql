@@ -161,35 +161,52 @@ END
 $function$;
 
 -- The current invitees as an invitee list, windows moved by p_shift and
--- dropped when they no longer fit p_starts_at + p_duration.
+-- dropped when they no longer fit p_starts_at + p_duration. PL/pgSQL
+-- RETURN (SELECT ...): planned once per session (as SQL it was planned on
+-- every call, issue 12).
 CREATE FUNCTION kip.meeting_invitee_list(p_meeting_id uuid, p_shift interval, p_starts_at timestamp with time zone, p_duration integer, p_active_only boolean)
  RETURNS jsonb
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-           'participant_id', i.participant_id, 'mode', i.mode,
-           'window_start', CASE WHEN fits THEN i.window_start + p_shift END,
-           'window_end', CASE WHEN fits THEN i.window_end + p_shift END)) ORDER BY i.position), '[]'::jsonb)
-    FROM kip.meeting_invitees i
-    JOIN kip.participants pa ON pa.id = i.participant_id
-    CROSS JOIN LATERAL (SELECT
-           coalesce(i.window_start + p_shift >= p_starts_at, true)
-       AND coalesce(i.window_end + p_shift <= p_starts_at + p_duration * interval '1 minute', true)
-       AND coalesce(i.window_start + p_shift < p_starts_at + p_duration * interval '1 minute', true)
-       AND coalesce(i.window_end + p_shift > p_starts_at, true) AS fits) f
-   WHERE i.meeting_id = p_meeting_id AND (NOT p_active_only OR pa.left_at IS NULL)
+BEGIN
+  RETURN (
+    SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+             'participant_id', i.participant_id, 'mode', i.mode,
+             'window_start', CASE WHEN fits THEN i.window_start + p_shift END,
+             'window_end', CASE WHEN fits THEN i.window_end + p_shift END)) ORDER BY i.position), '[]'::jsonb)
+      FROM kip.meeting_invitees i
+      JOIN kip.participants pa ON pa.id = i.participant_id
+      CROSS JOIN LATERAL (SELECT
+             coalesce(i.window_start + p_shift >= p_starts_at, true)
+         AND coalesce(i.window_end + p_shift <= p_starts_at + p_duration * interval '1 minute', true)
+         AND coalesce(i.window_start + p_shift < p_starts_at + p_duration * interval '1 minute', true)
+         AND coalesce(i.window_end + p_shift > p_starts_at, true) AS fits) f
+     WHERE i.meeting_id = p_meeting_id AND (NOT p_active_only OR pa.left_at IS NULL));
+END
 $function$;
 
 -- Warnings for a written meeting: it starts in the past (allowed: meetings
 -- are often recorded afterwards), or an invitee who is a user is invited to
 -- another planned meeting at an overlapping time (windows considered). The
 -- other meeting is not named: it may lie in a plan the caller cannot see.
+-- The overlap is looked up from the user's participants to the planned
+-- meetings of their plans (meetings_plan_planned, migration 023) that start
+-- in the window where an overlap is possible: a meeting lasts at most 1440
+-- minutes (its CHECK), and an invitee's window lies inside its meeting and
+-- the invitee is a participant of the meeting's plan (both kept by
+-- kip.meeting_set_invitees, the only writer of meeting_invitees). Before
+-- issue 12 it read every invitation the user ever had (2/3 of an outcome's
+-- time). PL/pgSQL RETURN (SELECT ...): one statement planned once per
+-- session. Of several overlapping meetings the earliest is named, and of
+-- those starting together the one ending first.
 CREATE FUNCTION kip.meeting_warnings(m kip.meetings, p_prefix text DEFAULT ''::text)
  RETURNS jsonb
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
+BEGIN
+  RETURN (
   SELECT coalesce(jsonb_agg(w ORDER BY ord), '[]'::jsonb) FROM (
     SELECT -1 AS ord, kip.warning('starts_in_past', p_prefix || 'starts_at', NULL,
              format('the meeting starts in the past (%s, Copenhagen time); it is recorded as given',
@@ -204,16 +221,19 @@ AS $function$
       CROSS JOIN LATERAL (
         SELECT coalesce(i2.window_start, m2.starts_at) AS s,
                coalesce(i2.window_end, kip.meeting_ends_at(m2)) AS e
-          FROM kip.meeting_invitees i2
-          JOIN kip.participants pa2 ON pa2.id = i2.participant_id
-          JOIN kip.meetings m2 ON m2.id = i2.meeting_id
-         WHERE pa2.user_id = pa.user_id AND m2.id <> m.id AND m2.status = 'planned'
+          FROM kip.participants pa2
+          JOIN kip.meetings m2 ON m2.plan_id = pa2.plan_id AND m2.status = 'planned'
+           AND m2.starts_at < coalesce(i.window_end, kip.meeting_ends_at(m))
+           AND m2.starts_at > coalesce(i.window_start, m.starts_at) - interval '1440 minutes'
+          JOIN kip.meeting_invitees i2 ON i2.meeting_id = m2.id AND i2.participant_id = pa2.id
+         WHERE pa2.user_id = pa.user_id AND m2.id <> m.id
            AND tstzrange(coalesce(i2.window_start, m2.starts_at),
                          coalesce(i2.window_end, kip.meeting_ends_at(m2)))
                && tstzrange(coalesce(i.window_start, m.starts_at),
                             coalesce(i.window_end, kip.meeting_ends_at(m)))
-         ORDER BY 1 LIMIT 1) o
-     WHERE i.meeting_id = m.id AND m.status = 'planned' AND pa.user_id IS NOT NULL) x
+         ORDER BY 1, 2 LIMIT 1) o
+     WHERE i.meeting_id = m.id AND m.status = 'planned' AND pa.user_id IS NOT NULL) x);
+END
 $function$;
 
 -- Create a planned meeting from a body {starts_at, duration_minutes?,
@@ -224,17 +244,21 @@ $function$;
 -- citizen_not_invited: an explicit invitee list (p_invitees, as sent; NULL
 -- when the client sent none and kipd chose the invitees) that leaves out
 -- the plan's citizen while they take part in the plan. An array of 0 or 1.
+-- PL/pgSQL RETURN (SELECT ...), planned once per session (issue 12).
 CREATE FUNCTION kip.meeting_citizen_warnings(m kip.meetings, p_invitees jsonb, p_prefix text DEFAULT ''::text)
  RETURNS jsonb
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT coalesce(jsonb_agg(kip.warning('citizen_not_invited', p_prefix || 'invitees', pa.id,
-                    format('the citizen (%s) is not invited', pa.name))), '[]'::jsonb)
-    FROM kip.participants pa
-   WHERE p_invitees IS NOT NULL AND jsonb_typeof(p_invitees) = 'array'
-     AND pa.plan_id = m.plan_id AND pa.kind = 'citizen' AND pa.left_at IS NULL
-     AND NOT EXISTS (SELECT 1 FROM kip.meeting_invitees i WHERE i.meeting_id = m.id AND i.participant_id = pa.id)
+BEGIN
+  RETURN (
+    SELECT coalesce(jsonb_agg(kip.warning('citizen_not_invited', p_prefix || 'invitees', pa.id,
+                      format('the citizen (%s) is not invited', pa.name))), '[]'::jsonb)
+      FROM kip.participants pa
+     WHERE p_invitees IS NOT NULL AND jsonb_typeof(p_invitees) = 'array'
+       AND pa.plan_id = m.plan_id AND pa.kind = 'citizen' AND pa.left_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM kip.meeting_invitees i WHERE i.meeting_id = m.id AND i.participant_id = pa.id));
+END
 $function$;
 
 CREATE FUNCTION kip.meeting_insert(p_ctx jsonb, u kip.users, p kip.plans, b jsonb, p_prefix text, p_base kip.meetings DEFAULT NULL::kip.meetings)

@@ -231,6 +231,12 @@ $function$;
 
 -- The caller's worklist across every plan they may see: overdue first,
 -- then by due date (none last), then by id. Audited with kip.audit_plans().
+-- Issue 12 (s2): the caller's participants are read from the index alone
+-- (participants_user_id, migration 023); ?overdue=true repeats the overdue
+-- test in a form the planner can match to actions_responsible_open (the
+-- open actions by due date), so closed and not-yet-due actions are not read;
+-- the responsible participant and the tovholder are looked up only for the
+-- page's rows, after the LIMIT.
 CREATE FUNCTION kip_api.my_actions(p_ctx jsonb, p_query jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql
@@ -260,27 +266,58 @@ BEGIN
       PERFORM kip.fail(400, 'invalid_cursor', 'cursor', 'not a cursor from this list');
     END;
   END IF;
-  SELECT array_agg(kip.action_item(x.a, x.p, x.r, x.c) ORDER BY x.late, x.due, (x.a).id),
-         array_agg(x.late || '|' || x.due || '|' || (x.a).id ORDER BY x.late, x.due, (x.a).id),
-         array_agg((x.p).id ORDER BY x.late, x.due, (x.a).id)
-    INTO v_items, v_keys, v_plans
-    FROM (SELECT a, p, r, c, late, due
-            FROM kip.actions a
-            JOIN kip.participants r ON r.id = a.responsible_participant_id
-            JOIN kip.plans p ON p.id = a.plan_id
-            LEFT JOIN kip.participants c ON c.id = p.coordinator_participant_id
-            CROSS JOIN LATERAL (SELECT CASE WHEN a.status IN ('open', 'in_progress') AND a.due_date < v_today
-                                            THEN 0 ELSE 1 END AS late,
-                                       coalesce(a.due_date, 'infinity'::date) AS due) k
-           WHERE CASE WHEN v_scope = 'organisation' THEN r.organisation_id = u.organisation_id
-                      ELSE r.user_id = u.id END
-             AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
-             AND (v_status IS NULL OR a.status = v_status)
-             AND (v_overdue IS NULL OR (k.late = 0) = v_overdue)
-             AND (v_due_before IS NULL OR a.due_date < v_due_before)
-             AND (v_cursor IS NULL OR (k.late, k.due, a.id) > (c_late, c_due, c_id))
-           ORDER BY k.late, k.due, a.id
-           LIMIT v_limit + 1) x;
+  -- ?overdue=true on one's own actions (the worklist's usual view) is its own
+  -- statement: its plan does not depend on the parameters, so PL/pgSQL keeps
+  -- one generic plan for the session (the general statement below is planned
+  -- again on each call, for the scope), and it reads only the open actions
+  -- already due (actions_responsible_open).
+  IF v_scope = 'mine' AND v_overdue THEN
+    SELECT array_agg(kip.action_item(x.a, x.p, r, c) ORDER BY x.late, x.due, (x.a).id),
+           array_agg(x.late || '|' || x.due || '|' || (x.a).id ORDER BY x.late, x.due, (x.a).id),
+           array_agg((x.p).id ORDER BY x.late, x.due, (x.a).id)
+      INTO v_items, v_keys, v_plans
+      FROM (SELECT a, p, late, due
+              FROM kip.participants rk
+              JOIN kip.actions a ON a.responsible_participant_id = rk.id
+              JOIN kip.plans p ON p.id = a.plan_id
+              CROSS JOIN LATERAL (SELECT CASE WHEN a.status IN ('open', 'in_progress') AND a.due_date < v_today
+                                              THEN 0 ELSE 1 END AS late,
+                                         coalesce(a.due_date, 'infinity'::date) AS due) k
+             WHERE rk.user_id = u.id
+               AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
+               AND (v_status IS NULL OR a.status = v_status)
+               AND a.status IN ('open', 'in_progress') AND a.due_date < v_today
+               AND (v_due_before IS NULL OR a.due_date < v_due_before)
+               AND (v_cursor IS NULL OR (k.late, k.due, a.id) > (c_late, c_due, c_id))
+             ORDER BY k.late, k.due, a.id
+             LIMIT v_limit + 1) x
+      JOIN kip.participants r ON r.id = (x.a).responsible_participant_id
+      LEFT JOIN kip.participants c ON c.id = (x.p).coordinator_participant_id;
+  ELSE
+    SELECT array_agg(kip.action_item(x.a, x.p, r, c) ORDER BY x.late, x.due, (x.a).id),
+           array_agg(x.late || '|' || x.due || '|' || (x.a).id ORDER BY x.late, x.due, (x.a).id),
+           array_agg((x.p).id ORDER BY x.late, x.due, (x.a).id)
+      INTO v_items, v_keys, v_plans
+      FROM (SELECT a, p, late, due
+              FROM kip.participants rk
+              JOIN kip.actions a ON a.responsible_participant_id = rk.id
+              JOIN kip.plans p ON p.id = a.plan_id
+              CROSS JOIN LATERAL (SELECT CASE WHEN a.status IN ('open', 'in_progress') AND a.due_date < v_today
+                                              THEN 0 ELSE 1 END AS late,
+                                         coalesce(a.due_date, 'infinity'::date) AS due) k
+             WHERE CASE WHEN v_scope = 'organisation' THEN rk.organisation_id = u.organisation_id
+                        ELSE rk.user_id = u.id END
+               AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
+               AND (v_status IS NULL OR a.status = v_status)
+               AND (v_overdue IS NULL OR (k.late = 0) = v_overdue)
+               AND (v_overdue IS NOT TRUE OR (a.status IN ('open', 'in_progress') AND a.due_date < v_today))
+               AND (v_due_before IS NULL OR a.due_date < v_due_before)
+               AND (v_cursor IS NULL OR (k.late, k.due, a.id) > (c_late, c_due, c_id))
+             ORDER BY k.late, k.due, a.id
+             LIMIT v_limit + 1) x
+      JOIN kip.participants r ON r.id = (x.a).responsible_participant_id
+      LEFT JOIN kip.participants c ON c.id = (x.p).coordinator_participant_id;
+  END IF;
   -- Only the plans of the actions shown (not the look-ahead row's).
   PERFORM kip.audit_plans('action.list_mine', v_plans[1:v_limit], 'action');
   RETURN kip.ok_json(kip.page(v_items, v_keys, v_limit));
