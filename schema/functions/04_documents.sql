@@ -94,8 +94,11 @@ $function$;
 
 -- A plans list item. next_meeting, open_actions (open or in progress,
 -- overdue ones included) and overdue_actions (kip.action_overdue) spare the
--- list a read of every plan's document.
-CREATE FUNCTION kip.plan_summary(p kip.plans)
+-- list a read of every plan's document. The caller computes the three
+-- (kip_api.plan_list, in the same statement): with no subquery in its body
+-- this function is inlined rather than run as a statement per plan.
+CREATE FUNCTION kip.plan_summary(p kip.plans, p_next_meeting timestamp with time zone,
+                                 p_open_actions integer, p_overdue_actions integer)
  RETURNS json
  LANGUAGE sql
  STABLE
@@ -107,12 +110,7 @@ AS $function$
     'coordinator', p.coordinator_participant_id,
     'created_at', p.created_at, 'updated_at', p.updated_at, 'closed_at', p.closed_at,
     'close_reason', p.close_reason,
-    'next_meeting', (SELECT min(m.starts_at) FROM kip.meetings m
-                      WHERE m.plan_id = p.id AND m.status = 'planned' AND m.starts_at > now()),
-    'open_actions', (SELECT count(*)::integer FROM kip.actions a
-                      WHERE a.plan_id = p.id AND a.status IN ('open', 'in_progress')),
-    'overdue_actions', (SELECT count(*)::integer FROM kip.actions a
-                         WHERE a.plan_id = p.id AND kip.action_overdue(a.due_date, a.status)))
+    'next_meeting', p_next_meeting, 'open_actions', p_open_actions, 'overdue_actions', p_overdue_actions)
 $function$;
 
 -- Derived, never stored: the due date has passed in Copenhagen and the

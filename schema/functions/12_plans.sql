@@ -164,24 +164,29 @@ BEGIN
       v_cpr := left(v_q, 6) || '-' || right(v_q, 4);
     END IF;
   END IF;
-  SELECT array_agg(kip.plan_summary(p) ORDER BY p.created_at DESC, p.id DESC),
+  SELECT array_agg(kip.plan_summary(p, nm.next_meeting, ac.open_actions, ac.overdue_actions)
+                   ORDER BY p.created_at DESC, p.id DESC),
          array_agg(p.created_at::text || '|' || p.id ORDER BY p.created_at DESC, p.id DESC),
          array_agg(p.id ORDER BY p.created_at DESC, p.id DESC)
     INTO v_items, v_keys, v_ids
     FROM (SELECT * FROM kip.plans p
-           -- The candidates are the plans the access rule can grant, each
-           -- found through its own index (owner, consent coverage,
-           -- participation), so a page never walks every plan; the rule
-           -- itself still decides.
-           WHERE p.id IN (SELECT o.id FROM kip.plans o WHERE o.owner_organisation_id = u.organisation_id
+           -- The access rule kip.plan_access, evaluated as one set (no
+           -- function call per candidate): a caller without a plan role
+           -- sees nothing; otherwise the plans of the caller's organisation,
+           -- and the plans whose live KIP consent names the caller's
+           -- organisation as a contact, for coordinators and caseworkers
+           -- always, for the other roles only where the caller is an
+           -- active participant. Each part is found through its own index.
+           WHERE u.roles && ARRAY['coordinator', 'caseworker', 'integration']
+             AND p.id IN (SELECT o.id FROM kip.plans o WHERE o.owner_organisation_id = u.organisation_id
                           UNION ALL
                           SELECT cc.plan_id FROM kip.consents cc
                            WHERE cc.contact_organisation_ids @> ARRAY[u.organisation_id]
                              AND cc.superseded_at IS NULL AND cc.withdrawn_at IS NULL AND cc.kip_consent
-                          UNION ALL
-                          SELECT pa.plan_id FROM kip.participants pa
-                           WHERE pa.user_id = u.id AND pa.left_at IS NULL)
-             AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
+                             AND (u.roles && ARRAY['coordinator', 'caseworker']
+                                  OR EXISTS (SELECT 1 FROM kip.participants pa
+                                              WHERE pa.plan_id = cc.plan_id AND pa.user_id = u.id
+                                                AND pa.left_at IS NULL)))
              AND (c.ts IS NULL OR (p.created_at, p.id) < (c.ts, c.id))
              AND (v_status IS NULL OR p.status = v_status)
              AND (v_org IS NULL OR p.owner_organisation_id = v_org)
@@ -190,7 +195,14 @@ BEGIN
                     WHERE cp.id = p.coordinator_participant_id AND cp.user_id = v_coord))
              AND (v_q IS NULL OR p.citizen_name ILIKE v_like)
              AND (p_query->>'cpr_hmac' IS NULL OR p.citizen_cpr_hmac = p_query->>'cpr_hmac')
-           ORDER BY p.created_at DESC, p.id DESC LIMIT v_limit + 1) p;
+           ORDER BY p.created_at DESC, p.id DESC LIMIT v_limit + 1) p
+   CROSS JOIN LATERAL (SELECT min(m.starts_at) AS next_meeting FROM kip.meetings m
+                        WHERE m.plan_id = p.id AND m.status = 'planned' AND m.starts_at > now()) nm
+   CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE a.status IN ('open', 'in_progress'))::integer
+                              AS open_actions,
+                              count(*) FILTER (WHERE kip.action_overdue(a.due_date, a.status))::integer
+                              AS overdue_actions
+                         FROM kip.actions a WHERE a.plan_id = p.id) ac;
   -- Audit every plan whose citizen the caller now sees in the list.
   PERFORM kip.audit_plans('plan.list', v_ids[1:v_limit], 'plan');
   RETURN kip.ok_json(kip.page(v_items, v_keys, v_limit));
