@@ -199,13 +199,20 @@ $function$;
 -- and the warnings of the write that made it.
 CREATE FUNCTION kip.json_append(p_doc json, p_key text, p_value jsonb)
  RETURNS json
- LANGUAGE sql
- IMMUTABLE
+ LANGUAGE plpgsql
+ STABLE
 AS $function$
-  SELECT CASE WHEN json_typeof(p_doc) IS DISTINCT FROM 'object' THEN p_doc
-              WHEN NOT EXISTS (SELECT 1 FROM json_object_keys(p_doc)) THEN json_build_object(p_key, p_value)
-              ELSE (left(btrim(p_doc::text), -1) || ', ' || to_json(p_key)::text || ' : ' || p_value::text
-                    || '}')::json END
+BEGIN
+  -- PL/pgSQL, not SQL: the subquery keeps an SQL function from being inlined,
+  -- so it was parsed and planned again on every write (docs/performance.md).
+  IF json_typeof(p_doc) IS DISTINCT FROM 'object' THEN
+    RETURN p_doc;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM json_object_keys(p_doc)) THEN
+    RETURN json_build_object(p_key, p_value);
+  END IF;
+  RETURN (left(btrim(p_doc::text), -1) || ', ' || to_json(p_key)::text || ' : ' || p_value::text || '}')::json;
+END
 $function$;
 
 -- Compare If-Match (ctx.if_match; -2 is "*") with the plan's version.
@@ -222,19 +229,27 @@ END
 $function$;
 
 -- Bump a plan's version after any change to it or its parts.
+-- PL/pgSQL, so the UPDATE's plan is cached per session; an SQL function with
+-- a data-modifying statement is planned again on every call.
 CREATE FUNCTION kip.touch_plan(p_plan_id uuid)
  RETURNS kip.plans
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
+DECLARE
+  p kip.plans;
+BEGIN
   UPDATE kip.plans SET version = version + 1, updated_at = now()
-   WHERE id = p_plan_id RETURNING *
+   WHERE id = p_plan_id RETURNING * INTO p;
+  RETURN p;
+END
 $function$;
 
 -- Keyset cursors: hex of "timestamp|uuid" or "bigint", opaque to clients.
+-- STABLE as its body is (convert_to), so the planner inlines it.
 CREATE FUNCTION kip.cursor_encode(p_text text)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE
+ STABLE
 AS $function$
   SELECT encode(convert_to(p_text, 'UTF8'), 'hex')
 $function$;
@@ -283,11 +298,13 @@ AS $function$
 $function$;
 
 -- {"items": [...first limit...], "next_cursor": ...} from rows fetched with
--- limit + 1: the extra row proves there is a next page.
+-- limit + 1: the extra row proves there is a next page. STABLE, as
+-- json_build_object is: an IMMUTABLE label over a STABLE body keeps the
+-- planner from inlining it, and it was planned again on every list.
 CREATE FUNCTION kip.page(p_items jsonb[], p_keys text[], p_limit integer)
  RETURNS jsonb
  LANGUAGE sql
- IMMUTABLE
+ STABLE
 AS $function$
   SELECT jsonb_build_object(
     'items', coalesce(to_jsonb(p_items[1:p_limit]), '[]'::jsonb),
@@ -299,7 +316,7 @@ $function$;
 CREATE FUNCTION kip.page(p_items json[], p_keys text[], p_limit integer)
  RETURNS json
  LANGUAGE sql
- IMMUTABLE
+ STABLE
 AS $function$
   SELECT json_build_object(
     'items', coalesce(array_to_json(p_items[1:p_limit]), '[]'::json),

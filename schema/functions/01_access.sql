@@ -20,7 +20,8 @@ END
 $function$;
 
 -- THE access rule. Every route that touches a plan goes through it, via
--- kip.require_plan() for one plan or directly in list queries.
+-- kip.require_plan() for one plan, or kip.plan_access_rule() in queries over
+-- many plans.
 -- A user who holds a plan-working role may see a plan when
 --   * their organisation owns the plan, or
 --   * the current consent covers their organisation and they are a
@@ -29,29 +30,42 @@ $function$;
 --   * they are an active participant linked by user_id and the current
 --     consent covers their organisation.
 -- admin and auditor alone see no plan. A withdrawn consent covers nobody.
--- PL/pgSQL, not SQL: a SQL function with a subquery is never inlined and is
--- planned again on every call; PL/pgSQL caches the plan for the session
--- (issue 12). The consent is read only when the owner test fails.
+--
+-- Written once, here, as a set-returning SQL function: one row (true) when
+-- the user may see the plan, none otherwise. PostgreSQL inlines a
+-- set-returning SQL function into the query that uses it, so a list query
+-- that tests each candidate plan with
+--   EXISTS (SELECT 1 FROM kip.plan_access_rule(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id))
+-- evaluates the rule inside its own plan, with no function call per row
+-- (issue 12: a PL/pgSQL call per candidate was most of GET /v1/me/actions).
+-- The consent is read only when the owner test fails.
+CREATE FUNCTION kip.plan_access_rule(p_user_id uuid, p_org uuid, p_roles text[], p_plan_id uuid, p_owner uuid)
+ RETURNS SETOF boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT true
+   WHERE p_roles && ARRAY['coordinator', 'caseworker', 'integration']
+     AND (p_owner = p_org
+          OR (EXISTS (SELECT 1 FROM kip.consents c
+                       WHERE c.plan_id = p_plan_id AND c.superseded_at IS NULL
+                         AND c.withdrawn_at IS NULL AND c.kip_consent
+                         AND p_org = ANY (c.contact_organisation_ids))
+              AND (p_roles && ARRAY['coordinator', 'caseworker']
+                   OR EXISTS (SELECT 1 FROM kip.participants pa
+                               WHERE pa.plan_id = p_plan_id AND pa.user_id = p_user_id
+                                 AND pa.left_at IS NULL))))
+$function$;
+
+-- The rule for one plan. PL/pgSQL, so the statement (with the rule inlined)
+-- is planned once per session.
 CREATE FUNCTION kip.plan_access(p_user_id uuid, p_org uuid, p_roles text[], p_plan_id uuid, p_owner uuid)
  RETURNS boolean
  LANGUAGE plpgsql
  STABLE
 AS $function$
 BEGIN
-  IF NOT (p_roles && ARRAY['coordinator', 'caseworker', 'integration']) THEN
-    RETURN false;
-  END IF;
-  IF p_owner = p_org THEN
-    RETURN true;
-  END IF;
-  RETURN EXISTS (SELECT 1 FROM kip.consents c
-                  WHERE c.plan_id = p_plan_id AND c.superseded_at IS NULL
-                    AND c.withdrawn_at IS NULL AND c.kip_consent
-                    AND p_org = ANY (c.contact_organisation_ids))
-     AND (p_roles && ARRAY['coordinator', 'caseworker']
-          OR EXISTS (SELECT 1 FROM kip.participants pa
-                      WHERE pa.plan_id = p_plan_id AND pa.user_id = p_user_id
-                        AND pa.left_at IS NULL));
+  RETURN EXISTS (SELECT 1 FROM kip.plan_access_rule(p_user_id, p_org, p_roles, p_plan_id, p_owner));
 END
 $function$;
 
@@ -186,30 +200,37 @@ $function$;
 -- organisation can change the plan. Changing an action needs one more thing
 -- (kip.action_may_write): being its responsible participant, the tovholder,
 -- or the owning organisation's coordinator or integration.
+-- These are PL/pgSQL, RETURN (SELECT ...), so the statement is planned once per
+-- session: as SQL functions taking whole rows they could not be inlined and
+-- were parsed and planned again on every write (docs/performance.md).
 CREATE FUNCTION kip.plan_may_write(p_user kip.users, p kip.plans)
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT (p.owner_organisation_id = p_user.organisation_id
-          AND p_user.roles && ARRAY['coordinator', 'integration'])
-      OR (p_user.roles && ARRAY['coordinator', 'caseworker']
-          AND EXISTS (SELECT 1 FROM kip.participants pa
-                       WHERE pa.plan_id = p.id AND pa.user_id = p_user.id AND pa.left_at IS NULL)
-          AND (p.owner_organisation_id = p_user.organisation_id
-               OR kip.consent_covers(p.id, p_user.organisation_id)))
+BEGIN
+  RETURN (SELECT (p.owner_organisation_id = p_user.organisation_id
+            AND p_user.roles && ARRAY['coordinator', 'integration'])
+        OR (p_user.roles && ARRAY['coordinator', 'caseworker']
+            AND EXISTS (SELECT 1 FROM kip.participants pa
+                         WHERE pa.plan_id = p.id AND pa.user_id = p_user.id AND pa.left_at IS NULL)
+            AND (p.owner_organisation_id = p_user.organisation_id
+                 OR kip.consent_covers(p.id, p_user.organisation_id))));
+END
 $function$;
 
 CREATE FUNCTION kip.action_may_write(p_user kip.users, p kip.plans, a kip.actions)
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT (p.owner_organisation_id = p_user.organisation_id
-          AND p_user.roles && ARRAY['coordinator', 'integration'])
-      OR EXISTS (SELECT 1 FROM kip.participants pa
-                  WHERE pa.user_id = p_user.id AND pa.left_at IS NULL
-                    AND pa.id IN (p.coordinator_participant_id, a.responsible_participant_id))
+BEGIN
+  RETURN (SELECT (p.owner_organisation_id = p_user.organisation_id
+            AND p_user.roles && ARRAY['coordinator', 'integration'])
+        OR EXISTS (SELECT 1 FROM kip.participants pa
+                    WHERE pa.user_id = p_user.id AND pa.left_at IS NULL
+                      AND pa.id IN (p.coordinator_participant_id, a.responsible_participant_id)));
+END
 $function$;
 
 -- Who steers a plan: changes its consent, hands over the tovholder role or
@@ -220,14 +241,16 @@ $function$;
 -- the plan but not widen who sees it, take it over or end it.
 CREATE FUNCTION kip.plan_may_steer(p_user kip.users, p kip.plans)
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  SELECT (p.owner_organisation_id = p_user.organisation_id
-          AND p_user.roles && ARRAY['coordinator', 'integration'])
-      OR EXISTS (SELECT 1 FROM kip.participants pa
-                  WHERE pa.id = p.coordinator_participant_id AND pa.user_id = p_user.id
-                    AND pa.left_at IS NULL)
+BEGIN
+  RETURN (SELECT (p.owner_organisation_id = p_user.organisation_id
+            AND p_user.roles && ARRAY['coordinator', 'integration'])
+        OR EXISTS (SELECT 1 FROM kip.participants pa
+                    WHERE pa.id = p.coordinator_participant_id AND pa.user_id = p_user.id
+                      AND pa.left_at IS NULL));
+END
 $function$;
 
 -- 403 unless the caller may steer the plan (call after kip.require_plan

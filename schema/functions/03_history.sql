@@ -25,8 +25,9 @@ DECLARE
   v_cpr_maintenance boolean := coalesce(current_setting('kip.cpr_maintenance', true), '') = 'on';
 BEGIN
   FOR v_key IN SELECT jsonb_object_keys(v_new) LOOP
+    -- responsible_user_id: derived from the responsible participant (16_actions.sql).
     CONTINUE WHEN v_key IN ('id', 'plan_id', 'version', 'created_at', 'updated_at', 'created_by',
-                            'superseded_at');
+                            'superseded_at', 'responsible_user_id');
     v_before := v_old->v_key;
     v_after := v_new->v_key;
     CONTINUE WHEN TG_OP = 'INSERT' AND (v_after IS NULL OR v_after = 'null'::jsonb);

@@ -251,12 +251,17 @@ CREATE FUNCTION kip.meeting_citizen_warnings(m kip.meetings, p_invitees jsonb, p
  STABLE
 AS $function$
 BEGIN
+  -- Tested here, not in the statement: a test on the parameter alone lets a
+  -- custom plan fold the statement away, and then PostgreSQL planned it again
+  -- on every call instead of keeping the generic plan (0.24 ms per outcome).
+  IF p_invitees IS NULL OR jsonb_typeof(p_invitees) IS DISTINCT FROM 'array' THEN
+    RETURN '[]'::jsonb;
+  END IF;
   RETURN (
     SELECT coalesce(jsonb_agg(kip.warning('citizen_not_invited', p_prefix || 'invitees', pa.id,
                       format('the citizen (%s) is not invited', pa.name))), '[]'::jsonb)
       FROM kip.participants pa
-     WHERE p_invitees IS NOT NULL AND jsonb_typeof(p_invitees) = 'array'
-       AND pa.plan_id = m.plan_id AND pa.kind = 'citizen' AND pa.left_at IS NULL
+     WHERE pa.plan_id = m.plan_id AND pa.kind = 'citizen' AND pa.left_at IS NULL
        AND NOT EXISTS (SELECT 1 FROM kip.meeting_invitees i WHERE i.meeting_id = m.id AND i.participant_id = pa.id));
 END
 $function$;

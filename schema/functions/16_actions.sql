@@ -63,6 +63,42 @@ AS $function$
                                      'organisation_id', r.organisation_id))
 $function$;
 
+-- kip.actions.responsible_user_id (migrations/027) is the user of the
+-- responsible participant (NULL for a participant without an account):
+-- set on every insert and on every change of the responsible participant,
+-- and followed when a participant's user changes. It lets
+-- GET /v1/me/actions?overdue=true read the caller's open actions from one
+-- index in due-date order (actions_user_open).
+CREATE FUNCTION kip.actions_responsible_user()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  NEW.responsible_user_id := (SELECT pa.user_id FROM kip.participants pa
+                               WHERE pa.id = NEW.responsible_participant_id);
+  RETURN NEW;
+END
+$function$;
+
+CREATE TRIGGER actions_responsible_user BEFORE INSERT OR UPDATE OF responsible_participant_id
+  ON kip.actions FOR EACH ROW EXECUTE FUNCTION kip.actions_responsible_user();
+
+CREATE FUNCTION kip.participants_user_follow()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  UPDATE kip.actions SET responsible_user_id = NEW.user_id
+   WHERE responsible_participant_id = NEW.id
+     AND responsible_user_id IS DISTINCT FROM NEW.user_id;
+  RETURN NULL;
+END
+$function$;
+
+CREATE TRIGGER participants_user_follow AFTER UPDATE OF user_id ON kip.participants
+  FOR EACH ROW WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id)
+  EXECUTE FUNCTION kip.participants_user_follow();
+
 CREATE FUNCTION kip_api.action_create(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql
@@ -277,19 +313,19 @@ BEGIN
            array_agg((x.p).id ORDER BY x.late, x.due, (x.a).id)
       INTO v_items, v_keys, v_plans
       FROM (SELECT a, p, late, due
-              FROM kip.participants rk
-              JOIN kip.actions a ON a.responsible_participant_id = rk.id
+              FROM kip.actions a
               JOIN kip.plans p ON p.id = a.plan_id
               CROSS JOIN LATERAL (SELECT CASE WHEN a.status IN ('open', 'in_progress') AND a.due_date < v_today
                                               THEN 0 ELSE 1 END AS late,
                                          coalesce(a.due_date, 'infinity'::date) AS due) k
-             WHERE rk.user_id = u.id
-               AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
+             WHERE a.responsible_user_id = u.id
+               AND EXISTS (SELECT 1 FROM kip.plan_access_rule(u.id, u.organisation_id, u.roles, p.id,
+                                                              p.owner_organisation_id))
                AND (v_status IS NULL OR a.status = v_status)
                AND a.status IN ('open', 'in_progress') AND a.due_date < v_today
                AND (v_due_before IS NULL OR a.due_date < v_due_before)
                AND (v_cursor IS NULL OR (k.late, k.due, a.id) > (c_late, c_due, c_id))
-             ORDER BY k.late, k.due, a.id
+             ORDER BY a.due_date, a.id
              LIMIT v_limit + 1) x
       JOIN kip.participants r ON r.id = (x.a).responsible_participant_id
       LEFT JOIN kip.participants c ON c.id = (x.p).coordinator_participant_id;
@@ -307,7 +343,8 @@ BEGIN
                                          coalesce(a.due_date, 'infinity'::date) AS due) k
              WHERE CASE WHEN v_scope = 'organisation' THEN rk.organisation_id = u.organisation_id
                         ELSE rk.user_id = u.id END
-               AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
+               AND EXISTS (SELECT 1 FROM kip.plan_access_rule(u.id, u.organisation_id, u.roles, p.id,
+                                                              p.owner_organisation_id))
                AND (v_status IS NULL OR a.status = v_status)
                AND (v_overdue IS NULL OR (k.late = 0) = v_overdue)
                AND (v_overdue IS NOT TRUE OR (a.status IN ('open', 'in_progress') AND a.due_date < v_today))

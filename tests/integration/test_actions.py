@@ -715,6 +715,37 @@ def test_my_actions_reflect_changes_at_once(jobcentre):
                                                 ("in_progress", "done", w.worker.user["id"])]
 
 
+def test_my_overdue_actions_follow_the_responsible_participant_and_its_user(jobcentre, pg, kipd):
+    """?overdue=true reads the caller's open actions through the user kept on
+    each action (migrations/027, kip.actions_responsible_user): handing an
+    action to someone else, and linking the responsible participant to
+    another user, move it between worklists at once, and the derived column
+    never shows in the history."""
+    w = jobcentre
+    late3, late1 = w.acts["a_late3"], w.acts["b_late1"]
+    assert _ids(_my(w.worker, overdue="true")) == [late3["id"], late1["id"]]
+    assert _ids(collect_all(w.worker, "/v1/me/actions", params={"overdue": "true"}, limit=1)) == \
+        [late3["id"], late1["id"]]
+    tov_own = [w.own["id"]]
+    assert _ids(_my(w.tov, overdue="true")) == tov_own
+    # Handed to the tovholder: off the caseworker's list, onto the tovholder's, in due-date order.
+    moved = _set(w.tov, late3, responsible_participant_id=w.plans[0]["coordinator"])
+    assert _ids(_my(w.worker, overdue="true")) == [late1["id"]]
+    assert _ids(_my(w.tov, overdue="true")) == [late3["id"], w.own["id"]]
+    _set(w.tov, moved, responsible_participant_id=w.pids[0])
+    assert _ids(_my(w.worker, overdue="true")) == [late3["id"], late1["id"]]
+    # No route changes a participant's user; the column follows one anyway.
+    _sql(pg, kipd, f"UPDATE kip.participants SET user_id = '{w.colleague.user['id']}' WHERE id = '{w.pids[1]}'")
+    assert _ids(_my(w.worker, overdue="true")) == [late3["id"]]
+    assert _ids(_my(w.colleague, overdue="true")) == [late1["id"]]
+    assert _sql(pg, kipd, "SELECT count(*) FROM kip.actions a JOIN kip.participants pa "
+                          "ON pa.id = a.responsible_participant_id "
+                          "WHERE a.responsible_user_id IS DISTINCT FROM pa.user_id") == "0"
+    for a in (late3, late1):
+        assert all(h["field"] != "responsible_user_id" for h in _history(w.tov, a["id"]))
+        assert "responsible_user_id" not in _get(w.tov, a["id"])
+
+
 def test_scope_organisation_for_a_colleague(jobcentre):
     w = jobcentre
     # Not a participant anywhere: nothing of their own ...
