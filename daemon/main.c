@@ -139,6 +139,10 @@ static void kipd_close_timers(void *data) {
   if (k->events != NULL) {
     events_t *e = k->events;
     k->events = NULL;
+    if (k->daily != NULL)
+      daily_set_events(k->daily, NULL);  /* a pass ending later must not tell a freed hub */
+    if (k->app != NULL)
+      events_attach(NULL, k->app);       /* nor a late reply */
     events_close(e, kipd_close_timers, k);
     return;
   }
@@ -494,6 +498,7 @@ static int kipd_listen(kipd_t *k) {
   if (rc != 0)
     return rc;
   events_attach(k->events, k->app);
+  daily_set_events(k->daily, k->events);  /* a pass that wrote events tells the streams */
   log_emit(LOG_INFO, "listening", json_pack("{s:s, s:i, s:s}", "url", url, "port", port,
                                             "admin_token_file", k->cfg.admin_token_file));
   notify_ready(url);  /* systemd Type=notify: READY=1 (util/notify.h) */

@@ -3,12 +3,14 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "app/events.h"
 #include "db/pg_tick.h"
 #include "util/log.h"
 
 struct daily_s {
   pg_tick_t *tick;
   daily_stats_t stats;
+  events_t *events;             /* told after a pass (borrowed; NULL: none) */
   void (*closed_cb)(void *data);
   void *closed_data;
 };
@@ -29,6 +31,7 @@ static bool daily__on_result(void *data, int err, PGresult *res) {
   if (err == 0) {
     json_t *counts = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     log_emit(LOG_INFO, "daily pass", json_pack("{s:o*}", "events", counts));
+    events_changed(d->events); /* it may have written events */
   } else if (err != -ECANCELED) {
     const char *why = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     log_emit(LOG_WARN, "daily pass failed; it runs again at the next interval",
@@ -64,6 +67,10 @@ void daily_close(daily_t *d, void (*cb)(void *data), void *data) {
   d->closed_cb = cb;
   d->closed_data = data;
   pg_tick_close(d->tick, daily__on_closed, d);
+}
+
+void daily_set_events(daily_t *d, struct events_s *events) {
+  d->events = events;
 }
 
 void daily_stats(const daily_t *d, daily_stats_t *out) {

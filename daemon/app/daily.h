@@ -28,6 +28,12 @@ void daily_stats(const daily_t *d, daily_stats_t *out);
 int daily_new(uv_loop_t *loop, pg_pool_t *pool, uint64_t first_ms, uint64_t interval_ms,
               daily_t **out) KIPD_MUST_CHECK;
 
+/* After every pass that succeeded, events_changed(events) tells the event
+ * streams (app/events.h). events is borrowed; NULL (before the hub exists,
+ * and before it is closed): nobody is told. */
+struct events_s;
+void daily_set_events(daily_t *d, struct events_s *events);
+
 /* Stop the timer; the object frees itself once its timer is closed and no
  * pass is in flight, then calls cb (may be NULL). */
 void daily_close(daily_t *d, void (*cb)(void *data), void *data);

@@ -47,7 +47,6 @@ struct events_s {
   events__stream_t *streams;
   unsigned n_streams;
   unsigned fetching;              /* fetches in flight */
-  long long latest;               /* the highest id notified */
   bool listening;
   bool closing;
   bool listen_closed;
@@ -264,18 +263,11 @@ static void events__on_ready(void *data, bool reconnected) {
   events__kick(hub, 0);
 }
 
-static void events__on_notify(void *data, const char *payload) {
-  events_t *hub = data;
-  char *end = NULL;
-  long long id = strtoll(payload, &end, 10);
-  if (end == payload || *end != '\0')
-    return;
-  if (id > hub->latest)
-    hub->latest = id;
-  /* Every stream looks: the outbox hands events out in the order of their
-   * transactions (kip.events_after), so an event with a lower id than a
-   * stream's position can still be new to it. One fetch per stream at a
-   * time; a notification during a fetch asks for one more after it. */
+/* Every stream looks: the outbox hands events out in the order of their
+ * transactions (kip.events_after), so an event with a lower id than a
+ * stream's position can still be new to it. One fetch per stream at a
+ * time; a change during a fetch asks for one more after it. */
+static void events__mark_all(events_t *hub) {
   bool any = false;
   for (events__stream_t *st = hub->streams; st != NULL; st = st->next) {
     st->dirty = true;
@@ -283,6 +275,13 @@ static void events__on_notify(void *data, const char *payload) {
   }
   if (any)
     events__kick(hub, 0);
+}
+
+/* A NOTIFY kip_events: some kipd committed a change that may have written
+ * events. The payload (empty from kipd's own NOTIFY) is not read. */
+static void events__on_notify(void *data, const char *payload) {
+  (void)payload;
+  events__mark_all(data);
 }
 
 static void events__on_down(void *data, const char *why) {
@@ -398,6 +397,16 @@ void events_stream_start(kreq_t *r, const char *after, const pg_stmt_t *fetch) {
 }
 
 /* ---- the hub ------------------------------------------------------------------------- */
+
+void events_changed(events_t *hub) {
+  if (hub == NULL || hub->closing)
+    return;
+  /* Listening: one NOTIFY on the LISTEN connection tells every kipd on the
+   * database, this one too (its own LISTEN receives it). Otherwise no
+   * other kipd can be told, but this one's streams look at once. */
+  if (!pg_listen_notify(hub->listen))
+    events__mark_all(hub);
+}
 
 void events_attach(events_t *events, app_t *app) {
   app->events = events;

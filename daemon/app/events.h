@@ -1,9 +1,15 @@
 /* events: the live event streams of GET /v1/events (Server-Sent Events).
  *
  * One events_t per kipd holds the open streams and one LISTEN connection
- * (db/pg_listen.h) on the channel kip_events, whose payload is the id of an
- * event committed to the outbox (kip.events) by any kipd on the database.
- * When a notification arrives, every stream behind that id is marked; a
+ * (db/pg_listen.h) on the channel kip_events. After every write request
+ * that succeeded (and every daily pass), kipd calls events_changed(), which
+ * sends NOTIFY kip_events (no payload) on that LISTEN connection: every kipd
+ * on the database, this one included, learns that events may have been
+ * committed to the outbox (kip.events). The writing transaction itself never
+ * notifies (PostgreSQL's notify lock would serialise every commit). A change
+ * written by something other than kipd is not announced; the streams find
+ * it at their next fetch (the heartbeat's).
+ * When a notification arrives, every stream is marked; a
  * zero-delay timer then runs one kip_api.events_fetch per marked stream
  * through the pool (a burst of notifications costs each stream one fetch,
  * and a stream never has two fetches in flight). The SQL authenticates the
@@ -54,6 +60,13 @@ void events_attach(events_t *events, app_t *app);
  * text/event-stream) or a problem; either way r is answered and must not be
  * replied to again. */
 void events_stream_start(kreq_t *r, const char *after, const pg_stmt_t *fetch);
+
+/* A change that may have written events committed (a write request
+ * answered < 400, a daily pass). While the LISTEN connection listens this
+ * sends NOTIFY kip_events on it (coalesced: at most one in flight, one more
+ * after it); otherwise this kipd's own streams look at once. hub may be
+ * NULL (no-op). */
+void events_changed(events_t *hub);
 
 /* For /metrics: streams open; whether LISTEN is in effect; reconnects of
  * the LISTEN connection since start. */

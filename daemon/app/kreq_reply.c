@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/events.h"
 #include "app/internal.h"
 #include "util/log.h"
 
@@ -29,6 +30,17 @@ void kreq_reply__release(kreq_t *r) {
   r->replied = true;
 }
 
+/* A request that may have written events: POST, PUT, PATCH, DELETE. */
+static bool kreq__writes(const char *method) {
+  return method != NULL && (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                            strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0);
+}
+
+/* Every reply passes here. After a write that succeeded (its transaction
+ * has committed: the answer came from it), the event streams of every kipd
+ * are told (events_changed(): one NOTIFY on the LISTEN connection, never in
+ * the writing transaction). An idempotent replay tells them again:
+ * harmless. */
 void kreq_reply_raw(kreq_t *r, int status, const char *content_type, const char *body, size_t len,
                     const http_header_t *headers, size_t n_headers) {
   http_header_t hdrs[8];
@@ -38,8 +50,11 @@ void kreq_reply_raw(kreq_t *r, int status, const char *content_type, const char 
   for (size_t i = 0; i < n_headers && n < KIPD_ARRAY_SIZE(hdrs); i++)
     hdrs[n++] = headers[i];
   http_request_t *req = r->http;
+  struct events_s *changed = status < 400 && kreq__writes(req->method) ? r->app->events : NULL;
   kreq_reply__release(r);
   http_respond(req, status, hdrs, n, body, len);
+  if (changed != NULL)
+    events_changed(changed);
 }
 
 void kreq_reply_json(kreq_t *r, int status, json_t *body, const http_header_t *headers,

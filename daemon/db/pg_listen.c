@@ -2,7 +2,9 @@
  *
  * Only asynchronous libpq calls: PQconnectStartParams/PQconnectPoll to
  * connect (re-reading PQsocket() after each poll), PQsendQuery + PQflush to
- * send LISTEN, PQconsumeInput/PQgetResult/PQnotifies to read. One
+ * send LISTEN and NOTIFY, PQconsumeInput/PQgetResult/PQnotifies to read.
+ * At most one NOTIFY is in flight; a pg_listen_notify() meanwhile sets
+ * notify_pending, and exactly one more is sent when it completes. One
  * dispatcher, listen__on_event(), switches on the state. The uv_poll_t is
  * on the heap because a new socket needs a new one while the old one is
  * still closing. A host name in the connection string is resolved on
@@ -20,7 +22,7 @@
 typedef enum pg_listen_state_e {
   PG_LISTEN_WAITING,      /* no connection; the backoff timer may be armed */
   PG_LISTEN_CONNECTING,   /* PQconnectPoll in progress */
-  PG_LISTEN_SUBSCRIBING,  /* LISTEN sent, its result not yet read */
+  PG_LISTEN_SUBSCRIBING,  /* SET + LISTEN sent, their results not yet read */
   PG_LISTEN_LISTENING,    /* LISTEN in effect: notifications arrive */
   PG_LISTEN_CLOSED,       /* pg_listen_close() was called */
 } pg_listen_state_t;
@@ -31,7 +33,8 @@ struct pg_listen_s {
   char *conninfo;
   char *channel;
   char *application_name;
-  char *listen_sql;
+  char *listen_sql;               /* SET synchronous_commit TO off; LISTEN <channel> */
+  char *notify_sql;               /* NOTIFY <channel> */
   pg_listen_config_t cfg;
   pg_listen_cbs_t cbs;
   void *data;
@@ -46,6 +49,8 @@ struct pg_listen_s {
   uint64_t rng;
   bool listened_once;
   bool listen_failed;           /* the LISTEN statement answered an error */
+  bool notify_in_flight;        /* a NOTIFY sent, its results not all read */
+  bool notify_pending;          /* pg_listen_notify() called meanwhile: one more */
   uint64_t reconnects;
 
   unsigned handles_open;
@@ -69,6 +74,7 @@ static void listen__maybe_free(pg_listen_t *l) {
   free(l->channel);
   free(l->application_name);
   free(l->listen_sql);
+  free(l->notify_sql);
   pg_resolve_plan_free(l->dns_plan);
   free(l);
   if (cb != NULL)
@@ -121,6 +127,8 @@ static int listen__watch(pg_listen_t *l, int events) {
 }
 
 static void listen__drop(pg_listen_t *l) {
+  l->notify_in_flight = false;
+  l->notify_pending = false;
   pg_resolve_abandon(l->dns);
   l->dns = NULL;
   listen__unwatch(l);
@@ -222,7 +230,8 @@ static void listen__connect(pg_listen_t *l) {
     uv_timer_start(&l->timer, listen__on_timer, l->cfg.connect_timeout_ms, 0);
 }
 
-/* Connected: send LISTEN. */
+/* Connected: send SET synchronous_commit TO off (the session's NOTIFY
+ * transactions need not wait for a WAL flush) and LISTEN. */
 static void listen__subscribe(pg_listen_t *l) {
   uv_timer_stop(&l->timer);
   if (PQsetnonblocking(l->pq, 1) != 0 || !PQsendQuery(l->pq, l->listen_sql)) {
@@ -259,7 +268,26 @@ static void listen__connect_step(pg_listen_t *l) {
 
 /* ---- reading ------------------------------------------------------------------ */
 
-/* Read what arrived: results (only LISTEN's), then notifications. */
+/* Send one NOTIFY (LISTENING, none in flight). Returns false when it could
+ * not be sent; the connection is then broken and the timer (idle while
+ * LISTENING) breaks it from the loop, so no callback runs in the caller. */
+static bool listen__send_notify(pg_listen_t *l) {
+  l->notify_pending = false;
+  if (!PQsendQuery(l->pq, l->notify_sql))
+    goto broken;
+  l->notify_in_flight = true;
+  int r = PQflush(l->pq);
+  if (r < 0 || listen__watch(l, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0)
+    goto broken;
+  return true;
+
+broken:
+  uv_timer_start(&l->timer, listen__on_timer, 0, 0);
+  return false;
+}
+
+/* Read what arrived: results (SET and LISTEN's while SUBSCRIBING, a
+ * NOTIFY's while LISTENING), then notifications. */
 static void listen__read(pg_listen_t *l, int events) {
   if (events & UV_WRITABLE) {
     int r = PQflush(l->pq);
@@ -296,11 +324,15 @@ static void listen__read(pg_listen_t *l, int events) {
           l->cbs.on_ready(l->data, again);
         if (l->state != PG_LISTEN_LISTENING)
           return; /* closed from the callback */
+      } else if (l->notify_in_flight) {
+        l->notify_in_flight = false; /* the NOTIFY's transaction is over */
       }
       break;
     }
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK)
+    /* While LISTENING only a NOTIFY's result comes; an error there is
+     * ignored (the next one may work, and the user's own catch-up fetches
+     * are the safety net). */
+    if (l->state == PG_LISTEN_SUBSCRIBING && PQresultStatus(res) != PGRES_COMMAND_OK)
       l->listen_failed = true;
     PQclear(res);
   }
@@ -310,8 +342,12 @@ static void listen__read(pg_listen_t *l, int events) {
       l->cbs.on_notify(l->data, n->extra);
     PQfreemem(n);
   }
-  if (l->state == PG_LISTEN_LISTENING && PQstatus(l->pq) == CONNECTION_BAD)
+  if (l->state == PG_LISTEN_LISTENING && PQstatus(l->pq) == CONNECTION_BAD) {
     listen__break(l, NULL);
+    return;
+  }
+  if (l->state == PG_LISTEN_LISTENING && l->notify_pending && !l->notify_in_flight)
+    listen__send_notify(l);
 }
 
 /* ---- the dispatcher ---------------------------------------------------------- */
@@ -350,6 +386,8 @@ static void listen__on_timer(uv_timer_t *timer) {
     listen__break(l, "timed out connecting");
   else if (l->state == PG_LISTEN_WAITING)
     listen__connect(l);
+  else if (l->state == PG_LISTEN_LISTENING)
+    listen__break(l, "cannot send NOTIFY"); /* listen__send_notify() failed */
 }
 
 /* ---- public ------------------------------------------------------------------- */
@@ -385,24 +423,28 @@ int pg_listen_new(uv_loop_t *loop, const pg_listen_config_t *cfg, const pg_liste
   l->conninfo = strdup(cfg->conninfo);
   l->channel = strdup(cfg->channel);
   l->application_name = cfg->application_name != NULL ? strdup(cfg->application_name) : NULL;
-  size_t sql_len = strlen(cfg->channel) + 8;
+  size_t sql_len = strlen(cfg->channel) + 48;
   l->listen_sql = malloc(sql_len);
-  if (l->conninfo == NULL || l->channel == NULL || l->listen_sql == NULL ||
+  l->notify_sql = malloc(sql_len);
+  if (l->conninfo == NULL || l->channel == NULL || l->listen_sql == NULL || l->notify_sql == NULL ||
       (cfg->application_name != NULL && l->application_name == NULL)) {
     free(l->conninfo);
     free(l->channel);
     free(l->application_name);
     free(l->listen_sql);
+    free(l->notify_sql);
     free(l);
     return -ENOMEM;
   }
-  snprintf(l->listen_sql, sql_len, "LISTEN %s", cfg->channel);
+  snprintf(l->listen_sql, sql_len, "SET synchronous_commit TO off; LISTEN %s", cfg->channel);
+  snprintf(l->notify_sql, sql_len, "NOTIFY %s", cfg->channel);
   int rc = pg_resolve_plan_new(l->conninfo, &l->dns_plan);
   if (rc != 0) {
     free(l->conninfo);
     free(l->channel);
     free(l->application_name);
     free(l->listen_sql);
+    free(l->notify_sql);
     free(l);
     return rc;
   }
@@ -426,6 +468,16 @@ int pg_listen_new(uv_loop_t *loop, const pg_listen_config_t *cfg, const pg_liste
 
 bool pg_listen_ready(const pg_listen_t *l) {
   return l->state == PG_LISTEN_LISTENING;
+}
+
+bool pg_listen_notify(pg_listen_t *l) {
+  if (l->state != PG_LISTEN_LISTENING)
+    return false;
+  if (l->notify_in_flight) {
+    l->notify_pending = true; /* sent when the one in flight completes */
+    return true;
+  }
+  return listen__send_notify(l);
 }
 
 uint64_t pg_listen_reconnects(const pg_listen_t *l) {

@@ -1,10 +1,19 @@
 /* db/pg_listen: one dedicated asynchronous libpq connection that LISTENs on
- * one channel and reports its notifications.
+ * one channel, reports its notifications, and sends NOTIFY on it.
  *
  * Knows no KIP word. It connects with PQconnectStartParams/PQconnectPoll
  * (a host name resolved on libuv's threadpool first, db/pg_resolve.h),
- * driven by a uv_poll_t, sends LISTEN with PQsendQuery, then reads with
- * PQconsumeInput and PQnotifies. No blocking libpq call is made. When the
+ * driven by a uv_poll_t, sends "SET synchronous_commit TO off; LISTEN
+ * <channel>" with PQsendQuery, then reads with PQconsumeInput and
+ * PQnotifies. No blocking libpq call is made.
+ *
+ * pg_listen_notify() sends "NOTIFY <channel>" (no payload) on this same
+ * connection, so a writer never has to NOTIFY in its own transaction (the
+ * notify lock PostgreSQL takes at commit serialises every such commit). The
+ * session's NOTIFY transactions commit asynchronously (synchronous_commit
+ * off): one would otherwise wait for a WAL flush. At most one NOTIFY is in
+ * flight; calls made meanwhile coalesce into exactly one more, sent when it
+ * completes. The listener receives its own NOTIFY too. When the
  * connection breaks (the server went away, the backend was terminated), it
  * reconnects with exponential backoff and jitter and LISTENs again.
  *
@@ -56,6 +65,16 @@ int pg_listen_new(uv_loop_t *loop, const pg_listen_config_t *cfg, const pg_liste
 
 /* True while LISTEN is in effect. */
 bool pg_listen_ready(const pg_listen_t *l);
+
+/* Send NOTIFY <channel> (no payload) on the LISTEN connection, without
+ * waiting: every listener on the channel, this one included, is notified
+ * once that NOTIFY commits, which is after this call. If a NOTIFY is in
+ * flight, exactly one more is sent when it completes (however many calls
+ * came meanwhile). Returns false, and sends nothing, when the connection is
+ * not LISTENING (or the send failed: the connection is then reconnected and
+ * on_ready runs again); true when a NOTIFY is sent or queued. An error
+ * answered to a NOTIFY is ignored. */
+bool pg_listen_notify(pg_listen_t *l);
 
 /* Reconnects made since start (for /metrics and tests). */
 uint64_t pg_listen_reconnects(const pg_listen_t *l);

@@ -1,6 +1,14 @@
 -- 05_outbox.sql: the outbox (kip.events, migrations/004 and 014) as the
--- integrations see it: one envelope per event, and the notification that a
--- new one is committed.
+-- integrations see it: one envelope per event, written in the transaction
+-- of the change it records, and read in the order of those transactions.
+--
+-- No trigger NOTIFYs here: a NOTIFY in the writing transaction makes its
+-- commit take PostgreSQL's database-wide notify lock and hold it through the
+-- WAL flush, so every write that records an event would commit one at a
+-- time (issue 12). kipd itself sends NOTIFY kip_events, with no payload, on
+-- its LISTEN connection after every write request that succeeded
+-- (daemon/app/events.c, events_changed). A change written by something else
+-- (psql) is not announced; the live streams find it at their next fetch.
 --
 -- Applied after the migrations, in file-name order, whenever the function
 -- files change (docs/architecture.md, "Schema layout"). Each function here
@@ -24,23 +32,6 @@ AS $function$
     'data', e.payload)
 $function$;
 
--- NOTIFY kip_events '<id>' for every new event. PostgreSQL delivers it when
--- the writing transaction commits, and never for one rolled back, so a
--- listener learns of exactly the committed events. The payload is only the
--- id: listeners read the event itself from the outbox, under the access rule.
-CREATE FUNCTION kip.events_notify()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-BEGIN
-  PERFORM pg_notify('kip_events', NEW.id::text);
-  RETURN NULL;
-END;
-$function$;
-
-CREATE TRIGGER events_notify AFTER INSERT ON kip.events
-  FOR EACH ROW EXECUTE FUNCTION kip.events_notify();
-
 -- Record one event in the outbox, in the caller's transaction, so it commits
 -- and rolls back with the change it records. The family functions
 -- (schema/functions/1x_*.sql) call it for every change a subscriber cares
@@ -59,7 +50,9 @@ CREATE FUNCTION kip.emit(p_kind text, p_plan_id uuid, p_resource_id uuid, p_payl
  LANGUAGE plpgsql
 AS $function$
 DECLARE
-  v_id bigint := nextval(pg_get_serial_sequence('kip.events', 'id'));
+  -- The sequence of kip.events.id (bigserial, migrations/004), by name: a
+  -- pg_get_serial_sequence() would look it up in the catalog at every call.
+  v_id bigint := nextval('kip.events_id_seq'::regclass);
 BEGIN
   INSERT INTO kip.events (id, kind, plan_id, resource_id, dedupe_key, payload)
   VALUES (v_id, p_kind, p_plan_id, p_resource_id,

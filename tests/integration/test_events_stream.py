@@ -1,7 +1,8 @@
 """The live event stream, GET /v1/events (issue 14, "Live events for the web
 UI"; docs/events-stream.md).
 
-Server-Sent Events fed by LISTEN/NOTIFY on one connection per kipd, resumed
+Server-Sent Events fed by LISTEN/NOTIFY on one connection per kipd (kipd
+NOTIFYs on it after each write request, never in the writing transaction), resumed
 with Last-Event-ID from the outbox, filtered by the access rule, with a
 heartbeat. Real kipd processes, a real PostgreSQL, real sockets.
 """
@@ -417,6 +418,42 @@ def test_a_terminated_listen_connection_reconnects_and_no_event_is_lost(kipd_fac
         assert "kipd_event_streams_open 1" in metrics
         later = _action(tov, plan)
         assert s.events_until(_is_assigned(later))[0]["data"]["resource_id"] == later["id"]
+    finally:
+        s.close()
+
+
+def test_while_the_listen_connection_is_down_a_change_through_this_kipd_reaches_its_streams(
+        kipd_factory, pg):
+    """kipd announces its own changes by a NOTIFY on its LISTEN connection.
+    While that connection is down (and cannot come back: the database takes
+    no new connections), a change made through the same kipd still reaches
+    its streams at once, not at the heartbeat's fetch (30 s here)."""
+    k = kipd_factory(name="nolisten", extra_args=["--events-heartbeat-s", "20"])
+    admin = kiptest.Api(k.url, k.admin_token(), name="admin")
+    tov = kiptest.create_user(admin, kiptest.create_org(admin), ["coordinator"])
+    plan = kiptest.create_plan(tov)
+    s = _opened(Stream(k.url, tov.token))
+    try:
+        a = _action(tov, plan)
+        s.events_until(_is_assigned(a))
+        before = kiptest.wait_until(lambda: _listen_backends(pg, k.db), 5, what="the LISTEN backend")
+        assert len(before) == 1
+        pg.psql(f"ALTER DATABASE {k.db} WITH ALLOW_CONNECTIONS false")
+        try:
+            pg.psql(f"SELECT pg_terminate_backend({before[0]})")
+            kiptest.wait_until(lambda: "kipd_event_listener_up 0" in requests.get(f"{k.url}/metrics", timeout=5).text,
+                               5, what="the listener down")
+            t0 = time.monotonic()
+            b = _action(tov, plan)        # the pool's connections are open already
+            s.events_until(_is_assigned(b), timeout=5)
+            assert time.monotonic() - t0 < 5
+            assert _listen_backends(pg, k.db) == []      # it came without the LISTEN connection
+            assert "kipd_event_listener_up 0" in requests.get(f"{k.url}/metrics", timeout=5).text
+        finally:
+            pg.psql(f"ALTER DATABASE {k.db} WITH ALLOW_CONNECTIONS true")
+        kiptest.wait_until(lambda: _listen_backends(pg, k.db), 15, what="the LISTEN backend back")
+        c = _action(tov, plan)
+        s.events_until(_is_assigned(c))
     finally:
         s.close()
 

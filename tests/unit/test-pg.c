@@ -1,7 +1,8 @@
 /* test-pg: db/ against a real PostgreSQL 15 (cluster_start into a temp dir).
  *
  * Covers the pool (prepared statements, errors, transactions, queue limits,
- * statement_timeout, close), pg_tick (a statement on a timer), sessions, migrations (concurrent runs, checksum
+ * statement_timeout, close), pg_tick (a statement on a timer), pg_listen (LISTEN, its own coalesced
+ * NOTIFY, reconnect), sessions, migrations (concurrent runs, checksum
  * changes, failing files) and the embedded cluster (kill -9 of the
  * postmaster, automatic restart, reconnect, stale postmaster, stop).
  * KIPD_TEST_PG_BINDIR gives the PostgreSQL binaries.
@@ -23,6 +24,7 @@
 
 #include "db/cluster.h"
 #include "db/migrate.h"
+#include "db/pg_listen.h"
 #include "db/pg_pool.h"
 #include "db/pg_tick.h"
 #include "tap.h"
@@ -928,6 +930,123 @@ static void test_tick(pg_pool_t *pool) {
   tap_ok(wait_for(flag_set, &timed.closed, 5000), "tick: closed");
 }
 
+/* ---- pg_listen ------------------------------------------------------------------ */
+
+typedef struct listen_state_s {
+  int ready;
+  int downs;
+  int notified;         /* notifications with an empty payload */
+  int notified_x;       /* with the payload "x" */
+  int other;
+  bool closed;
+} listen_state_t;
+
+static void listen_on_ready(void *data, bool reconnected) {
+  (void)reconnected;
+  ((listen_state_t *)data)->ready++;
+}
+
+static void listen_on_notify(void *data, const char *payload) {
+  listen_state_t *st = data;
+  if (payload[0] == '\0')
+    st->notified++;
+  else if (strcmp(payload, "x") == 0)
+    st->notified_x++;
+  else
+    st->other++;
+}
+
+static void listen_on_down(void *data, const char *why) {
+  (void)why;
+  ((listen_state_t *)data)->downs++;
+}
+
+static void listen_on_closed(void *data) {
+  ((listen_state_t *)data)->closed = true;
+}
+
+static bool listen_ready_1(void *p) {
+  return ((listen_state_t *)p)->ready >= 1;
+}
+static bool listen_ready_2(void *p) {
+  return ((listen_state_t *)p)->ready >= 2;
+}
+static bool listen_notified_2(void *p) {
+  return ((listen_state_t *)p)->notified >= 2;
+}
+static bool listen_notified_3(void *p) {
+  return ((listen_state_t *)p)->notified >= 3;
+}
+static bool listen_notified_x(void *p) {
+  return ((listen_state_t *)p)->notified_x >= 1;
+}
+static bool listen_down(void *p) {
+  return ((listen_state_t *)p)->downs >= 1;
+}
+
+/* Let the loop run for ms (what may still arrive, arrives). */
+static bool never(void *p) {
+  (void)p;
+  return false;
+}
+
+static const pg_stmt_t st_notify_x = {"t_notify_x", "SELECT pg_notify('t_chan', 'x')", 0};
+static const pg_stmt_t st_kill_listen = {
+  "t_kill_listen",
+  "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 't-listen'", 0};
+
+static void test_listen(const char *conninfo, pg_pool_t *pool) {
+  listen_state_t st = {0};
+  pg_listen_config_t cfg = {conninfo, "t_chan", "t-listen", 5000, 50, 200};
+  static const pg_listen_cbs_t cbs = {listen_on_ready, listen_on_notify, listen_on_down};
+  pg_listen_t *l = NULL;
+  tap_is_int(pg_listen_new(&loop, &cfg, &cbs, &st, &l), 0, "pg_listen_new");
+  if (l == NULL)
+    return;
+  tap_ok(!pg_listen_notify(l), "listen: notify before LISTEN is in effect sends nothing (false)");
+  tap_ok(wait_for(listen_ready_1, &st, 5000) && pg_listen_ready(l), "listen: ready");
+
+  /* Five calls in a row: one NOTIFY in flight, the other four coalesce into
+   * exactly one more after it. The listener receives its own. */
+  bool all = true;
+  for (int i = 0; i < 5; i++)
+    all = pg_listen_notify(l) && all;
+  tap_ok(all, "listen: notify while listening (sent or queued) is true");
+  tap_ok(wait_for(listen_notified_2, &st, 5000), "listen: its own NOTIFY arrives, no payload");
+  wait_for(never, NULL, 300);
+  tap_is_int(st.notified, 2, "listen: five calls, one in flight: exactly two NOTIFYs");
+  tap_ok(pg_listen_notify(l), "listen: notify after the last completed");
+  tap_ok(wait_for(listen_notified_3, &st, 5000), "listen: a new NOTIFY once none is in flight");
+  wait_for(never, NULL, 200);
+  tap_is_int(st.notified, 3, "listen: and only one");
+
+  /* Another session's notification, with a payload. */
+  result_t r;
+  tap_is_int(exec_wait(pool, &st_notify_x, NULL, &r), 0, "pg_notify from the pool");
+  tap_ok(wait_for(listen_notified_x, &st, 5000) && st.other == 0, "listen: another session's payload");
+
+  /* A terminated backend: on_down, notify is false while down, then LISTEN
+   * again (on_ready), and notify works on the new connection. */
+  pg_listen_notify(l); /* in flight when the backend goes: cleared with it */
+  pg_listen_notify(l);
+  tap_is_int(exec_wait(pool, &st_kill_listen, NULL, &r), 0, "terminate the LISTEN backend");
+  tap_ok(wait_for(listen_down, &st, 5000), "listen: on_down");
+  tap_ok(!pg_listen_ready(l) && !pg_listen_notify(l), "listen: notify while down is false");
+  tap_ok(wait_for(listen_ready_2, &st, 5000) && pg_listen_ready(l), "listen: ready again");
+  tap_ok(pg_listen_reconnects(l) == 1, "listen: one reconnect");
+  int before = st.notified;
+  tap_ok(pg_listen_notify(l), "listen: notify on the new connection");
+  wait_for(never, NULL, 300);
+  tap_is_int(st.notified, before + 1, "listen: it arrives, once");
+
+  pg_listen_notify(l); /* in flight at close: no callback after close */
+  int notified = st.notified;
+  pg_listen_close(l, listen_on_closed, &st);
+  tap_ok(wait_for(flag_set, &st.closed, 5000), "listen: closed");
+  wait_for(never, NULL, 100);
+  tap_is_int(st.notified, notified, "listen: no callback after close");
+}
+
 int main(void) {
   const char *bindir = getenv("KIPD_TEST_PG_BINDIR");
   if (bindir == NULL || bindir[0] == '\0')
@@ -973,6 +1092,7 @@ int main(void) {
   test_session(pool);
   test_exec(pool);
   test_tick(pool);
+  test_listen(conninfo, pool);
   char small_conninfo[700];
   snprintf(small_conninfo, sizeof(small_conninfo), "%s options='-c work_mem=12MB'", conninfo);
   pg_pool_t *small = new_pool(small_conninfo, 1, 1, 200, 1000, 50, 1000);
