@@ -91,7 +91,8 @@ BEGIN
   IF p.citizen_cpr_hmac IS NOT NULL THEN
     SELECT o.id INTO v_other FROM kip.plans o
      WHERE o.citizen_cpr_hmac = p.citizen_cpr_hmac AND o.id <> p.id AND o.status = 'active'
-       AND kip.plan_access(u.id, u.organisation_id, u.roles, o.id, o.owner_organisation_id)
+       AND EXISTS (SELECT 1 FROM kip.plan_access_rule(u.id, u.organisation_id, u.roles, o.id,
+                                                      o.owner_organisation_id))
      ORDER BY o.created_at DESC, o.id LIMIT 1;
     IF v_other IS NOT NULL THEN
       PERFORM kip.audit('plan.duplicate_warning', v_other, 'plan');
@@ -138,6 +139,28 @@ BEGIN
 END
 $function$;
 
+-- The filters of GET /v1/plans on one plan, as a set-returning SQL function
+-- (one row when the plan passes) so that the list inlines it into both
+-- branches of its access rule: the cursor (the last row of the page before),
+-- status, owning organisation, tovholder (by user), a name search (p_like, a
+-- LIKE pattern, or NULL) and a CPR number (by its blind index).
+CREATE FUNCTION kip.plan_list_filter(p kip.plans, p_ts timestamptz, p_id uuid, p_status text, p_org uuid,
+                                     p_coord uuid, p_like text, p_cpr_hmac text)
+ RETURNS SETOF boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT true
+   WHERE (p_ts IS NULL OR (p.created_at, p.id) < (p_ts, p_id))
+     AND (p_status IS NULL OR p.status = p_status)
+     AND (p_org IS NULL OR p.owner_organisation_id = p_org)
+     AND (p_coord IS NULL OR EXISTS (
+           SELECT 1 FROM kip.participants cp
+            WHERE cp.id = p.coordinator_participant_id AND cp.user_id = p_coord))
+     AND (p_like IS NULL OR p.citizen_name ILIKE p_like)
+     AND (p_cpr_hmac IS NULL OR p.citizen_cpr_hmac = p_cpr_hmac)
+$function$;
+
 -- The plans the caller may see, newest first. Audited with
 -- kip.audit_plans(): one row per plan shown, under the route's own action.
 CREATE FUNCTION kip_api.plan_list(p_ctx jsonb, p_query jsonb)
@@ -169,33 +192,35 @@ BEGIN
          array_agg(p.created_at::text || '|' || p.id ORDER BY p.created_at DESC, p.id DESC),
          array_agg(p.id ORDER BY p.created_at DESC, p.id DESC)
     INTO v_items, v_keys, v_ids
-    FROM (SELECT * FROM kip.plans p
-           -- The access rule kip.plan_access, evaluated as one set (no
-           -- function call per candidate): a caller without a plan role
-           -- sees nothing; otherwise the plans of the caller's organisation,
-           -- and the plans whose live KIP consent names the caller's
-           -- organisation as a contact, for coordinators and caseworkers
-           -- always, for the other roles only where the caller is an
-           -- active participant. Each part is found through its own index.
-           WHERE u.roles && ARRAY['coordinator', 'caseworker', 'integration']
-             AND p.id IN (SELECT o.id FROM kip.plans o WHERE o.owner_organisation_id = u.organisation_id
-                          UNION ALL
-                          SELECT cc.plan_id FROM kip.consents cc
-                           WHERE cc.contact_organisation_ids @> ARRAY[u.organisation_id]
-                             AND cc.superseded_at IS NULL AND cc.withdrawn_at IS NULL AND cc.kip_consent
-                             AND (u.roles && ARRAY['coordinator', 'caseworker']
-                                  OR EXISTS (SELECT 1 FROM kip.participants pa
-                                              WHERE pa.plan_id = cc.plan_id AND pa.user_id = u.id
-                                                AND pa.left_at IS NULL)))
-             AND (c.ts IS NULL OR (p.created_at, p.id) < (c.ts, c.id))
-             AND (v_status IS NULL OR p.status = v_status)
-             AND (v_org IS NULL OR p.owner_organisation_id = v_org)
-             AND (v_coord IS NULL OR EXISTS (
-                   SELECT 1 FROM kip.participants cp
-                    WHERE cp.id = p.coordinator_participant_id AND cp.user_id = v_coord))
-             AND (v_q IS NULL OR p.citizen_name ILIKE v_like)
-             AND (p_query->>'cpr_hmac' IS NULL OR p.citizen_cpr_hmac = p_query->>'cpr_hmac')
-           ORDER BY p.created_at DESC, p.id DESC LIMIT v_limit + 1) p
+    -- The access rule kip.plan_access, evaluated as two disjoint sets, each
+    -- read newest first through its own index and cut at the page's limit
+    -- before the two are merged (no function call per candidate, and no
+    -- candidate beyond the page read): a caller without a plan role sees
+    -- nothing; otherwise the plans of the caller's organisation
+    -- (plans_owner_page), and the other organisations' plans whose live KIP
+    -- consent names the caller's organisation as a contact (kip.plan_contacts,
+    -- migrations/028), for coordinators and caseworkers always, for the other
+    -- roles only where the caller is an active participant. The list's own
+    -- filters are kip.plan_list_filter, inlined into both.
+    FROM (SELECT * FROM (
+            (SELECT p.* FROM kip.plans p
+              WHERE u.roles && ARRAY['coordinator', 'caseworker', 'integration']
+                AND p.owner_organisation_id = u.organisation_id
+                AND EXISTS (SELECT 1 FROM kip.plan_list_filter(p, c.ts, c.id, v_status, v_org, v_coord, v_like,
+                                                               p_query->>'cpr_hmac'))
+              ORDER BY p.created_at DESC, p.id DESC LIMIT v_limit + 1)
+            UNION ALL
+            (SELECT p.* FROM kip.plan_contacts k JOIN kip.plans p ON p.id = k.plan_id
+              WHERE u.roles && ARRAY['coordinator', 'caseworker', 'integration']
+                AND k.organisation_id = u.organisation_id
+                AND p.owner_organisation_id <> u.organisation_id
+                AND (u.roles && ARRAY['coordinator', 'caseworker']
+                     OR EXISTS (SELECT 1 FROM kip.participants pa
+                                 WHERE pa.plan_id = p.id AND pa.user_id = u.id AND pa.left_at IS NULL))
+                AND EXISTS (SELECT 1 FROM kip.plan_list_filter(p, c.ts, c.id, v_status, v_org, v_coord, v_like,
+                                                               p_query->>'cpr_hmac'))
+              ORDER BY k.plan_created_at DESC, k.plan_id DESC LIMIT v_limit + 1)) b
+           ORDER BY b.created_at DESC, b.id DESC LIMIT v_limit + 1) p
    CROSS JOIN LATERAL (SELECT min(m.starts_at) AS next_meeting FROM kip.meetings m
                         WHERE m.plan_id = p.id AND m.status = 'planned' AND m.starts_at > now()) nm
    CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE a.status IN ('open', 'in_progress'))::integer

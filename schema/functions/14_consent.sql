@@ -4,6 +4,44 @@
 -- files change (docs/architecture.md, "Schema layout"). Each function here
 -- is defined in this file and nowhere else.
 
+-- kip.plan_contacts (migrations/028): one row per organisation that the
+-- plan's live KIP consent (not superseded, not withdrawn) names as a
+-- contact, with the plan's created_at, so the plan list reads the consent
+-- branch of the access rule newest first. Rebuilt for the plan whenever one
+-- of its consents is written (consent writes lock the plan row, so they come
+-- one at a time), and moved when a plan's created_at changes.
+CREATE FUNCTION kip.plan_contacts_sync()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_plan uuid;
+BEGIN
+  IF TG_TABLE_NAME = 'plans' THEN
+    v_plan := NEW.id;
+  ELSIF TG_OP = 'DELETE' THEN
+    v_plan := OLD.plan_id;
+  ELSE
+    v_plan := NEW.plan_id;
+  END IF;
+  DELETE FROM kip.plan_contacts WHERE plan_id = v_plan;
+  INSERT INTO kip.plan_contacts (organisation_id, plan_created_at, plan_id)
+  SELECT DISTINCT o.id, p.created_at, p.id
+    FROM kip.consents c
+    JOIN kip.plans p ON p.id = c.plan_id
+   CROSS JOIN LATERAL unnest(c.contact_organisation_ids) AS o(id)
+   WHERE c.plan_id = v_plan AND c.superseded_at IS NULL AND c.withdrawn_at IS NULL AND c.kip_consent;
+  RETURN NULL;
+END
+$function$;
+
+CREATE TRIGGER consents_plan_contacts AFTER INSERT OR UPDATE OR DELETE ON kip.consents
+  FOR EACH ROW EXECUTE FUNCTION kip.plan_contacts_sync();
+
+CREATE TRIGGER plans_plan_contacts AFTER UPDATE OF created_at ON kip.plans
+  FOR EACH ROW WHEN (OLD.created_at IS DISTINCT FROM NEW.created_at)
+  EXECUTE FUNCTION kip.plan_contacts_sync();
+
 CREATE FUNCTION kip_api.consent_record(p_ctx jsonb, p_plan_id uuid, p_body jsonb)
  RETURNS kip.reply
  LANGUAGE plpgsql

@@ -720,7 +720,7 @@ AS $function$
                           WHERE i.meeting_id = m.id AND i.participant_id = pa.id))
        ORDER BY pa.left_at IS NULL DESC, pa.joined_at DESC LIMIT 1) me
    WHERE m.starts_at >= p_from AND m.starts_at < p_to
-     AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id)
+     AND EXISTS (SELECT 1 FROM kip.plan_access_rule(u.id, u.organisation_id, u.roles, p.id, p.owner_organisation_id))
 $function$;
 
 CREATE FUNCTION kip_api.my_meetings(p_ctx jsonb, p_query jsonb)

@@ -152,3 +152,83 @@ def test_bad_cursor(coordinator):
 
 def test_unknown_query_parameter_is_400(coordinator):
     problem(coordinator.get("/v1/plans", params={"colour": "red"}), 400, "colour")
+
+
+# ---------------------------------------------------------------------------
+# The list against the access rule (issue 12: the consent branch is read
+# through kip.plan_contacts, migrations/028, newest first)
+
+def _listed(client, **params):
+    return [i["id"] for i in kiptest.collect_all(client, "/v1/plans", params=params or None, limit=2)]
+
+
+def _by_rule(pg, kipd, user, status=None):
+    """The plans kip.plan_access lets the user see, newest first: what the
+    list must show, page after page."""
+    where = f" AND p.status = '{status}'" if status else ""
+    ids = pg.psql(
+        "SELECT string_agg(p.id::text, ',' ORDER BY p.created_at DESC, p.id DESC) FROM kip.plans p, kip.users u "
+        f"WHERE u.id = '{user.user['id']}' AND kip.plan_access(u.id, u.organisation_id, u.roles, p.id, "
+        f"p.owner_organisation_id){where}", db=kipd.db)
+    return ids.split(",") if ids else []
+
+
+def test_the_list_is_exactly_the_access_rule_through_every_consent_change(pg, kipd, admin, make_org, make_user,
+                                                                           make_plan):
+    """Plans of a hospital whose consents name a jobcentre and a municipality,
+    then change: superseded, withdrawn, a plan moved in time. For each kind of
+    caller, every page of GET /v1/plans (limit 2, so the cursor crosses both
+    branches of the rule) equals the plans kip.plan_access lets them see,
+    newest first; and kip.plan_contacts holds exactly the live consents'
+    contacts."""
+    hospital, job, muni = make_org(), make_org(sector="municipality_jobcenter"), make_org()
+    tov = make_user(hospital, ["coordinator"])
+    job_cw = make_user(job, ["caseworker"])
+    job_int = make_user(job, ["integration"])
+    muni_coord = make_user(muni, ["coordinator"])
+    muni_plan = make_plan(muni_coord)                       # the municipality's own plan
+    plans = [make_plan(tov) for _ in range(6)]
+    consent = {"kip_consent": True, "form": "written", "given_at": "2025-03-01T12:00:00+01:00"}
+    for i, plan in enumerate(plans):
+        orgs = [job["id"]] + ([muni["id"]] if i % 2 else [])
+        r = tov.post(f"/v1/plans/{plan['id']}/consent", json=dict(consent, contact_organisation_ids=orgs))
+        assert r.status_code == 201, r.text
+    r = tov.post(f"/v1/plans/{plans[1]['id']}/participants",
+                 json={"kind": "professional", "role": "caseworker", "user_id": job_int.user["id"]})
+    assert r.status_code == 201, r.text
+    callers = (tov, job_cw, job_int, muni_coord)
+
+    def check():
+        for who in callers:
+            assert _listed(who) == _by_rule(pg, kipd, who), who.name
+            assert _listed(who, status="draft") == _by_rule(pg, kipd, who, "draft"), who.name
+        assert pg.psql("SELECT count(*) FROM ((SELECT organisation_id, plan_created_at, plan_id FROM kip.plan_contacts) "
+                       "EXCEPT ALL (SELECT DISTINCT o, p.created_at, p.id FROM kip.consents c "
+                       "JOIN kip.plans p ON p.id = c.plan_id, unnest(c.contact_organisation_ids) o "
+                       "WHERE c.superseded_at IS NULL AND c.withdrawn_at IS NULL AND c.kip_consent)) x",
+                       db=kipd.db) == "0"
+        assert pg.psql("SELECT count(*) FROM ((SELECT DISTINCT o, p.created_at, p.id FROM kip.consents c "
+                       "JOIN kip.plans p ON p.id = c.plan_id, unnest(c.contact_organisation_ids) o "
+                       "WHERE c.superseded_at IS NULL AND c.withdrawn_at IS NULL AND c.kip_consent) "
+                       "EXCEPT ALL (SELECT organisation_id, plan_created_at, plan_id FROM kip.plan_contacts)) x",
+                       db=kipd.db) == "0"
+
+    check()
+    assert set(_listed(job_cw)) == {p["id"] for p in plans}
+    assert _listed(job_int) == [plans[1]["id"]]                 # integration: only as a participant
+    assert set(_listed(muni_coord)) == {muni_plan["id"]} | {p["id"] for i, p in enumerate(plans) if i % 2}
+    # A new consent supersedes the old one: plan 2 now names the municipality only.
+    r = tov.post(f"/v1/plans/{plans[2]['id']}/consent", json=dict(consent, contact_organisation_ids=[muni["id"]]))
+    assert r.status_code == 201, r.text
+    check()
+    assert plans[2]["id"] not in _listed(job_cw) and plans[2]["id"] in _listed(muni_coord)
+    # Withdrawn: plan 3 leaves both other organisations' lists.
+    r = tov.post(f"/v1/plans/{plans[3]['id']}/consent/withdraw", json={})
+    assert r.status_code == 200, r.text
+    check()
+    assert plans[3]["id"] not in _listed(job_cw) + _listed(muni_coord)
+    # A plan whose created_at moves (as an import would set it) moves in every list.
+    pg.psql(f"UPDATE kip.plans SET created_at = created_at - interval '30 days' WHERE id = '{plans[5]['id']}'",
+            db=kipd.db)
+    check()
+    assert _listed(job_cw)[-1] == plans[5]["id"] and _listed(muni_coord)[-1] == plans[5]["id"]
