@@ -386,12 +386,18 @@ def _listen_backends(pg, db):
     return [int(x) for x in out.split()] if out else []
 
 
-def test_a_terminated_listen_connection_reconnects_and_no_event_is_lost(kipd_factory, new_db, pg):
-    k = kipd_factory(name="listen")
+def _own_kipd_with_a_stream(kipd_factory, name, extra_args=None):
+    """A kipd of the test's own (its LISTEN connection is the test's to
+    break), a tovholder with a plan there, and the tovholder's open stream."""
+    k = kipd_factory(name=name, extra_args=extra_args) if extra_args else kipd_factory(name=name)
     admin = kiptest.Api(k.url, k.admin_token(), name="admin")
     tov = kiptest.create_user(admin, kiptest.create_org(admin), ["coordinator"])
     plan = kiptest.create_plan(tov)
-    s = _opened(Stream(k.url, tov.token))
+    return k, tov, plan, _opened(Stream(k.url, tov.token))
+
+
+def test_a_terminated_listen_connection_reconnects_and_no_event_is_lost(kipd_factory, new_db, pg):
+    k, tov, plan, s = _own_kipd_with_a_stream(kipd_factory, "listen")
     try:
         a = _action(tov, plan)
         last = s.events_until(_is_assigned(a))[-1]["id"]
@@ -428,11 +434,7 @@ def test_while_the_listen_connection_is_down_a_change_through_this_kipd_reaches_
     While that connection is down (and cannot come back: the database takes
     no new connections), a change made through the same kipd still reaches
     its streams at once, not at the heartbeat's fetch (30 s here)."""
-    k = kipd_factory(name="nolisten", extra_args=["--events-heartbeat-s", "20"])
-    admin = kiptest.Api(k.url, k.admin_token(), name="admin")
-    tov = kiptest.create_user(admin, kiptest.create_org(admin), ["coordinator"])
-    plan = kiptest.create_plan(tov)
-    s = _opened(Stream(k.url, tov.token))
+    k, tov, plan, s = _own_kipd_with_a_stream(kipd_factory, "nolisten", ["--events-heartbeat-s", "20"])
     try:
         a = _action(tov, plan)
         s.events_until(_is_assigned(a))
